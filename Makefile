@@ -1,0 +1,64 @@
+# `make demo` and `make test` set up everything they need themselves: a virtualenv in .venv
+# (with the C extension built when a compiler is there), the Node packages of tests/, and,
+# for the tests, the system packages chromium and nodejs (scripts/ensure-system-packages.sh).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+# This machine's pip configuration names local indexes that may not exist; pip warns about
+# each of them on every install. Keep the output readable.
+PIP_FILTER := { grep -v 'is neither a file nor a directory' || true; }
+VENV := .venv
+BIN := $(VENV)/bin
+# Each stamp records one finished `pip install`; it is redone when the packaging changes.
+PACKAGING := pyproject.toml setup.py src/fullduplex/_speedups.c
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+NODE_STAMP := tests/node_modules/.installed
+# The pure-Python pass skips what does not depend on the masking code path and is slow.
+PURE_MARKERS := not slow and not browser
+
+.PHONY: demo test lint test-speedups test-pure system-packages clean
+
+demo: $(RUN_STAMP)
+	$(BIN)/python examples/push_demo.py
+
+test: lint test-speedups test-pure
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy --strict src
+
+test-speedups: $(TEST_STAMP) $(NODE_STAMP) system-packages
+	$(BIN)/pytest
+
+test-pure: $(TEST_STAMP)
+	FULLDUPLEX_NO_SPEEDUPS=1 $(BIN)/pytest -m "$(PURE_MARKERS)"
+
+system-packages:
+	scripts/ensure-system-packages.sh chromium nodejs npm
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "fullduplex needs Python >= 3.11; run make PYTHON=python3.11 ..." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV) \
+		&& scripts/ensure-system-packages.sh python3-venv && $(PYTHON) -m venv $(VENV); }
+
+$(RUN_STAMP): $(PACKAGING) | $(BIN)/python
+	$(BIN)/pip install -q -e '.[speed]' 2>&1 | $(PIP_FILTER)
+	@touch $@
+
+$(TEST_STAMP): $(PACKAGING) | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,speed]' 2>&1 | $(PIP_FILTER)
+	@touch $@ $(RUN_STAMP)
+
+$(NODE_STAMP): tests/package.json tests/package-lock.json
+	scripts/ensure-system-packages.sh nodejs npm
+	cd tests && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info tests/node_modules \
+		.pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find src tests examples bench -name __pycache__ -prune -exec rm -rf {} +
+	rm -f src/fullduplex/*.so

@@ -1,0 +1,1 @@
+"""I/O layers that drive the sans-I/O protocol: asyncio today."""

@@ -1,0 +1,22 @@
+"""The asyncio server and client."""
+
+from __future__ import annotations
+
+from .client import ClientConnection, WebSocketURI, connect, parse_uri
+from .connection import Data, Message, WebSocketConnection
+from .server import Handler, RequestHook, Server, ServerConnection, serve
+
+__all__ = [
+    "connect",
+    "ClientConnection",
+    "WebSocketURI",
+    "parse_uri",
+    "serve",
+    "Server",
+    "ServerConnection",
+    "Handler",
+    "RequestHook",
+    "WebSocketConnection",
+    "Message",
+    "Data",
+]

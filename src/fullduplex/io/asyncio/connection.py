@@ -1,0 +1,432 @@
+"""An open WebSocket connection on asyncio: the part both roles share.
+
+`WebSocketConnection` is the `asyncio.Protocol` of its TCP (or TLS, or Unix) transport. It
+feeds received bytes to the sans-I/O `Connection`, queues the messages it reports, writes what
+it queues, and owns every timer: keepalive pings, the close timeout. It makes no protocol
+decision itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any
+
+from ...exceptions import ConnectionClosedOK, InvalidState, PolicyViolation
+from ...protocol.connection import Connection, State
+from ...protocol.events import (
+    BinaryReceived,
+    CloseReceived,
+    ConnectionFailed,
+    PongReceived,
+    TextReceived,
+)
+from ...protocol.frames import CloseCode
+
+__all__ = ["WebSocketConnection", "Message", "Data"]
+
+logger = logging.getLogger("fullduplex")
+
+Message = str | bytes
+"""A received message: ``str`` for text, ``bytes`` for binary."""
+
+Data = str | bytes | bytearray | memoryview
+"""What `send` takes for one message: ``str`` is sent as text, the rest as binary."""
+
+class WebSocketConnection(asyncio.Protocol):
+    """An open WebSocket connection: receive with ``async for`` or `recv`, send with `send`.
+
+    Created by `serve` (for each client) and by `connect`; not instantiated directly.
+
+    Args:
+        protocol: the sans-I/O connection to drive.
+        ping_interval: seconds between keepalive pings; None disables them.
+        ping_timeout: seconds to wait for the pong before failing the connection with 1011.
+        close_timeout: seconds to wait for the closing handshake before dropping the transport.
+        max_queue: received messages buffered before reading pauses.
+        write_limit: bytes buffered for writing before `send` waits.
+    """
+
+    def __init__(
+        self,
+        protocol: Connection,
+        *,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float = 10,
+        max_queue: int = 32,
+        write_limit: int = 64 * 1024,
+    ) -> None:
+        self.protocol = protocol
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        self.transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._messages: collections.deque[Message] = collections.deque()
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._writing_paused = False
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._keepalive_handle: asyncio.TimerHandle | None = None
+        self._close_handle: asyncio.TimerHandle | None = None
+        self._send_lock: asyncio.Lock | None = None
+
+    # --- public API ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """CONNECTING, OPEN, CLOSING or CLOSED."""
+        return self.protocol.state
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated subprotocol, or None."""
+        return self.protocol.subprotocol
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as the socket reports it (``(host, port)`` for TCP)."""
+        return self.transport.get_extra_info("peername") if self.transport else None
+
+    @property
+    def local_address(self) -> Any:
+        """This end's address, as the socket reports it."""
+        return self.transport.get_extra_info("sockname") if self.transport else None
+
+    @property
+    def close_code(self) -> int | None:
+        """The peer's close code (1005: none given, 1006: no close frame); None while open."""
+        return self.protocol.close_code if self._closed.done() else None
+
+    @property
+    def close_reason(self) -> str:
+        """The reason the peer gave in its close frame, or an empty string."""
+        return self.protocol.close_reason
+
+    async def recv(self) -> Message:
+        """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        Messages received before the connection closed are all returned before it reports
+        the closure.
+
+        Raises:
+            ConnectionClosed: the connection is closed (`ConnectionClosedOK` after a normal
+                close); ``code`` and ``reason`` tell how.
+        """
+        while not self._messages:
+            if self._closed.done() or self.protocol.close_received is not None:
+                raise self.protocol.closed_error()
+            waiter = self._recv_waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+        message = self._messages.popleft()
+        if self._reading_paused and len(self._messages) <= self.max_queue // 4:
+            self._reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+        return message
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Message]:
+        """Yield messages until the connection closes: normally ends the loop, otherwise raises."""
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data]) -> None:
+        """Send one message, and wait while the write buffer is above its limit.
+
+        Args:
+            message: ``str`` for a text message, ``bytes``-like for binary, or an iterable or
+                async iterable of them (all ``str`` or all bytes-like) to send one message
+                in fragments, one frame per item.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+            TypeError: ``message`` has an unsupported type, or fragments mix types.
+        """
+        if isinstance(message, str):
+            self._send(self.protocol.send_text, message)
+        elif isinstance(message, bytes | bytearray | memoryview):
+            self._send(self.protocol.send_binary, message)
+        elif isinstance(message, Iterable):
+            await self._send_fragments(_aiter_sync(message))
+        elif isinstance(message, AsyncIterable):
+            await self._send_fragments(aiter(message))
+        else:
+            raise TypeError(f"cannot send {type(message).__name__}; use str or bytes")
+        if self._writing_paused:
+            await self._drain()
+
+    async def _send_fragments(self, fragments: AsyncIterator[Data]) -> None:
+        # One fragmented message at a time: other sends wait until its last frame is queued.
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        async with self._send_lock:
+            previous: Data | None = None
+            is_text = False
+            async for fragment in fragments:
+                if previous is None:
+                    is_text = isinstance(fragment, str)
+                    start = self.protocol.send_text if is_text else self.protocol.send_binary
+                    previous = fragment
+                    first = True
+                    continue
+                if isinstance(fragment, str) != is_text:
+                    raise TypeError("a fragmented message mixes str and bytes")
+                self._send(start if first else self.protocol.send_continuation, previous, fin=False)
+                first = False
+                previous = fragment
+                if self._writing_paused:
+                    await self._drain()
+            if previous is None:
+                return
+            self._send(start if first else self.protocol.send_continuation, previous, fin=True)
+
+    def _send(self, method: Any, data: Data, fin: bool = True) -> None:
+        try:
+            method(data, fin=fin)
+        except InvalidState:
+            if self.protocol.state is State.OPEN and self.protocol.close_sent is None:
+                raise
+            raise self.protocol.closed_error() from None
+        self._flush()
+
+    async def ping(self, data: str | bytes | None = None) -> float:
+        """Send a ping and wait for its pong.
+
+        Args:
+            data: the ping's payload (up to 125 bytes); four random bytes when None.
+
+        Returns:
+            The round-trip time in seconds.
+
+        Raises:
+            ConnectionClosed: the connection closed before the pong arrived.
+            ValueError: a ping with the same payload is still waiting for its pong.
+        """
+        payload = data.encode() if isinstance(data, str) else data if data is not None else os.urandom(4)
+        if payload in self._pings:
+            raise ValueError("a ping with this payload is already waiting for its pong")
+        self._send(lambda p, fin: self.protocol.send_ping(p), payload)
+        waiter: asyncio.Future[float] = self._loop.create_future()
+        self._pings[payload] = (waiter, time.monotonic())
+        return await waiter
+
+    async def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited pong, a one-way heartbeat (RFC 6455 §5.5.3).
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        payload = data.encode() if isinstance(data, str) else data
+        self._send(lambda p, fin: self.protocol.send_pong(p), payload)
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake and wait until the connection is closed.
+
+        Waits at most ``close_timeout`` for the peer before dropping the transport. Closing
+        an already closing or closed connection only waits.
+
+        Raises:
+            ValueError: the code may not be sent or the reason exceeds 123 UTF-8 bytes.
+        """
+        if self.protocol.state is State.OPEN and self.protocol.close_sent is None:
+            self.protocol.send_close(code, reason)
+            self._flush()
+        await asyncio.shield(self._closed)
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed (closing handshake done and transport closed)."""
+        await asyncio.shield(self._closed)
+
+    def fail(self, code: int = CloseCode.POLICY_VIOLATION, reason: str = "") -> None:
+        """Fail the connection at once with ``code`` (1008 by default): the application's
+        way to drop a peer that broke its rules."""
+        self.protocol.fail(_ApplicationFailure(code, reason))
+        self._flush()
+
+    # --- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(self.write_limit, self.write_limit // 4)
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        protocol.receive_data(data)
+        self._process_events()
+
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self._process_events()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.protocol.state is not State.CLOSED:
+            self.protocol.receive_eof()
+            self.protocol.events_received()
+        for handle in (self._keepalive_handle, self._close_handle):
+            if handle is not None:
+                handle.cancel()
+        error = self.protocol.closed_error()
+        for waiter, _ in self._pings.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+                waiter.exception()  # a ping nobody awaits must not log "exception never retrieved"
+        self._pings.clear()
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self._wake_receiver()
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _process_events(self) -> None:
+        for event in self.protocol.events_received():
+            kind = type(event)
+            if kind is TextReceived or kind is BinaryReceived:
+                self._messages.append(event.data)  # type: ignore[union-attr]
+            elif kind is PongReceived:
+                self._acknowledge_pings(event.data)  # type: ignore[union-attr]
+            elif kind is CloseReceived:
+                self._wake_receiver()
+            elif kind is ConnectionFailed:
+                self._log_failure(event.error)  # type: ignore[union-attr]
+                self._wake_receiver()
+            else:
+                self._handle_event(event)
+        if self._messages:
+            self._wake_receiver()
+            if len(self._messages) >= self.max_queue and not self._reading_paused:
+                self._reading_paused = True
+                assert self.transport is not None
+                self.transport.pause_reading()
+        self._flush()
+
+    def _handle_event(self, event: object) -> None:
+        """Handle the events only one role sees (the opening handshake's)."""
+
+    def _log_failure(self, error: Exception) -> None:
+        logger.debug("%s: connection failed: %s", self._describe_peer(), error)
+
+    def _describe_peer(self) -> str:
+        address = self.remote_address
+        if isinstance(address, tuple) and len(address) >= 2:
+            return f"{address[0]}:{address[1]}"
+        return str(address or "peer")
+
+    def _wake_receiver(self) -> None:
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _flush(self) -> None:
+        """Write what the protocol queued; close the transport or arm timers as it asks."""
+        protocol = self.protocol
+        output = protocol.data_to_send()
+        transport = self.transport
+        if transport is None:
+            return
+        if output:
+            transport.writelines(output)
+        if protocol.should_close_transport:
+            transport.close()
+        elif protocol.state is State.CLOSING and self._close_handle is None:
+            self._close_handle = self._loop.call_later(self.close_timeout, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        logger.debug("%s: closing handshake timed out", self._describe_peer())
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def _drain(self) -> None:
+        if self._closed.done():
+            raise self.protocol.closed_error()
+        if self._drain_waiter is None or self._drain_waiter.done():
+            self._drain_waiter = self._loop.create_future()
+        await asyncio.shield(self._drain_waiter)
+
+    def _acknowledge_pings(self, payload: bytes) -> None:
+        if payload not in self._pings:
+            return
+        now = time.monotonic()
+        # A pong answers its ping and every earlier one (RFC 6455 §5.5.3 allows skipping).
+        for key in list(self._pings):
+            waiter, sent_at = self._pings.pop(key)
+            if not waiter.done():
+                waiter.set_result(now - sent_at)
+            if key == payload:
+                break
+
+    def _start_keepalive(self) -> None:
+        """Begin the keepalive cycle once the connection is open."""
+        if self.ping_interval is not None:
+            self._keepalive_handle = self._loop.call_later(self.ping_interval, self._send_keepalive)
+
+    def _send_keepalive(self) -> None:
+        if self.protocol.state is not State.OPEN or self.protocol.close_sent is not None:
+            return
+        payload = os.urandom(4)
+        self.protocol.send_ping(payload)
+        self._flush()
+        waiter: asyncio.Future[float] = self._loop.create_future()
+        self._pings[payload] = (waiter, time.monotonic())
+        if self.ping_timeout is not None:
+            self._keepalive_handle = self._loop.call_later(self.ping_timeout, self._keepalive_timed_out, waiter)
+        waiter.add_done_callback(self._keepalive_answered)
+
+    def _keepalive_answered(self, waiter: asyncio.Future[float]) -> None:
+        if waiter.cancelled() or waiter.exception() is not None:
+            return
+        if self._keepalive_handle is not None:
+            self._keepalive_handle.cancel()
+        self._start_keepalive()
+
+    def _keepalive_timed_out(self, waiter: asyncio.Future[float]) -> None:
+        if waiter.done():
+            return
+        logger.debug("%s: no pong within %s s; closing", self._describe_peer(), self.ping_timeout)
+        self.protocol.fail(_KeepaliveTimeout(f"no pong within {self.ping_timeout} s"))
+        self._flush()
+
+
+class _KeepaliveTimeout(PolicyViolation):
+    close_code = CloseCode.INTERNAL_ERROR
+
+
+class _ApplicationFailure(PolicyViolation):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.close_code = code
+
+
+async def _aiter_sync(items: Iterable[Data]) -> AsyncIterator[Data]:
+    for item in items:
+        yield item
+

@@ -1,0 +1,329 @@
+"""The asyncio WebSocket server: `serve` listens, answers handshakes and runs a handler per client."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Literal
+
+from ...exceptions import ConnectionClosed
+from ...protocol.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, State
+from ...protocol.events import RequestReceived
+from ...protocol.extensions.permessage_deflate import ServerPerMessageDeflate
+from ...protocol.frames import CloseCode
+from ...protocol.handshake import ServerNegotiation, SubprotocolSelector
+from ...protocol.http11 import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, Request, Response
+from ...protocol.server import ServerProtocol
+from .connection import WebSocketConnection
+
+__all__ = ["serve", "Server", "ServerConnection", "Handler", "RequestHook"]
+
+logger = logging.getLogger("fullduplex")
+
+Handler = Callable[["ServerConnection"], Awaitable[None]]
+"""The application: called with each open connection; the connection closes when it returns."""
+
+RequestHook = Callable[["ServerConnection", Request], "Response | None | Awaitable[Response | None]"]
+"""Called with each request before the upgrade: return a `Response` to answer it with plain
+HTTP (a health check, a page, a refusal), or None to go on with the WebSocket handshake."""
+
+
+class ServerConnection(WebSocketConnection):
+    """One client's connection, as the server's handler sees it.
+
+    ``request`` is the client's upgrade request (``request.path``, ``request.headers``).
+    """
+
+    protocol: ServerProtocol
+
+    def __init__(self, server: Server, protocol: ServerProtocol, **options: Any) -> None:
+        super().__init__(protocol, **options)
+        self.server = server
+        self._task: asyncio.Task[None] | None = None
+        self._open_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def request(self) -> Request:
+        """The client's upgrade request."""
+        assert self.protocol.request is not None
+        return self.protocol.request
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server._connections.add(self)
+        # A client that never completes its request (slowloris) is dropped after open_timeout.
+        self._open_handle = self._loop.call_later(self.server.open_timeout, self._open_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+        self.server._connections.discard(self)
+
+    def _open_timed_out(self) -> None:
+        if self.protocol.state is State.CONNECTING and self.transport is not None:
+            logger.debug("%s: opening handshake timed out", self._describe_peer())
+            self.transport.abort()
+
+    def _handle_event(self, event: object) -> None:
+        if isinstance(event, RequestReceived):
+            self._task = self._loop.create_task(self._run(event.request))
+
+    def _log_failure(self, error: Exception) -> None:
+        if self.protocol.state is State.CLOSED and self.protocol.request is None:
+            logger.info("%s: bad handshake request: %s", self._describe_peer(), error)
+        else:
+            super()._log_failure(error)
+
+    async def _run(self, request: Request) -> None:
+        """Answer the handshake, then run the handler and close the connection."""
+        server = self.server
+        if server.process_request is not None:
+            try:
+                response = server.process_request(self, request)
+                if inspect.isawaitable(response):
+                    response = await response
+            except Exception:
+                logger.exception("process_request failed")
+                response = Response(500, [("Content-Type", "text/plain")], b"Internal Server Error\n")
+            if response is not None:
+                self.protocol.respond(response)
+                self._flush()
+                return
+        response = self.protocol.accept(server.extra_headers)
+        self._flush()
+        if response.status != 101:
+            return
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+        self._start_keepalive()
+        try:
+            await server.handler(self)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("connection handler failed")
+            await self.close(CloseCode.INTERNAL_ERROR)
+            return
+        await self.close()
+
+
+class Server:
+    """A listening WebSocket server; returned by `serve`.
+
+    Use it as an async context manager (``async with serve(...) as server``): leaving the
+    block closes every connection with 1001 and waits for them.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        negotiation: ServerNegotiation,
+        process_request: RequestHook | None,
+        extra_headers: Iterable[tuple[str, str]],
+        open_timeout: float,
+        close_timeout: float,
+        protocol_options: dict[str, Any],
+        connection_options: dict[str, Any],
+    ) -> None:
+        self.handler = handler
+        self.negotiation = negotiation
+        self.process_request = process_request
+        self.extra_headers = tuple(extra_headers)
+        self.open_timeout = open_timeout
+        self.close_timeout = close_timeout
+        self._protocol_options = protocol_options
+        self._connection_options = connection_options
+        self._connections: set[ServerConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    def _new_connection(self) -> ServerConnection:
+        protocol = ServerProtocol(self.negotiation, **self._protocol_options)
+        return ServerConnection(self, protocol, close_timeout=self.close_timeout, **self._connection_options)
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        """The listening sockets."""
+        return tuple(self._server.sockets) if self._server is not None else ()
+
+    @property
+    def connections(self) -> frozenset[ServerConnection]:
+        """The connections currently open or opening."""
+        return frozenset(self._connections)
+
+    @property
+    def port(self) -> int:
+        """The TCP port of the first listening socket (handy after binding port 0)."""
+        return int(self.sockets[0].getsockname()[1])
+
+    def close(self, code: int = CloseCode.GOING_AWAY, reason: str = "") -> None:
+        """Stop listening and start closing every connection with ``code`` (1001 by default);
+        `wait_closed` waits for the end."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._server is not None:
+            self._server.close()
+        connections = list(self._connections)
+        for connection in connections:
+            if connection.state is State.OPEN and connection.protocol.close_sent is None:
+                connection.protocol.send_close(code, reason)
+                connection._flush()
+            elif connection.state is State.CONNECTING and connection.transport is not None:
+                connection.transport.close()
+        tasks = [c._task for c in connections if c._task is not None]
+        waits = [c.wait_closed() for c in connections]
+        if tasks or waits:
+            _, pending = await asyncio.wait(
+                [*tasks, *(asyncio.ensure_future(w) for w in waits)], timeout=self.close_timeout
+            )
+            for task in pending:
+                task.cancel()
+            for connection in connections:
+                if connection.transport is not None and not connection._closed.done():
+                    connection.transport.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until `close` has finished."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled (for example by Ctrl-C under `asyncio.run`)."""
+        assert self._server is not None
+        try:
+            await self._server.serve_forever()
+        except asyncio.CancelledError:
+            self.close()
+            await self.wait_closed()
+            raise
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class serve:  # noqa: N801 -- used as a function: ``async with serve(...)`` or ``await serve(...)``
+    """Start a WebSocket server on ``host:port`` (or a Unix socket) running ``handler``.
+
+    ::
+
+        async def echo(ws):
+            async for message in ws:
+                await ws.send(message)
+
+        async with serve(echo, "127.0.0.1", 8000) as server:
+            await server.serve_forever()
+
+    Args:
+        handler: coroutine function called with each open `ServerConnection`.
+        host, port: where to listen; port 0 picks a free port (see `Server.port`).
+        unix_path: listen on this Unix socket path instead of TCP.
+        ssl: an `ssl.SSLContext` to serve ``wss://``.
+        origins: allowed ``Origin`` values (403 otherwise); None allows every origin.
+        subprotocols: supported subprotocols, by preference.
+        select_subprotocol: a function choosing among the client's subprotocols.
+        compression: ``"deflate"`` to accept permessage-deflate, None to refuse it.
+        process_request: a hook answering plain HTTP requests on the same port.
+        extra_headers: headers added to every 101 response.
+        max_size: largest incoming message in bytes (1009 beyond); None for no limit.
+        max_frame_size: largest incoming frame payload; None for no limit but ``max_size``.
+        max_fragments: largest number of frames per incoming message.
+        max_header_bytes, max_headers: limits on the request head (431 beyond).
+        open_timeout: seconds a client has to complete its upgrade request.
+        close_timeout: seconds to wait for a closing handshake or for handlers at shutdown.
+        ping_interval, ping_timeout: keepalive pings; None disables them.
+        max_queue: received messages buffered per connection before reading pauses.
+        write_limit: bytes buffered for writing before `send` waits.
+        backlog: the listen backlog.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str | Sequence[str] | None = None,
+        port: int | None = None,
+        *,
+        unix_path: str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        origins: Sequence[str | None] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SubprotocolSelector | None = None,
+        compression: Literal["deflate"] | None = "deflate",
+        process_request: RequestHook | None = None,
+        extra_headers: Iterable[tuple[str, str]] = (),
+        max_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_frame_size: int | None = None,
+        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        max_headers: int = DEFAULT_MAX_HEADERS,
+        open_timeout: float = 10,
+        close_timeout: float = 10,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        max_queue: int = 32,
+        write_limit: int = 64 * 1024,
+        backlog: int = 1024,
+    ) -> None:
+        if compression not in ("deflate", None):
+            raise ValueError(f"unsupported compression {compression!r}; use 'deflate' or None")
+        negotiation = ServerNegotiation(
+            origins=origins,
+            subprotocols=subprotocols,
+            select_subprotocol=select_subprotocol,
+            extensions=[ServerPerMessageDeflate()] if compression == "deflate" else [],
+        )
+        self._server = Server(
+            handler,
+            negotiation=negotiation,
+            process_request=process_request,
+            extra_headers=extra_headers,
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+            protocol_options=dict(
+                max_header_bytes=max_header_bytes,
+                max_headers=max_headers,
+                max_message_size=max_size,
+                max_frame_size=max_frame_size,
+                max_fragments=max_fragments,
+            ),
+            connection_options=dict(
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+                max_queue=max_queue,
+                write_limit=write_limit,
+            ),
+        )
+        self._address = (host, port, unix_path)
+        self._listen_options: dict[str, Any] = dict(ssl=ssl, backlog=backlog)
+
+    async def _start(self) -> Server:
+        loop = asyncio.get_running_loop()
+        factory = self._server._new_connection
+        host, port, unix_path = self._address
+        if unix_path is not None:
+            listener = await loop.create_unix_server(factory, unix_path, **self._listen_options)
+        else:
+            listener = await loop.create_server(factory, host, port, **self._listen_options)
+        self._server._server = listener
+        return self._server
+
+    def __await__(self) -> Any:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self._start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._server.__aexit__(*exc_info)

@@ -1,0 +1,503 @@
+"""The WebSocket connection state machine shared by both roles (RFC 6455 §5-§7), sans-I/O.
+
+Theory of operation
+-------------------
+The I/O layer feeds received bytes to `receive_data` (and the end of the stream to
+`receive_eof`), then reads `events_received()` and writes `data_to_send()`. Application
+sends (`send_text`, `send_close` ...) also only queue bytes. Nothing here blocks, sleeps or
+touches a socket; time is the I/O layer's, asked for through `close_expected()`.
+
+States move only forward::
+
+    CONNECTING --handshake ok--> OPEN --close sent or received--> CLOSING --EOF--> CLOSED
+         \\--handshake failed / EOF--------------------------------------------------^
+
+The table `_TRANSITIONS` lists every allowed move. When the peer breaks the protocol, the
+connection is *failed* (§7.1.7): it queues a close frame with the error's code, drops any
+further data messages, and waits in CLOSING for the peer's close frame or the end of stream.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import os
+from collections.abc import Sequence
+
+from ..exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    FullDuplexError,
+    InvalidPayload,
+    InvalidState,
+    MessageTooBig,
+    PolicyViolation,
+    ProtocolViolation,
+)
+from .events import (
+    BinaryReceived,
+    CloseReceived,
+    ConnectionFailed,
+    Event,
+    PingReceived,
+    PongReceived,
+    TextReceived,
+)
+from .extensions.base import Extension
+from .frames import (
+    MAX_CONTROL_PAYLOAD,
+    CloseCode,
+    Frame,
+    FrameParser,
+    Opcode,
+    parse_close_payload,
+    serialize_close_payload,
+    serialize_frame,
+)
+
+__all__ = [
+    "State",
+    "Connection",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_FRAGMENTS",
+]
+
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+"""Largest message accepted by default (1 MiB), after decompression."""
+
+DEFAULT_MAX_FRAGMENTS = 65536
+"""Largest number of frames one message may be split into by default."""
+
+Buffer = bytes | bytearray | memoryview
+
+
+class State(enum.IntEnum):
+    """Connection states; the values match the WHATWG ``readyState`` numbers."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+_TRANSITIONS: dict[State, frozenset[State]] = {
+    State.CONNECTING: frozenset({State.OPEN, State.CLOSED}),
+    State.OPEN: frozenset({State.CLOSING, State.CLOSED}),
+    State.CLOSING: frozenset({State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
+
+_UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
+
+
+class Connection:
+    """The part of a WebSocket connection that both roles share: frames, messages, closing.
+
+    Use `ServerProtocol` or `ClientProtocol`, which add each role's opening handshake.
+
+    Args:
+        is_client: True for the client role (masks frames it sends, refuses masked frames).
+        max_message_size: largest message accepted, in bytes after decompression; a larger
+            one fails the connection with 1009 before its excess is buffered. None: no limit.
+        max_frame_size: largest frame payload accepted, in bytes. None: no limit.
+        max_fragments: largest number of frames per message (1009 beyond).
+    """
+
+    def __init__(
+        self,
+        *,
+        is_client: bool,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_frame_size: int | None = None,
+        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
+    ) -> None:
+        self.is_client = is_client
+        self.state = State.CONNECTING
+        self.max_message_size = max_message_size if max_message_size is not None else 2**63 - 1
+        self.max_frame_size = max_frame_size if max_frame_size is not None else 2**63 - 1
+        self.max_fragments = max_fragments
+        self.extensions: Sequence[Extension] = ()
+        """The extensions negotiated in the handshake, in order."""
+        self.subprotocol: str | None = None
+        """The subprotocol negotiated in the handshake, or None."""
+        self.close_sent: tuple[int, str] | None = None
+        """The code and reason of the close frame this side sent, once sent."""
+        self.close_received: tuple[int, str] | None = None
+        """The code and reason of the peer's close frame, once received."""
+        self.failure: FullDuplexError | None = None
+        """Why the connection failed, if it did."""
+        self.should_close_transport = False
+        """True once the I/O layer should close the transport, after writing `data_to_send()`."""
+        self._parser = FrameParser(expect_masked=not is_client)
+        self._events: list[Event] = []
+        self._output: list[Buffer] = []
+        # The message being received: its opcode (None between messages), bytes, fragments.
+        self._message_opcode: int | None = None
+        self._message_parts = bytearray()
+        self._message_fragments = 0
+        self._utf8_decoder: codecs.IncrementalDecoder | None = None
+        # Validates the head frame's text while it arrives; how many of its bytes it has seen.
+        self._partial_decoder: codecs.IncrementalDecoder | None = None
+        self._partial_validated = 0
+        self._sending_fragmented = False
+
+    # --- state ---------------------------------------------------------------------------
+
+    def _set_state(self, state: State) -> None:
+        if state not in _TRANSITIONS[self.state]:
+            raise AssertionError(f"illegal transition {self.state.name} -> {state.name}")
+        self.state = state
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code to report: the peer's, 1005 if its close had none, 1006 if it never
+        sent one and the connection is closed, None while the connection is still open."""
+        if self.close_received is not None:
+            return self.close_received[0]
+        if self.state is State.CLOSED:
+            return CloseCode.ABNORMAL_CLOSURE
+        return None
+
+    @property
+    def close_reason(self) -> str:
+        """The reason in the peer's close frame, or an empty string."""
+        return self.close_received[1] if self.close_received is not None else ""
+
+    @property
+    def was_clean(self) -> bool:
+        """Whether the closing handshake completed: a close frame went each way."""
+        return self.close_sent is not None and self.close_received is not None
+
+    def closed_error(self) -> ConnectionClosed:
+        """Return the exception that reports this connection's closure to the application."""
+        code = self.close_code or CloseCode.ABNORMAL_CLOSURE
+        error = ConnectionClosedOK if self.was_clean and code in (1000, 1001, 1005) else ConnectionClosedError
+        return error(code, self.close_reason, self.was_clean)
+
+    def close_expected(self) -> bool:
+        """Whether the I/O layer should start its close timer.
+
+        True when this side waits for the peer: for its close frame after sending one, or, on
+        the client, for the server to end the TCP connection after the closing handshake
+        (RFC 6455 §7.1.1). When the timer fires, the I/O layer closes the transport itself.
+        """
+        return self.state is State.CLOSING
+
+    # --- I/O layer input -----------------------------------------------------------------
+
+    def receive_data(self, data: Buffer) -> None:
+        """Take bytes received from the network.
+
+        Afterwards, read `events_received()` and write `data_to_send()`. The peer's protocol
+        errors never raise here: they fail the connection and appear as `ConnectionFailed`.
+        """
+        if self.state is State.CLOSED or self.should_close_transport:
+            return
+        if self.state is State.CONNECTING:
+            self._receive_handshake_data(data)
+            return
+        self._parser.feed(data)
+        self._parse_frames()
+
+    def receive_eof(self) -> None:
+        """Take the end of the stream: the peer closed its side of the TCP connection."""
+        if self.state is State.CLOSED:
+            return
+        if self.state is State.CONNECTING:
+            self._receive_handshake_eof()
+        if self.state is not State.CLOSED:
+            self._set_state(State.CLOSED)
+        self.should_close_transport = True
+
+    def events_received(self) -> list[Event]:
+        """Return and forget the events produced since the last call."""
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> list[Buffer]:
+        """Return and forget the bytes queued for the network, as buffers to write in order."""
+        output, self._output = self._output, []
+        return output
+
+    # --- sending -------------------------------------------------------------------------
+
+    def send_text(self, data: str | Buffer, *, fin: bool = True) -> None:
+        """Queue a text message, or its first fragment when ``fin`` is False.
+
+        Args:
+            data: the text; bytes are taken as already UTF-8 encoded.
+
+        Raises:
+            InvalidState: the connection is not open, or a fragmented message is unfinished.
+        """
+        self._send_data(Opcode.TEXT, data.encode() if isinstance(data, str) else data, fin)
+
+    def send_binary(self, data: Buffer, *, fin: bool = True) -> None:
+        """Queue a binary message, or its first fragment when ``fin`` is False.
+
+        Raises:
+            InvalidState: the connection is not open, or a fragmented message is unfinished.
+        """
+        self._send_data(Opcode.BINARY, data, fin)
+
+    def send_continuation(self, data: str | Buffer, *, fin: bool) -> None:
+        """Queue the next fragment of the message started with ``fin=False``.
+
+        Raises:
+            InvalidState: no fragmented message is in progress, or the connection is not open.
+        """
+        if not self._sending_fragmented:
+            raise InvalidState("no fragmented message is in progress")
+        self._send_data(Opcode.CONTINUATION, data.encode() if isinstance(data, str) else data, fin)
+
+    def _send_data(self, opcode: int, data: Buffer, fin: bool) -> None:
+        if self.state is not State.OPEN or self.close_sent is not None:
+            raise InvalidState(f"cannot send a message: the connection is {self.state.name}")
+        if (opcode == Opcode.CONTINUATION) != self._sending_fragmented:
+            raise InvalidState("a fragmented message is in progress; finish it first")
+        self._sending_fragmented = not fin
+        if self.extensions:
+            frame = Frame(opcode, bytes(data), fin)
+            for extension in self.extensions:
+                frame = extension.encode(frame)
+            self._send_frame(frame.opcode, frame.payload, frame.fin, frame.rsv1)
+        else:
+            self._send_frame(opcode, data, fin, False)
+
+    def send_ping(self, data: Buffer = b"") -> None:
+        """Queue a ping carrying up to 125 bytes.
+
+        Raises:
+            ValueError: ``data`` exceeds 125 bytes.
+            InvalidState: the connection is not open.
+        """
+        self._send_control(Opcode.PING, data)
+
+    def send_pong(self, data: Buffer = b"") -> None:
+        """Queue an unsolicited pong (a one-way heartbeat, RFC 6455 §5.5.3).
+
+        Raises:
+            ValueError: ``data`` exceeds 125 bytes.
+            InvalidState: the connection is not open.
+        """
+        self._send_control(Opcode.PONG, data)
+
+    def _send_control(self, opcode: int, data: Buffer) -> None:
+        if len(data) > MAX_CONTROL_PAYLOAD:
+            raise ValueError(f"control frame payload of {len(data)} bytes exceeds 125")
+        if self.state is not State.OPEN or self.close_sent is not None:
+            raise InvalidState(f"cannot send a control frame: the connection is {self.state.name}")
+        self._send_frame(opcode, data, True, False)
+
+    def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start (or answer) the closing handshake with ``code`` and ``reason``.
+
+        Raises:
+            ValueError: the code may not be sent or the reason exceeds 123 UTF-8 bytes.
+            InvalidState: a close frame was already sent, or the handshake has not completed.
+        """
+        payload = serialize_close_payload(code, reason)
+        if self.state not in (State.OPEN, State.CLOSING) or self.close_sent is not None:
+            raise InvalidState(f"cannot send a close frame: the connection is {self.state.name}")
+        self._send_frame(Opcode.CLOSE, payload, True, False)
+        self.close_sent = (code, reason)
+        if self.state is State.OPEN:
+            self._set_state(State.CLOSING)
+        if self.close_received is not None and not self.is_client:
+            # RFC 6455 §7.1.1: once both close frames crossed, the server ends the TCP connection.
+            self.should_close_transport = True
+
+    def fail(self, error: FullDuplexError) -> None:
+        """Fail the connection (RFC 6455 §7.1.7) because of ``error``.
+
+        Queues a close frame with the error's ``close_code`` (1011 for errors without one)
+        and emits `ConnectionFailed`. Further data messages from the peer are dropped.
+        """
+        if self.failure is not None:
+            # A second error while waiting for the peer's close: give up on a clean close.
+            self.should_close_transport = True
+            return
+        self.failure = error
+        self._events.append(ConnectionFailed(error))
+        if self.state is State.CONNECTING:
+            self._set_state(State.CLOSED)
+            self.should_close_transport = True
+            return
+        if self.close_sent is None and self.state is not State.CLOSED:
+            code = getattr(error, "close_code", CloseCode.INTERNAL_ERROR)
+            self.send_close(code, _short_reason(str(error)))
+        if self.close_received is not None:
+            self.should_close_transport = True
+
+    def _send_frame(self, opcode: int, payload: Buffer, fin: bool, rsv1: bool) -> None:
+        mask = os.urandom(4) if self.is_client else None
+        self._output.extend(serialize_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask))
+
+    # --- receiving -----------------------------------------------------------------------
+
+    def _receive_handshake_data(self, data: Buffer) -> None:
+        raise NotImplementedError  # each role implements its own handshake
+
+    def _receive_handshake_eof(self) -> None:
+        raise NotImplementedError  # each role implements its own handshake
+
+    def _start_frames(self, leftover: Buffer) -> None:
+        """Enter OPEN after the handshake; parse any frame bytes that came with it."""
+        self._set_state(State.OPEN)
+        if leftover:
+            self._parser.feed(leftover)
+            self._parse_frames()
+
+    def _parse_frames(self) -> None:
+        parser = self._parser
+        try:
+            while not self.should_close_transport:
+                budget = self.max_message_size - len(self._message_parts)
+                if self.max_frame_size < budget:
+                    budget = self.max_frame_size
+                frame = parser.next_frame(budget)
+                if frame is None:
+                    if parser.buffered and not self.extensions and self.failure is None:
+                        self._check_partial_text()
+                    return
+                self._partial_decoder = None
+                self._partial_validated = 0
+                self._receive_frame(frame)
+        except (ProtocolViolation, PolicyViolation) as exc:
+            self.fail(exc)
+            if parser.refused_opcode == Opcode.CLOSE:
+                # The peer sent its (invalid) close frame: it expects no more, so don't wait.
+                self.should_close_transport = True
+
+    def _receive_frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if frame.rsv2 or frame.rsv3 or (frame.rsv1 and not self.extensions):
+            raise ProtocolViolation("reserved bits set without a negotiated extension")
+        if opcode >= 0x8:
+            if frame.rsv1:
+                raise ProtocolViolation("RSV1 set on a control frame")
+            self._receive_control(frame)
+            return
+        if opcode == Opcode.CONTINUATION:
+            if self._message_opcode is None:
+                raise ProtocolViolation("continuation frame without a message to continue")
+        elif self._message_opcode is not None:
+            raise ProtocolViolation("new message started before the previous one finished")
+        else:
+            self._message_opcode = opcode
+        if self.extensions:
+            budget = self.max_message_size - len(self._message_parts)
+            for extension in reversed(self.extensions):
+                frame = extension.decode(frame, max_size=budget)
+        if self.close_received is not None or self.failure is not None:
+            # RFC 6455 §5.5.1: after a close frame, data is ignored; after a failure, too.
+            self._end_message()
+            return
+        self._receive_fragment(frame.payload, frame.fin)
+
+    def _receive_fragment(self, payload: bytes, fin: bool) -> None:
+        message_opcode = self._message_opcode
+        if fin and not self._message_fragments:
+            # The common case, a message in one frame: no copy into the message buffer.
+            self._message_opcode = None
+            if message_opcode == Opcode.TEXT:
+                try:
+                    text = payload.decode()
+                except UnicodeDecodeError as exc:
+                    raise InvalidPayload(f"invalid UTF-8 in text message: {exc.reason}") from exc
+                self._events.append(TextReceived(text))
+            else:
+                self._events.append(BinaryReceived(payload))
+            return
+        self._message_fragments += 1
+        if self._message_fragments > self.max_fragments:
+            raise MessageTooBig(f"message split into more than {self.max_fragments} fragments")
+        if len(self._message_parts) + len(payload) > self.max_message_size:
+            raise MessageTooBig(f"message exceeds the limit of {self.max_message_size} bytes")
+        self._message_parts += payload
+        if message_opcode == Opcode.TEXT:
+            # Validate every fragment as it arrives, so bad text fails fast (RFC 6455 §8.1).
+            if self._utf8_decoder is None:
+                self._utf8_decoder = _UTF8_DECODER()
+            self._validate_utf8(payload, fin)
+        if fin:
+            data = bytes(self._message_parts)
+            self._end_message()
+            if message_opcode == Opcode.TEXT:
+                self._events.append(TextReceived(data.decode()))
+            else:
+                self._events.append(BinaryReceived(data))
+
+    def _validate_utf8(self, chunk: bytes, final: bool) -> None:
+        decoder = self._utf8_decoder
+        assert decoder is not None
+        try:
+            decoder.decode(chunk, final)
+        except UnicodeDecodeError as exc:
+            raise InvalidPayload(f"invalid UTF-8 in text message: {exc.reason}") from exc
+        pending = decoder.getstate()[0]
+        # CPython holds b"\xed\xa0" as pending, yet no byte can complete it: it starts a surrogate.
+        if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+            raise InvalidPayload("invalid UTF-8 in text message: encoded surrogate")
+
+    def _check_partial_text(self) -> None:
+        """Validate the received part of an incomplete text frame (fail fast on bad UTF-8)."""
+        head = self._parser.peek_payload(self._partial_validated)
+        if head is None:
+            return
+        opcode, chunk = head
+        if self._partial_decoder is None:
+            if opcode == Opcode.TEXT:
+                self._partial_decoder = _UTF8_DECODER()
+            elif opcode == Opcode.CONTINUATION and self._utf8_decoder is not None:
+                self._partial_decoder = _UTF8_DECODER()
+                self._partial_decoder.setstate(self._utf8_decoder.getstate())
+            else:
+                return
+        try:
+            self._partial_decoder.decode(chunk, False)
+        except UnicodeDecodeError as exc:
+            self.fail(InvalidPayload(f"invalid UTF-8 in text message: {exc.reason}"))
+            # The rest of this frame may never come, so no later close frame can be parsed.
+            self.should_close_transport = True
+        self._partial_validated += len(chunk)
+
+    def _end_message(self) -> None:
+        self._message_opcode = None
+        self._message_parts = bytearray()
+        self._message_fragments = 0
+        self._utf8_decoder = None
+
+    def _receive_control(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode == Opcode.PING:
+            if self.close_sent is None:
+                # RFC 6455 §5.5.2: answer with a pong carrying the same data.
+                self._send_frame(Opcode.PONG, frame.payload, True, False)
+            self._events.append(PingReceived(frame.payload))
+        elif opcode == Opcode.PONG:
+            self._events.append(PongReceived(frame.payload))
+        else:
+            try:
+                code, reason = parse_close_payload(frame.payload)
+            except ProtocolViolation as exc:
+                # The peer considers itself closed already: answer, then end the TCP connection.
+                self.fail(exc)
+                self.should_close_transport = True
+                return
+            self.close_received = (code, reason)
+            self._events.append(CloseReceived(code, reason))
+            if self.close_sent is None:
+                # RFC 6455 §5.5.1: echo the status code; a fragmented message in progress is dropped.
+                self.send_close(code)
+            elif not self.is_client:
+                self.should_close_transport = True
+
+
+def _short_reason(text: str) -> str:
+    """Cut ``text`` to fit a close frame's 123-byte reason without splitting a character."""
+    encoded = text.encode()
+    if len(encoded) <= MAX_CONTROL_PAYLOAD - 2:
+        return text
+    return encoded[: MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore")

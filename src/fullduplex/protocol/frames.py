@@ -1,0 +1,320 @@
+"""The WebSocket frame: its wire format (RFC 6455 §5.2), masking and close payloads.
+
+A frame on the wire::
+
+     0                   1                   2                   3
+    |F|R|R|R| opcode|M| Payload len |    Extended payload length    |
+    |I|S|S|S|  (4)  |A|     (7)     |           (16/64)             |
+    |N|V|V|V|       |S|             |                               |
+    | |1|2|3|       |K|             |  Masking-key (0 or 4 bytes), payload ...
+
+`FrameParser` turns bytes into `Frame`s; `serialize_frame` turns a frame back into bytes.
+Neither knows about messages or connection state: `connection.py` does.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import NamedTuple
+
+from ..exceptions import InvalidPayload, MessageTooBig, ProtocolViolation
+from ._mask import apply_mask
+
+__all__ = [
+    "Opcode",
+    "CloseCode",
+    "Frame",
+    "FrameParser",
+    "serialize_frame",
+    "parse_close_payload",
+    "serialize_close_payload",
+    "apply_mask",
+    "MAX_CONTROL_PAYLOAD",
+]
+
+MAX_CONTROL_PAYLOAD = 125
+"""RFC 6455 §5.5: control frames carry at most 125 bytes of payload."""
+
+
+class Opcode(enum.IntEnum):
+    """Frame opcodes (RFC 6455 §5.2)."""
+
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+    @property
+    def is_control(self) -> bool:
+        """Whether this is a control opcode (close, ping or pong)."""
+        return self >= 0x8
+
+
+_KNOWN_OPCODES = frozenset(Opcode)
+
+
+class CloseCode(enum.IntEnum):
+    """Close status codes (RFC 6455 §7.4.1 and the IANA registry)."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS_RCVD = 1005
+    ABNORMAL_CLOSURE = 1006
+    INVALID_FRAME_PAYLOAD_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015
+
+
+# RFC 6455 §7.4.1 / §7.4.2 and the IANA registry: the codes an endpoint may put on the wire.
+# 1004 is reserved, 1005/1006/1015 are reserved for reporting and never sent.
+_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+
+
+def is_sendable_close_code(code: int) -> bool:
+    """Whether ``code`` may appear in a close frame on the wire."""
+    return code in _SENDABLE_CODES or 3000 <= code <= 4999
+
+
+class Frame(NamedTuple):
+    """One WebSocket frame with its payload already unmasked.
+
+    A named tuple rather than a dataclass because one is built per frame on the hot path.
+    """
+
+    opcode: int
+    payload: bytes
+    fin: bool = True
+    rsv1: bool = False
+    rsv2: bool = False
+    rsv3: bool = False
+
+
+_UNPACK_16 = struct.Struct("!H").unpack_from
+_UNPACK_64 = struct.Struct("!Q").unpack_from
+_PACK_2 = struct.Struct("!BB").pack
+_PACK_4 = struct.Struct("!BBH").pack
+_PACK_10 = struct.Struct("!BBQ").pack
+
+
+class FrameParser:
+    """Incremental frame parser: feed bytes, then pull complete frames.
+
+    The parser checks what a frame header alone can tell: masking (a server requires masked
+    frames, a client refuses them, RFC 6455 §5.1), known opcodes, the control-frame rules of
+    §5.5 and the payload size limit. A frame over the limit is refused as soon as its header
+    is read, so its payload is never buffered.
+
+    Args:
+        expect_masked: True on the server side, where every frame must be masked.
+    """
+
+    __slots__ = ("_buffer", "_position", "_expect_masked", "_discard", "refused_opcode")
+
+    def __init__(self, *, expect_masked: bool) -> None:
+        self._buffer = bytearray()
+        self._position = 0
+        self._expect_masked = expect_masked
+        # Bytes still to drop of a refused frame, so parsing resumes at the next frame.
+        self._discard = 0
+        self.refused_opcode: int | None = None
+        """The opcode of the last frame `next_frame` refused."""
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received bytes."""
+        if self._discard:
+            skipped = min(self._discard, len(data))
+            self._discard -= skipped
+            data = data[skipped:]
+        if self._position:
+            del self._buffer[: self._position]
+            self._position = 0
+        self._buffer += data
+
+    @property
+    def buffered(self) -> int:
+        """Number of received bytes not yet returned as frames."""
+        return len(self._buffer) - self._position
+
+    def next_frame(self, max_payload: int) -> Frame | None:
+        """Return the next complete frame, or None until more bytes arrive.
+
+        After an error the refused frame is skipped, so the caller may go on parsing (to
+        receive the peer's close frame) unless the length itself was invalid.
+
+        Args:
+            max_payload: the largest data-frame payload acceptable right now.
+
+        Raises:
+            ProtocolViolation: the header breaks RFC 6455.
+            MessageTooBig: the payload length exceeds ``max_payload``.
+        """
+        buffer = self._buffer
+        start = self._position
+        available = len(buffer) - start
+        if available < 2:
+            return None
+        first = buffer[start]
+        second = buffer[start + 1]
+        opcode = first & 0x0F
+        length = second & 0x7F
+        offset = start + 2
+        if length == 126:
+            if available < 4:
+                return None
+            (length,) = _UNPACK_16(buffer, offset)
+            offset += 2
+        elif length == 127:
+            if available < 10:
+                return None
+            (length,) = _UNPACK_64(buffer, offset)
+            offset += 8
+            if length >> 63:
+                self._discard = 2**63  # the stream cannot be resynchronized
+                raise ProtocolViolation("frame length has its most significant bit set")
+        is_masked = second & 0x80
+        end = offset + (4 if is_masked else 0) + length
+        error = self._header_error(first, opcode, length, max_payload, is_masked)
+        if error is not None:
+            self.refused_opcode = opcode
+            self._skip(end - start)
+            raise error
+        if len(buffer) < end:
+            return None
+        if is_masked:
+            payload = apply_mask(buffer[offset + 4 : end], buffer[offset : offset + 4])
+        else:
+            payload = bytes(buffer[offset:end])
+        self._position = end
+        if end == len(buffer):
+            buffer.clear()
+            self._position = 0
+        return Frame(opcode, payload, bool(first & 0x80), bool(first & 0x40), bool(first & 0x20), bool(first & 0x10))
+
+    def _header_error(
+        self, first: int, opcode: int, length: int, max_payload: int, is_masked: int
+    ) -> ProtocolViolation | None:
+        if opcode not in _KNOWN_OPCODES:
+            return ProtocolViolation(f"reserved opcode {opcode:#x}")
+        if opcode >= 0x8:
+            if not first & 0x80:
+                return ProtocolViolation("fragmented control frame")
+            if length > MAX_CONTROL_PAYLOAD:
+                return ProtocolViolation(f"control frame payload of {length} bytes exceeds 125")
+        elif length > max_payload:
+            return MessageTooBig(f"frame of {length} bytes exceeds the limit of {max_payload}")
+        if bool(is_masked) != self._expect_masked:
+            # RFC 6455 §5.1: a server fails on unmasked frames, a client on masked ones.
+            return ProtocolViolation("client frame is not masked" if self._expect_masked else "server frame is masked")
+        return None
+
+    def _skip(self, count: int) -> None:
+        available = len(self._buffer) - self._position
+        self._position += min(count, available)
+        self._discard = max(0, count - available)
+
+    def peek_payload(self, offset: int) -> tuple[int, bytes] | None:
+        """Return the opcode and the received payload bytes, from ``offset``, of the incomplete
+        data frame at the head of the buffer, or None when its header is incomplete.
+
+        Lets the caller validate a text frame's UTF-8 before all of it arrived, to fail fast.
+        """
+        buffer = self._buffer
+        start = self._position
+        available = len(buffer) - start
+        if available < 2:
+            return None
+        second = buffer[start + 1]
+        length = second & 0x7F
+        mask_start = start + 2 + (2 if length == 126 else 8 if length == 127 else 0)
+        payload_start = mask_start + (4 if second & 0x80 else 0)
+        if len(buffer) <= payload_start + offset:
+            return None
+        chunk = buffer[payload_start + offset :]
+        if second & 0x80:
+            turn = offset % 4
+            mask = buffer[mask_start + turn : mask_start + 4] + buffer[mask_start : mask_start + turn]
+            return buffer[start] & 0x0F, apply_mask(chunk, mask)
+        return buffer[start] & 0x0F, bytes(chunk)
+
+
+def serialize_frame(
+    opcode: int,
+    payload: bytes | bytearray | memoryview,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask: bytes | None = None,
+) -> list[bytes | bytearray | memoryview]:
+    """Return the bytes of one frame, as a list of buffers to write in order.
+
+    The payload is not copied when no mask is applied.
+
+    Args:
+        mask: the 4-byte masking key; a client must always pass one (RFC 6455 §5.3).
+    """
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    length = len(payload)
+    mask_bit = 0x80 if mask is not None else 0
+    if length < 126:
+        header = _PACK_2(first, mask_bit | length)
+    elif length < 0x10000:
+        header = _PACK_4(first, mask_bit | 126, length)
+    else:
+        header = _PACK_10(first, mask_bit | 127, length)
+    if mask is None:
+        return [header, payload]
+    return [header + mask + apply_mask(payload, mask)]
+
+
+def parse_close_payload(payload: bytes) -> tuple[int, str]:
+    """Return ``(code, reason)`` from a close frame's payload (RFC 6455 §5.5.1).
+
+    An empty payload means "no status code": ``(1005, "")``.
+
+    Raises:
+        ProtocolViolation: the payload is one byte long, or the code may not be sent.
+        InvalidPayload: the reason is not valid UTF-8.
+    """
+    if not payload:
+        return CloseCode.NO_STATUS_RCVD, ""
+    if len(payload) == 1:
+        raise ProtocolViolation("close frame payload of 1 byte")
+    (code,) = _UNPACK_16(payload)
+    if not is_sendable_close_code(code):
+        raise ProtocolViolation(f"invalid close code {code}")
+    try:
+        reason = payload[2:].decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload("close reason is not valid UTF-8") from exc
+    return code, reason
+
+
+def serialize_close_payload(code: int, reason: str = "") -> bytes:
+    """Return a close frame's payload for ``code`` and ``reason``.
+
+    Code 1005 ("no status") gives an empty payload, as §7.1.5 describes.
+
+    Raises:
+        ValueError: the code may not be sent, or the reason exceeds 123 UTF-8 bytes.
+    """
+    if code == CloseCode.NO_STATUS_RCVD:
+        if reason:
+            raise ValueError("a close without a code cannot carry a reason")
+        return b""
+    if not is_sendable_close_code(code):
+        raise ValueError(f"close code {code} may not be sent")
+    encoded = reason.encode()
+    if len(encoded) > MAX_CONTROL_PAYLOAD - 2:
+        raise ValueError(f"close reason of {len(encoded)} UTF-8 bytes exceeds 123")
+    return struct.pack("!H", code) + encoded

@@ -1,0 +1,28 @@
+"""Echo server tested by Autobahn|Testsuite's fuzzingclient.
+
+Usage: python tests/autobahn/echo_server.py PORT
+
+Echoes text as text and binary as binary on ws://127.0.0.1:PORT, with permessage-deflate
+(on by default) and a 32 MiB size limit, since cases 9.* send messages of up to 16 MiB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import fullduplex
+
+
+async def echo(ws: fullduplex.ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def main(port: int) -> None:
+    async with fullduplex.serve(echo, "127.0.0.1", port, max_size=2**25) as server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1])))
