@@ -14,7 +14,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-from datetime import datetime, timezone
+import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,7 +40,7 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 async def push_ticks(ws: ServerConnection) -> None:
@@ -68,9 +69,13 @@ async def handler(ws: ServerConnection) -> None:
 
 
 async def main(host: str, port: int) -> None:
-    async with fullduplex.serve(handler, host, port, process_request=process_request) as server:
+    # Ctrl-C cancels this coroutine (asyncio.run sees to it); SIGTERM ends it the same way.
+    loop = asyncio.get_running_loop()
+    terminated = loop.create_future()
+    loop.add_signal_handler(signal.SIGTERM, terminated.set_result, None)
+    async with fullduplex.serve(handler, host, port, process_request=process_request):
         print(f"push demo: open http://{host}:{port}/ (Ctrl-C stops)", flush=True)
-        await server.serve_forever()
+        await terminated
 
 
 if __name__ == "__main__":

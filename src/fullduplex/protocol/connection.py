@@ -71,6 +71,9 @@ DEFAULT_MAX_FRAGMENTS = 65536
 
 Buffer = bytes | bytearray | memoryview
 
+# "No limit" as a number that still leaves room for arithmetic in C (zlib's max_length).
+_NO_LIMIT = 2**62
+
 
 class State(enum.IntEnum):
     """Connection states; the values match the WHATWG ``readyState`` numbers."""
@@ -114,8 +117,8 @@ class Connection:
     ) -> None:
         self.is_client = is_client
         self.state = State.CONNECTING
-        self.max_message_size = max_message_size if max_message_size is not None else 2**63 - 1
-        self.max_frame_size = max_frame_size if max_frame_size is not None else 2**63 - 1
+        self.max_message_size = max_message_size if max_message_size is not None else _NO_LIMIT
+        self.max_frame_size = max_frame_size if max_frame_size is not None else _NO_LIMIT
         self.max_fragments = max_fragments
         self.extensions: Sequence[Extension] = ()
         """The extensions negotiated in the handshake, in order."""
@@ -172,7 +175,11 @@ class Connection:
     def closed_error(self) -> ConnectionClosed:
         """Return the exception that reports this connection's closure to the application."""
         code = self.close_code or CloseCode.ABNORMAL_CLOSURE
-        error = ConnectionClosedOK if self.was_clean and code in (1000, 1001, 1005) else ConnectionClosedError
+        error = (
+            ConnectionClosedOK
+            if self.was_clean and code in (1000, 1001, 1005)
+            else ConnectionClosedError
+        )
         return error(code, self.close_reason, self.was_clean)
 
     def close_expected(self) -> bool:
@@ -206,6 +213,10 @@ class Connection:
             return
         if self.state is State.CONNECTING:
             self._receive_handshake_eof()
+        self._mark_closed()
+
+    def _mark_closed(self) -> None:
+        """Enter CLOSED (if not there yet) and ask the I/O layer to close the transport."""
         if self.state is not State.CLOSED:
             self._set_state(State.CLOSED)
         self.should_close_transport = True
@@ -321,8 +332,7 @@ class Connection:
         self.failure = error
         self._events.append(ConnectionFailed(error))
         if self.state is State.CONNECTING:
-            self._set_state(State.CLOSED)
-            self.should_close_transport = True
+            self._mark_closed()
             return
         if self.close_sent is None and self.state is not State.CLOSED:
             code = getattr(error, "close_code", CloseCode.INTERNAL_ERROR)
@@ -351,11 +361,15 @@ class Connection:
 
     def _parse_frames(self) -> None:
         parser = self._parser
-        try:
-            while not self.should_close_transport:
-                budget = self.max_message_size - len(self._message_parts)
-                if self.max_frame_size < budget:
-                    budget = self.max_frame_size
+        while not self.should_close_transport:
+            budget = self.max_message_size - len(self._message_parts)
+            if self.extensions:
+                # A compressed frame may be slightly larger than what it inflates to (deflate's
+                # stored blocks); the extension enforces the message limit on inflated bytes.
+                budget += budget // 16 + 1024
+            if self.max_frame_size < budget:
+                budget = self.max_frame_size
+            try:
                 frame = parser.next_frame(budget)
                 if frame is None:
                     if parser.buffered and not self.extensions and self.failure is None:
@@ -364,11 +378,12 @@ class Connection:
                 self._partial_decoder = None
                 self._partial_validated = 0
                 self._receive_frame(frame)
-        except (ProtocolViolation, PolicyViolation) as exc:
-            self.fail(exc)
-            if parser.refused_opcode == Opcode.CLOSE:
-                # The peer sent its (invalid) close frame: it expects no more, so don't wait.
-                self.should_close_transport = True
+            except (ProtocolViolation, PolicyViolation) as exc:
+                # Go on parsing after a failure: the peer's close frame may be right behind.
+                self.fail(exc)
+                if parser.refused_opcode == Opcode.CLOSE:
+                    # The peer sent its (invalid) close frame: it expects no more, so don't wait.
+                    self.should_close_transport = True
 
     def _receive_frame(self, frame: Frame) -> None:
         opcode = frame.opcode
@@ -430,16 +445,8 @@ class Connection:
                 self._events.append(BinaryReceived(data))
 
     def _validate_utf8(self, chunk: bytes, final: bool) -> None:
-        decoder = self._utf8_decoder
-        assert decoder is not None
-        try:
-            decoder.decode(chunk, final)
-        except UnicodeDecodeError as exc:
-            raise InvalidPayload(f"invalid UTF-8 in text message: {exc.reason}") from exc
-        pending = decoder.getstate()[0]
-        # CPython holds b"\xed\xa0" as pending, yet no byte can complete it: it starts a surrogate.
-        if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
-            raise InvalidPayload("invalid UTF-8 in text message: encoded surrogate")
+        assert self._utf8_decoder is not None
+        _decode_strictly(self._utf8_decoder, chunk, final)
 
     def _check_partial_text(self) -> None:
         """Validate the received part of an incomplete text frame (fail fast on bad UTF-8)."""
@@ -456,9 +463,9 @@ class Connection:
             else:
                 return
         try:
-            self._partial_decoder.decode(chunk, False)
-        except UnicodeDecodeError as exc:
-            self.fail(InvalidPayload(f"invalid UTF-8 in text message: {exc.reason}"))
+            _decode_strictly(self._partial_decoder, chunk, False)
+        except InvalidPayload as exc:
+            self.fail(exc)
             # The rest of this frame may never come, so no later close frame can be parsed.
             self.should_close_transport = True
         self._partial_validated += len(chunk)
@@ -489,10 +496,26 @@ class Connection:
             self.close_received = (code, reason)
             self._events.append(CloseReceived(code, reason))
             if self.close_sent is None:
-                # RFC 6455 §5.5.1: echo the status code; a fragmented message in progress is dropped.
+                # RFC 6455 §5.5.1: echo the code; a fragmented message in progress is dropped.
                 self.send_close(code)
             elif not self.is_client:
                 self.should_close_transport = True
+
+
+def _decode_strictly(decoder: codecs.IncrementalDecoder, chunk: bytes, final: bool) -> None:
+    """Feed ``chunk`` to a UTF-8 decoder; fail as soon as no further bytes can make it valid.
+
+    Raises:
+        InvalidPayload: the text is not valid UTF-8.
+    """
+    try:
+        decoder.decode(chunk, final)
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload(f"invalid UTF-8 in text message: {exc.reason}") from exc
+    pending = decoder.getstate()[0]
+    # CPython holds b"\xed\xa0" as pending, yet no byte can complete it: it starts a surrogate.
+    if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+        raise InvalidPayload("invalid UTF-8 in text message: encoded surrogate")
 
 
 def _short_reason(text: str) -> str:

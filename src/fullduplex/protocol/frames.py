@@ -78,7 +78,9 @@ class CloseCode(enum.IntEnum):
 
 # RFC 6455 §7.4.1 / §7.4.2 and the IANA registry: the codes an endpoint may put on the wire.
 # 1004 is reserved, 1005/1006/1015 are reserved for reporting and never sent.
-_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+_SENDABLE_CODES = frozenset(
+    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
+)
 
 
 def is_sendable_close_code(code: int) -> bool:
@@ -199,7 +201,14 @@ class FrameParser:
         if end == len(buffer):
             buffer.clear()
             self._position = 0
-        return Frame(opcode, payload, bool(first & 0x80), bool(first & 0x40), bool(first & 0x20), bool(first & 0x10))
+        return Frame(
+            opcode,
+            payload,
+            bool(first & 0x80),
+            bool(first & 0x40),
+            bool(first & 0x20),
+            bool(first & 0x10),
+        )
 
     def _header_error(
         self, first: int, opcode: int, length: int, max_payload: int, is_masked: int
@@ -215,7 +224,9 @@ class FrameParser:
             return MessageTooBig(f"frame of {length} bytes exceeds the limit of {max_payload}")
         if bool(is_masked) != self._expect_masked:
             # RFC 6455 §5.1: a server fails on unmasked frames, a client on masked ones.
-            return ProtocolViolation("client frame is not masked" if self._expect_masked else "server frame is masked")
+            return ProtocolViolation(
+                "client frame is not masked" if self._expect_masked else "server frame is masked"
+            )
         return None
 
     def _skip(self, count: int) -> None:
@@ -243,7 +254,9 @@ class FrameParser:
         chunk = buffer[payload_start + offset :]
         if second & 0x80:
             turn = offset % 4
-            mask = buffer[mask_start + turn : mask_start + 4] + buffer[mask_start : mask_start + turn]
+            mask = (
+                buffer[mask_start + turn : mask_start + 4] + buffer[mask_start : mask_start + turn]
+            )
             return buffer[start] & 0x0F, apply_mask(chunk, mask)
         return buffer[start] & 0x0F, bytes(chunk)
 

@@ -1,4 +1,4 @@
-"""The opening handshake's rules (RFC 6455 §4): building and checking upgrade requests and responses.
+"""The opening handshake's rules (RFC 6455 §4): building and checking requests and responses.
 
 Pure functions: `ServerProtocol` and `ClientProtocol` call them with the parsed HTTP messages.
 """
@@ -6,7 +6,6 @@ Pure functions: `ServerProtocol` and `ClientProtocol` call them with the parsed 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import os
 import re
@@ -77,7 +76,9 @@ def parse_token_list(values: Iterable[str], *, what: str) -> list[str]:
 
 def _has_token(headers: Headers, name: str, token: str) -> bool:
     return any(
-        item.strip(" \t").lower() == token for value in headers.get_all(name) for item in value.split(",")
+        item.strip(" \t").lower() == token
+        for value in headers.get_all(name)
+        for item in value.split(",")
     )
 
 
@@ -153,7 +154,7 @@ def check_request(request: Request, negotiation: ServerNegotiation) -> str:
         raise InvalidRequest("the request needs exactly one Sec-WebSocket-Key header")
     try:
         raw_key = base64.b64decode(keys[0], validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII key (header values are latin-1)
         raw_key = b""
     if len(raw_key) != 16:
         raise InvalidRequest("Sec-WebSocket-Key is not 16 bytes in base64")
@@ -182,7 +183,9 @@ def negotiate(
     """
     headers = Headers()
     try:
-        offered = parse_token_list(request.headers.get_all("Sec-WebSocket-Protocol"), what="Sec-WebSocket-Protocol")
+        offered = parse_token_list(
+            request.headers.get_all("Sec-WebSocket-Protocol"), what="Sec-WebSocket-Protocol"
+        )
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
     subprotocol: str | None = None
@@ -220,7 +223,9 @@ def negotiate(
     return subprotocol, extensions, headers
 
 
-def build_accept_response(key: str, negotiated: Headers, extra_headers: Iterable[tuple[str, str]]) -> Response:
+def build_accept_response(
+    key: str, negotiated: Headers, extra_headers: Iterable[tuple[str, str]]
+) -> Response:
     """Return the 101 response that completes the server's side of the handshake."""
     headers = Headers(
         [
@@ -238,9 +243,10 @@ def build_accept_response(key: str, negotiated: Headers, extra_headers: Iterable
 
 def build_error_response(error: InvalidRequest) -> Response:
     """Return the HTTP error response that explains why an upgrade request failed."""
-    headers = Headers(list(error.headers))
+    headers = Headers([(n, v) for n, v in error.headers if n != "Connection"])
     headers.add("Content-Type", "text/plain; charset=utf-8")
-    headers.add("Connection", "close")
+    # RFC 9110 §7.8: a 426 names the protocol in Upgrade, and then Connection lists "upgrade".
+    headers.add("Connection", "Upgrade, close" if "Upgrade" in headers else "close")
     body = f"Failed to open a WebSocket connection: {error}.\n".encode()
     return Response(error.http_status, headers, body)
 
@@ -311,7 +317,9 @@ def check_response(
     subprotocol: str | None = None
     if chosen:
         if len(chosen) > 1 or chosen[0] not in subprotocols:
-            raise NegotiationError(f"server chose subprotocol {', '.join(chosen)!r}, which was not offered")
+            raise NegotiationError(
+                f"server chose subprotocol {', '.join(chosen)!r}, which was not offered"
+            )
         subprotocol = chosen[0]
 
     active: list[Extension] = []

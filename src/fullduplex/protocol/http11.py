@@ -137,7 +137,9 @@ class Response:
 
 
 def _split_head(
-    buffer: bytes | bytearray, max_header_bytes: int, error: type[InvalidRequest] | type[InvalidResponse]
+    buffer: bytes | bytearray,
+    max_header_bytes: int,
+    error: type[InvalidRequest] | type[InvalidResponse],
 ) -> tuple[list[bytes], int] | None:
     """Return the head's lines (without the final empty one) and its length, or None if partial."""
     end = buffer.find(b"\r\n\r\n")
@@ -240,7 +242,8 @@ def parse_response(
         return Response(status, headers, b"", reason), consumed
     length_field = headers.get("Content-Length")
     if length_field is not None:
-        if not length_field.isdigit():
+        # RFC 9110 §8.6: 1*DIGIT, ASCII only; str.isdigit alone also accepts "²".
+        if not (length_field.isascii() and length_field.isdigit()):
             raise InvalidResponse(f"invalid Content-Length: {length_field[:20]!r}")
         end = consumed + int(length_field)
         if len(buffer) < end and not at_eof:

@@ -14,7 +14,15 @@ from .handshake import (
     check_request,
     negotiate,
 )
-from .http11 import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, Request, Response, parse_request, serialize_response
+from .http11 import (
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_HEADERS,
+    Headers,
+    Request,
+    Response,
+    parse_request,
+    serialize_response,
+)
 
 __all__ = ["ServerProtocol"]
 
@@ -64,7 +72,9 @@ class ServerProtocol(Connection):
             return
         self._head += data
         try:
-            parsed = parse_request(self._head, max_header_bytes=self.max_header_bytes, max_headers=self.max_headers)
+            parsed = parse_request(
+                self._head, max_header_bytes=self.max_header_bytes, max_headers=self.max_headers
+            )
         except InvalidRequest as exc:
             self._refuse(exc)
             return
@@ -109,12 +119,11 @@ class ServerProtocol(Connection):
             InvalidState: no complete request has arrived, or it was already answered.
         """
         self._pending_request()
-        headers = response.headers
-        if "Connection" not in headers:
-            headers.add("Connection", "close")
+        if "Connection" not in response.headers:
+            headers = Headers([*response.headers, ("Connection", "close")])
+            response = Response(response.status, headers, response.body, response.reason)
         self._output.append(serialize_response(response))
-        self._set_state(State.CLOSED)
-        self.should_close_transport = True
+        self._mark_closed()
 
     def _pending_request(self) -> Request:
         if self.request is None or self.state is not State.CONNECTING:

@@ -84,9 +84,11 @@ class ClientConnection(WebSocketConnection):
         if not self.opened.done():
             failure = self.protocol.failure
             if isinstance(failure, InvalidHandshake):
-                self.opened.set_exception(failure)
+                self._fail_opening(failure)
             else:
-                self.opened.set_exception(exc or ConnectionError("connection closed during the opening handshake"))
+                self._fail_opening(
+                    exc or ConnectionError("connection closed during the opening handshake")
+                )
 
     def _handle_event(self, event: object) -> None:
         if isinstance(event, HandshakeCompleted):
@@ -95,12 +97,19 @@ class ClientConnection(WebSocketConnection):
 
     def _log_failure(self, error: Exception) -> None:
         if isinstance(error, InvalidHandshake) and not self.opened.done():
-            self.opened.set_exception(error)
+            self._fail_opening(error)
         else:
             super()._log_failure(error)
 
+    def _fail_opening(self, error: BaseException) -> None:
+        self.opened.set_exception(error)
+        # `connect` may have given up already (open_timeout, cancellation): then nobody
+        # awaits `opened`, and asyncio would log "exception was never retrieved".
+        self.opened.exception()
 
-class connect:  # noqa: N801 -- used as a function: ``async with connect(...)`` or ``await connect(...)``
+
+# Lowercase, as it is used like a function: ``async with connect(...)`` or ``await connect(...)``.
+class connect:
     """Open a WebSocket connection to ``url``.
 
     ::
@@ -176,7 +185,9 @@ class connect:  # noqa: N801 -- used as a function: ``async with connect(...)`` 
             max_queue=max_queue,
             write_limit=write_limit,
         )
-        self._ssl = ssl if ssl is not None else ssl_module.create_default_context() if self.uri.secure else None
+        if ssl is None and self.uri.secure:
+            ssl = ssl_module.create_default_context()
+        self._ssl = ssl
         self._server_hostname = server_hostname
         self._unix_path = unix_path
         self._open_timeout = open_timeout

@@ -13,7 +13,7 @@ import collections
 import logging
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from ...exceptions import ConnectionClosedOK, InvalidState, PolicyViolation
@@ -25,7 +25,7 @@ from ...protocol.events import (
     PongReceived,
     TextReceived,
 )
-from ...protocol.frames import CloseCode
+from ...protocol.frames import CloseCode, serialize_close_payload
 
 __all__ = ["WebSocketConnection", "Message", "Data"]
 
@@ -118,13 +118,19 @@ class WebSocketConnection(asyncio.Protocol):
         Messages received before the connection closed are all returned before it reports
         the closure.
 
+        Cancelling `recv` loses no message: the next call returns it.
+
         Raises:
             ConnectionClosed: the connection is closed (`ConnectionClosedOK` after a normal
                 close); ``code`` and ``reason`` tell how.
+            RuntimeError: another coroutine is already waiting in `recv` (or iterating).
         """
         while not self._messages:
             if self._closed.done() or self.protocol.close_received is not None:
                 raise self.protocol.closed_error()
+            if self._recv_waiter is not None:
+                # Two readers would each get every other message; that is never intended.
+                raise RuntimeError("another coroutine is already receiving on this connection")
             waiter = self._recv_waiter = self._loop.create_future()
             try:
                 await waiter
@@ -154,51 +160,85 @@ class WebSocketConnection(asyncio.Protocol):
         Args:
             message: ``str`` for a text message, ``bytes``-like for binary, or an iterable or
                 async iterable of them (all ``str`` or all bytes-like) to send one message
-                in fragments, one frame per item.
+                in fragments, one frame per item. An empty iterable sends nothing.
 
         Raises:
-            ConnectionClosed: the connection is closing or closed.
-            TypeError: ``message`` has an unsupported type, or fragments mix types.
+            ConnectionClosed: the connection is closing or closed, or it closed before the
+                write buffer drained.
+            TypeError: ``message`` has an unsupported type, or fragments mix types. If the
+                iterable fails after its first fragment went out, the message cannot be
+                finished: the connection is failed with 1011 and the error re-raised.
         """
+        method: Callable[..., None]
         if isinstance(message, str):
-            self._send(self.protocol.send_text, message)
+            method = self.protocol.send_text
         elif isinstance(message, bytes | bytearray | memoryview):
-            self._send(self.protocol.send_binary, message)
+            method = self.protocol.send_binary
+        elif isinstance(message, Mapping):
+            # Iterating a dict would send its keys as fragments: surely not what was meant.
+            raise TypeError("cannot send a mapping; serialize it (json.dumps) first")
         elif isinstance(message, Iterable):
             await self._send_fragments(_aiter_sync(message))
+            return
         elif isinstance(message, AsyncIterable):
             await self._send_fragments(aiter(message))
+            return
         else:
             raise TypeError(f"cannot send {type(message).__name__}; use str or bytes")
+        lock = self._send_lock
+        if lock is not None and lock.locked():
+            # RFC 6455 §5.4: no message may start between the fragments of another.
+            async with lock:
+                self._send(method, message)
+        else:
+            self._send(method, message)
         if self._writing_paused:
             await self._drain()
 
     async def _send_fragments(self, fragments: AsyncIterator[Data]) -> None:
-        # One fragmented message at a time: other sends wait until its last frame is queued.
         if self._send_lock is None:
             self._send_lock = asyncio.Lock()
         async with self._send_lock:
+            # Each fragment is sent once the next one exists, so that the last carries FIN.
             previous: Data | None = None
             is_text = False
-            async for fragment in fragments:
-                if previous is None:
-                    is_text = isinstance(fragment, str)
-                    start = self.protocol.send_text if is_text else self.protocol.send_binary
+            started = False
+            try:
+                async for fragment in fragments:
+                    fragment_is_text = isinstance(fragment, str)
+                    if not fragment_is_text and not isinstance(
+                        fragment, bytes | bytearray | memoryview
+                    ):
+                        raise TypeError(f"cannot send a {type(fragment).__name__} fragment")
+                    if previous is None:
+                        is_text = fragment_is_text
+                    elif fragment_is_text != is_text:
+                        raise TypeError("a fragmented message mixes str and bytes")
+                    else:
+                        self._send(self._fragment_method(is_text, started), previous, fin=False)
+                        started = True
+                        if self._writing_paused:
+                            await self._drain()
                     previous = fragment
-                    first = True
-                    continue
-                if isinstance(fragment, str) != is_text:
-                    raise TypeError("a fragmented message mixes str and bytes")
-                self._send(start if first else self.protocol.send_continuation, previous, fin=False)
-                first = False
-                previous = fragment
-                if self._writing_paused:
-                    await self._drain()
-            if previous is None:
-                return
-            self._send(start if first else self.protocol.send_continuation, previous, fin=True)
+                if previous is not None:
+                    self._send(self._fragment_method(is_text, started), previous, fin=True)
+            except BaseException:
+                protocol = self.protocol
+                if started and protocol.state is State.OPEN and protocol.close_sent is None:
+                    # The peer holds a message it can never complete; nothing else may follow.
+                    protocol.fail(_ApplicationFailure(CloseCode.INTERNAL_ERROR, "send aborted"))
+                    self._process_events()
+                raise
+        if self._writing_paused:
+            await self._drain()
 
-    def _send(self, method: Any, data: Data, fin: bool = True) -> None:
+    def _fragment_method(self, is_text: bool, started: bool) -> Callable[..., None]:
+        protocol = self.protocol
+        if started:
+            return protocol.send_continuation
+        return protocol.send_text if is_text else protocol.send_binary
+
+    def _send(self, method: Callable[..., None], data: Data, fin: bool = True) -> None:
         try:
             method(data, fin=fin)
         except InvalidState:
@@ -217,31 +257,48 @@ class WebSocketConnection(asyncio.Protocol):
             The round-trip time in seconds.
 
         Raises:
-            ConnectionClosed: the connection closed before the pong arrived.
-            ValueError: a ping with the same payload is still waiting for its pong.
+            ConnectionClosed: the connection is closing or closed, or closed before the pong.
+            ValueError: the payload exceeds 125 bytes, or a ping with the same payload is
+                still waiting for its pong.
         """
-        payload = data.encode() if isinstance(data, str) else data if data is not None else os.urandom(4)
+        if data is None:
+            payload = os.urandom(4)
+        else:
+            payload = data.encode() if isinstance(data, str) else bytes(data)
         if payload in self._pings:
             raise ValueError("a ping with this payload is already waiting for its pong")
-        self._send(lambda p, fin: self.protocol.send_ping(p), payload)
+        self._send(self._send_ping, payload)
         waiter: asyncio.Future[float] = self._loop.create_future()
-        self._pings[payload] = (waiter, time.monotonic())
-        return await waiter
+        entry = self._pings[payload] = (waiter, time.monotonic())
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if self._pings.get(payload) is entry:
+                del self._pings[payload]
+            raise
 
     async def pong(self, data: str | bytes = b"") -> None:
         """Send an unsolicited pong, a one-way heartbeat (RFC 6455 §5.5.3).
 
         Raises:
             ConnectionClosed: the connection is closing or closed.
+            ValueError: the payload exceeds 125 bytes.
         """
         payload = data.encode() if isinstance(data, str) else data
-        self._send(lambda p, fin: self.protocol.send_pong(p), payload)
+        self._send(self._send_pong, payload)
+
+    def _send_ping(self, payload: bytes, fin: bool) -> None:
+        self.protocol.send_ping(payload)
+
+    def _send_pong(self, payload: bytes, fin: bool) -> None:
+        self.protocol.send_pong(payload)
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake and wait until the connection is closed.
 
         Waits at most ``close_timeout`` for the peer before dropping the transport. Closing
-        an already closing or closed connection only waits.
+        an already closing or closed connection only waits. Messages already received stay
+        readable with `recv` until it raises `ConnectionClosed`.
 
         Raises:
             ValueError: the code may not be sent or the reason exceeds 123 UTF-8 bytes.
@@ -257,9 +314,15 @@ class WebSocketConnection(asyncio.Protocol):
 
     def fail(self, code: int = CloseCode.POLICY_VIOLATION, reason: str = "") -> None:
         """Fail the connection at once with ``code`` (1008 by default): the application's
-        way to drop a peer that broke its rules."""
+        way to drop a peer that broke its rules. Pending `recv` calls then raise
+        `ConnectionClosed`, once the peer answers or ``close_timeout`` expires.
+
+        Raises:
+            ValueError: the code may not be sent or the reason exceeds 123 UTF-8 bytes.
+        """
+        serialize_close_payload(code, reason)  # the same checks as `close`, before any effect
         self.protocol.fail(_ApplicationFailure(code, reason))
-        self._flush()
+        self._process_events()
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -279,23 +342,28 @@ class WebSocketConnection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.protocol.state is not State.CLOSED:
-            self.protocol.receive_eof()
-            self.protocol.events_received()
+        protocol = self.protocol
+        if protocol.state is not State.CLOSED:
+            protocol.receive_eof()
+            protocol.events_received()
         for handle in (self._keepalive_handle, self._close_handle):
             if handle is not None:
                 handle.cancel()
-        error = self.protocol.closed_error()
+        error = protocol.closed_error()
+        # Futures nobody may await (keepalive pings, a drain no sender waits for any more) are
+        # marked retrieved, so that asyncio does not log "exception was never retrieved".
         for waiter, _ in self._pings.values():
             if not waiter.done():
                 waiter.set_exception(error)
-                waiter.exception()  # a ping nobody awaits must not log "exception never retrieved"
+                waiter.exception()
         self._pings.clear()
+        drain_waiter = self._drain_waiter
+        if drain_waiter is not None and not drain_waiter.done():
+            drain_waiter.set_exception(error)
+            drain_waiter.exception()
         if not self._closed.done():
             self._closed.set_result(None)
         self._wake_receiver()
-        if self._drain_waiter is not None and not self._drain_waiter.done():
-            self._drain_waiter.set_result(None)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -308,22 +376,22 @@ class WebSocketConnection(asyncio.Protocol):
     # --- internals -----------------------------------------------------------------------
 
     def _process_events(self) -> None:
+        messages = self._messages
         for event in self.protocol.events_received():
-            kind = type(event)
-            if kind is TextReceived or kind is BinaryReceived:
-                self._messages.append(event.data)  # type: ignore[union-attr]
-            elif kind is PongReceived:
-                self._acknowledge_pings(event.data)  # type: ignore[union-attr]
-            elif kind is CloseReceived:
+            if type(event) is TextReceived or type(event) is BinaryReceived:
+                messages.append(event.data)
+            elif type(event) is PongReceived:
+                self._acknowledge_pings(event.data)
+            elif type(event) is CloseReceived:
                 self._wake_receiver()
-            elif kind is ConnectionFailed:
-                self._log_failure(event.error)  # type: ignore[union-attr]
+            elif type(event) is ConnectionFailed:
+                self._log_failure(event.error)
                 self._wake_receiver()
             else:
                 self._handle_event(event)
-        if self._messages:
+        if messages:
             self._wake_receiver()
-            if len(self._messages) >= self.max_queue and not self._reading_paused:
+            if len(messages) >= self.max_queue and not self._reading_paused:
                 self._reading_paused = True
                 assert self.transport is not None
                 self.transport.pause_reading()
@@ -357,7 +425,11 @@ class WebSocketConnection(asyncio.Protocol):
             transport.writelines(output)
         if protocol.should_close_transport:
             transport.close()
-        elif protocol.state is State.CLOSING and self._close_handle is None:
+        if self._close_handle is None and (
+            protocol.should_close_transport or protocol.state is State.CLOSING
+        ):
+            # Bounds the closing handshake, and `transport.close()` too: it waits for the
+            # write buffer to drain, which a peer that stopped reading never lets happen.
             self._close_handle = self._loop.call_later(self.close_timeout, self._close_timed_out)
 
     def _close_timed_out(self) -> None:
@@ -366,6 +438,11 @@ class WebSocketConnection(asyncio.Protocol):
             self.transport.abort()
 
     async def _drain(self) -> None:
+        """Wait until the write buffer drains below its low-water mark.
+
+        Raises:
+            ConnectionClosed: the connection closed before the buffer drained.
+        """
         if self._closed.done():
             raise self.protocol.closed_error()
         if self._drain_waiter is None or self._drain_waiter.done():
@@ -386,19 +463,23 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _start_keepalive(self) -> None:
         """Begin the keepalive cycle once the connection is open."""
-        if self.ping_interval is not None:
+        if self.ping_interval is not None and self.protocol.state is State.OPEN:
             self._keepalive_handle = self._loop.call_later(self.ping_interval, self._send_keepalive)
 
     def _send_keepalive(self) -> None:
         if self.protocol.state is not State.OPEN or self.protocol.close_sent is not None:
             return
         payload = os.urandom(4)
+        while payload in self._pings:
+            payload = os.urandom(4)
         self.protocol.send_ping(payload)
         self._flush()
         waiter: asyncio.Future[float] = self._loop.create_future()
         self._pings[payload] = (waiter, time.monotonic())
         if self.ping_timeout is not None:
-            self._keepalive_handle = self._loop.call_later(self.ping_timeout, self._keepalive_timed_out, waiter)
+            self._keepalive_handle = self._loop.call_later(
+                self.ping_timeout, self._keepalive_timed_out, waiter
+            )
         waiter.add_done_callback(self._keepalive_answered)
 
     def _keepalive_answered(self, waiter: asyncio.Future[float]) -> None:
@@ -411,9 +492,9 @@ class WebSocketConnection(asyncio.Protocol):
     def _keepalive_timed_out(self, waiter: asyncio.Future[float]) -> None:
         if waiter.done():
             return
-        logger.debug("%s: no pong within %s s; closing", self._describe_peer(), self.ping_timeout)
+        # Logged by `_log_failure`, like every failure.
         self.protocol.fail(_KeepaliveTimeout(f"no pong within {self.ping_timeout} s"))
-        self._flush()
+        self._process_events()
 
 
 class _KeepaliveTimeout(PolicyViolation):

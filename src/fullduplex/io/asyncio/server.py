@@ -1,4 +1,4 @@
-"""The asyncio WebSocket server: `serve` listens, answers handshakes and runs a handler per client."""
+"""The asyncio WebSocket server: `serve` listens, answers handshakes, runs a handler per client."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal
 
-from ...exceptions import ConnectionClosed
+from ...exceptions import ConnectionClosed, InvalidHandshake
 from ...protocol.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, State
 from ...protocol.events import RequestReceived
 from ...protocol.extensions.permessage_deflate import ServerPerMessageDeflate
@@ -26,7 +26,9 @@ logger = logging.getLogger("fullduplex")
 Handler = Callable[["ServerConnection"], Awaitable[None]]
 """The application: called with each open connection; the connection closes when it returns."""
 
-RequestHook = Callable[["ServerConnection", Request], "Response | None | Awaitable[Response | None]"]
+RequestHook = Callable[
+    ["ServerConnection", Request], "Response | Awaitable[Response | None] | None"
+]
 """Called with each request before the upgrade: return a `Response` to answer it with plain
 HTTP (a health check, a page, a refusal), or None to go on with the WebSocket handshake."""
 
@@ -53,14 +55,22 @@ class ServerConnection(WebSocketConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        if self.server._closing is not None:
+            # Accepted by the OS just before the server closed: `Server.close` never saw it.
+            transport.close()
+            return
         self.server._connections.add(self)
         # A client that never completes its request (slowloris) is dropped after open_timeout.
         self._open_handle = self._loop.call_later(self.server.open_timeout, self._open_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        answering = self.protocol.state is State.CONNECTING
         super().connection_lost(exc)
         if self._open_handle is not None:
             self._open_handle.cancel()
+        if answering and self._task is not None:
+            # Nobody is left to answer: stop a `process_request` hook still running.
+            self._task.cancel()
         self.server._connections.discard(self)
 
     def _open_timed_out(self) -> None:
@@ -70,13 +80,35 @@ class ServerConnection(WebSocketConnection):
 
     def _handle_event(self, event: object) -> None:
         if isinstance(event, RequestReceived):
-            self._task = self._loop.create_task(self._run(event.request))
+            task = self._task = self._loop.create_task(self._run(event.request))
+            # The server holds every handler task: the loop only keeps weak references.
+            self.server._handlers.add(task)
+            task.add_done_callback(self.server._handlers.discard)
 
     def _log_failure(self, error: Exception) -> None:
-        if self.protocol.state is State.CLOSED and self.protocol.request is None:
+        if isinstance(error, InvalidHandshake):
             logger.info("%s: bad handshake request: %s", self._describe_peer(), error)
         else:
             super()._log_failure(error)
+
+    def _is_awaiting_answer(self) -> bool:
+        """Whether the upgrade request still awaits its answer: the client did not leave, the
+        open timeout did not fire, the server is not shutting down."""
+        transport = self.transport
+        return (
+            self.protocol.state is State.CONNECTING
+            and transport is not None
+            and not transport.is_closing()
+        )
+
+    def _shut_down(self, code: int, reason: str) -> None:
+        """Start closing for a server shutdown: the closing handshake, or drop the handshake."""
+        protocol = self.protocol
+        if protocol.state is State.OPEN and protocol.close_sent is None:
+            protocol.send_close(code, reason)
+            self._flush()
+        elif protocol.state is State.CONNECTING and self.transport is not None:
+            self.transport.close()
 
     async def _run(self, request: Request) -> None:
         """Answer the handshake, then run the handler and close the connection."""
@@ -88,13 +120,18 @@ class ServerConnection(WebSocketConnection):
                     response = await response
             except Exception:
                 logger.exception("process_request failed")
-                response = Response(500, [("Content-Type", "text/plain")], b"Internal Server Error\n")
-            if response is not None:
+                response = Response(
+                    500, [("Content-Type", "text/plain")], b"Internal Server Error\n"
+                )
+            if response is not None and self._is_awaiting_answer():
                 self.protocol.respond(response)
-                self._flush()
+                self._process_events()
                 return
+        if not self._is_awaiting_answer():
+            return
         response = self.protocol.accept(server.extra_headers)
-        self._flush()
+        # Also delivers frames the client sent right behind its request, and logs a refusal.
+        self._process_events()
         if response.status != 101:
             return
         if self._open_handle is not None:
@@ -139,12 +176,15 @@ class Server:
         self._protocol_options = protocol_options
         self._connection_options = connection_options
         self._connections: set[ServerConnection] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._closing: asyncio.Task[None] | None = None
 
     def _new_connection(self) -> ServerConnection:
         protocol = ServerProtocol(self.negotiation, **self._protocol_options)
-        return ServerConnection(self, protocol, close_timeout=self.close_timeout, **self._connection_options)
+        return ServerConnection(
+            self, protocol, close_timeout=self.close_timeout, **self._connection_options
+        )
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -172,22 +212,23 @@ class Server:
             self._server.close()
         connections = list(self._connections)
         for connection in connections:
-            if connection.state is State.OPEN and connection.protocol.close_sent is None:
-                connection.protocol.send_close(code, reason)
-                connection._flush()
-            elif connection.state is State.CONNECTING and connection.transport is not None:
-                connection.transport.close()
-        tasks = [c._task for c in connections if c._task is not None]
-        waits = [c.wait_closed() for c in connections]
-        if tasks or waits:
-            _, pending = await asyncio.wait(
-                [*tasks, *(asyncio.ensure_future(w) for w in waits)], timeout=self.close_timeout
-            )
-            for task in pending:
-                task.cancel()
-            for connection in connections:
-                if connection.transport is not None and not connection._closed.done():
-                    connection.transport.abort()
+            connection._shut_down(code, reason)
+        # Handlers see ConnectionClosed and return. Each connection's own close timer bounds
+        # its closing handshake by close_timeout; a handler that ignores the closure is
+        # cancelled after close_timeout.
+        waiting = [*self._handlers, *(connection._closed for connection in connections)]
+        if waiting:
+            await asyncio.wait(waiting, timeout=self.close_timeout)
+        for connection in connections:
+            if connection.transport is not None and not connection._closed.done():
+                connection.transport.abort()
+        handlers = [task for task in self._handlers if not task.done()]
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            _, stuck = await asyncio.wait(handlers, timeout=self.close_timeout)
+            if stuck:
+                logger.warning("%d connection handlers ignored cancellation", len(stuck))
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -214,7 +255,8 @@ class Server:
         await self.wait_closed()
 
 
-class serve:  # noqa: N801 -- used as a function: ``async with serve(...)`` or ``await serve(...)``
+# Lowercase, as it is used like a function: ``async with serve(...)`` or ``await serve(...)``.
+class serve:
     """Start a WebSocket server on ``host:port`` (or a Unix socket) running ``handler``.
 
     ::
@@ -307,6 +349,9 @@ class serve:  # noqa: N801 -- used as a function: ``async with serve(...)`` or `
         )
         self._address = (host, port, unix_path)
         self._listen_options: dict[str, Any] = dict(ssl=ssl, backlog=backlog)
+        if ssl is not None:
+            # A client that stalls in the TLS handshake is dropped like one stalling after it.
+            self._listen_options["ssl_handshake_timeout"] = open_timeout
 
     async def _start(self) -> Server:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,355 @@
+"""Write docs/benchmarks.md and docs/benchmarks.png from one run in bench/results/results.jsonl.
+
+    .venv/bin/python bench/report.py            # the last finished run
+    .venv/bin/python bench/report.py RUN_ID
+
+bench/run.py calls it at the end of a run that meets the issue's method. Every number is the
+median of the run's rounds, shown next to the rounds themselves; ratios compare medians of
+the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "results.jsonl"
+MARKDOWN = REPO / "docs" / "benchmarks.md"
+CHART = REPO / "docs" / "benchmarks.png"
+
+TITLES = {
+    "a": "(a) 1 connection, 32 B text, K=1",
+    "b": "(b) 100 connections, 32 B text, K=1",
+    "c": "(c) 100 connections, 256 B text, K=16",
+    "d": "(d) 10 connections, 64 KiB binary, K=1",
+    "e": "(e) 1 connection, 1 MiB binary, K=1",
+    "f": "(f) idle connections",
+    "g": "(g) as (c), with permessage-deflate",
+    "h-b": "(h) clients, as (b), against a C echo server",
+    "h-c": "(h) clients, as (c), against a C echo server",
+}
+LABELS = {"node": "Node ws", "picows": "picows+uvloop"}
+COLORS = {
+    "fullduplex": "#d62728",
+    "picows": "#1f77b4",
+    "websockets": "#2ca02c",
+    "aiohttp": "#9467bd",
+    "node": "#8c564b",
+}
+
+Results = dict[tuple[str, str], list[dict[str, Any]]]
+
+
+def load(path: Path, run_id: str | None) -> tuple[dict[str, Any], Results, list[dict[str, Any]], float | None]:
+    """The run's header, its successful rounds by (cell, server), its failures, its duration."""
+    runs: dict[str, dict[str, Any]] = {}
+    ends: dict[str, float] = {}
+    rounds: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["type"] == "run":
+            runs[entry["run_id"]] = entry
+        elif entry["type"] == "run_end":
+            ends[entry["run_id"]] = entry["elapsed_s"]
+        else:
+            rounds[entry["run_id"]].append(entry)
+    if run_id is None:
+        finished = [r for r in runs if r in ends and not runs[r]["params"].get("quick")]
+        if not finished:
+            raise SystemExit(f"no finished full run in {path}")
+        run_id = finished[-1]
+    if run_id not in runs:
+        raise SystemExit(f"no run {run_id} in {path}")
+    results: Results = defaultdict(list)
+    failures = []
+    for entry in rounds[run_id]:
+        if entry["ok"]:
+            results[entry["cell"], entry["server"]].append(entry)
+        else:
+            failures.append(entry)
+    return runs[run_id], results, failures, ends.get(run_id)
+
+
+def median(results: Results, cell: str, server: str, key: str) -> float | None:
+    values = [r[key] for r in results.get((cell, server), []) if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def ratio(results: Results, cell: str, key: str, other: str) -> float | None:
+    ours, theirs = median(results, cell, "fullduplex", key), median(results, cell, other, key)
+    return ours / theirs if ours is not None and theirs else None
+
+
+# --- targets ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    measure: Callable[[Results], float | None]
+    threshold: float
+    at_most: bool = False
+    unit: str = "x"
+
+    def evaluate(self, results: Results) -> tuple[str, str]:
+        value = self.measure(results)
+        if value is None:
+            return "not measured", "?"
+        shown = f"{value:.2f} {self.unit}".strip() if self.unit != "x" else f"{value:.2f}x"
+        met = value <= self.threshold if self.at_most else value >= self.threshold
+        return shown, "yes" if met else "**no**"
+
+
+TARGETS = [
+    Target("(c) msgs/s >= 1.3x picows+uvloop", lambda r: ratio(r, "c", "msgs_per_s", "picows"), 1.3),
+    Target("(b) msgs/s >= 1.2x picows+uvloop", lambda r: ratio(r, "b", "msgs_per_s", "picows"), 1.2),
+    Target("(d) msgs/s >= picows+uvloop", lambda r: ratio(r, "d", "msgs_per_s", "picows"), 1.0),
+    Target("(e) msgs/s >= picows+uvloop", lambda r: ratio(r, "e", "msgs_per_s", "picows"), 1.0),
+    Target(
+        "(a) server CPU µs/msg <= picows+uvloop (fullduplex ÷ picows)",
+        lambda r: ratio(r, "a", "cpu_us_per_msg", "picows"),
+        1.0,
+        at_most=True,
+    ),
+    Target(
+        "(f) <= 6 KiB per idle connection",
+        lambda r: median(r, "f", "fullduplex", "kib_per_connection"),
+        6.0,
+        at_most=True,
+        unit="KiB",
+    ),
+    Target("(b) high-level API >= 2x websockets", lambda r: ratio(r, "b", "msgs_per_s", "websockets"), 2.0),
+    Target("(b) high-level API >= aiohttp", lambda r: ratio(r, "b", "msgs_per_s", "aiohttp"), 1.0),
+    Target("(c) high-level API >= 2x websockets", lambda r: ratio(r, "c", "msgs_per_s", "websockets"), 2.0),
+    Target("(c) high-level API >= aiohttp", lambda r: ratio(r, "c", "msgs_per_s", "aiohttp"), 1.0),
+]
+
+
+# --- markdown -----------------------------------------------------------------------------------
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _rounds(results: Results, cell: str, server: str, key: str, digits: int = 0) -> str:
+    return " / ".join(_number(r.get(key), digits) for r in results.get((cell, server), []))
+
+
+def _servers(results: Results, cell: str) -> list[str]:
+    return [s for s in COLORS if (cell, s) in results]
+
+
+def echo_table(results: Results, cell: str) -> list[str]:
+    lines = [
+        "| server | msgs/s | rounds | fullduplex ÷ it | p50 µs | p99 µs | p99.9 µs "
+        "| server CPU µs/msg | server CPU % | RSS MiB | loadgen CPU % | background CPU % |",
+        "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for server in _servers(results, cell):
+        rows = results[cell, server]
+        vs = ratio(results, cell, "msgs_per_s", server) if server != "fullduplex" else None
+        latency = {k: statistics.median(r["latency_us"][k] for r in rows) for k in ("p50", "p99", "p99_9")}
+        rss = median(results, cell, server, "rss_kib")
+        lines.append(
+            f"| {LABELS.get(server, server)} | {_number(median(results, cell, server, 'msgs_per_s'))} "
+            f"| {_rounds(results, cell, server, 'msgs_per_s')} | {_number(vs, 2) if vs else '—'} "
+            f"| {_number(latency['p50'])} | {_number(latency['p99'])} | {_number(latency['p99_9'])} "
+            f"| {_number(median(results, cell, server, 'cpu_us_per_msg'), 1)} "
+            f"| {_number(median(results, cell, server, 'measured_cpu_pct'))} "
+            f"| {_number(rss / 1024 if rss else None, 1)} "
+            f"| {_number(median(results, cell, server, 'driver_cpu_pct'))} "
+            f"| {_number(median(results, cell, server, 'background_cpu_pct'))} |"
+        )
+    return lines
+
+
+def idle_table(results: Results) -> list[str]:
+    lines = [
+        "| server | KiB per connection | rounds | time to open them, s | rounds | RSS MiB, all open |",
+        "|---|--:|---|--:|---|--:|",
+    ]
+    for server in _servers(results, "f"):
+        rss = median(results, "f", server, "rss_kib")
+        lines.append(
+            f"| {LABELS.get(server, server)} | {_number(median(results, 'f', server, 'kib_per_connection'), 2)} "
+            f"| {_rounds(results, 'f', server, 'kib_per_connection', 2)} "
+            f"| {_number(median(results, 'f', server, 'open_s'), 2)} | {_rounds(results, 'f', server, 'open_s', 2)} "
+            f"| {_number(rss / 1024 if rss else None, 0)} |"
+        )
+    return lines
+
+
+def client_table(results: Results, cell: str) -> list[str]:
+    lines = [
+        "| client | msgs/s | rounds | fullduplex ÷ it | client CPU µs/msg | rounds | client CPU % |",
+        "|---|--:|---|--:|--:|---|--:|",
+    ]
+    for client in _servers(results, cell):
+        rows = results[cell, client]
+        vs = ratio(results, cell, "msgs_per_s", client) if client != "fullduplex" else None
+        cpu_pct = statistics.median(100 * r["cpu_s"] / r["measured_s"] for r in rows)
+        lines.append(
+            f"| {LABELS.get(client, client)} | {_number(median(results, cell, client, 'msgs_per_s'))} "
+            f"| {_rounds(results, cell, client, 'msgs_per_s')} | {_number(vs, 2) if vs else '—'} "
+            f"| {_number(median(results, cell, client, 'cpu_us_per_msg'), 1)} "
+            f"| {_rounds(results, cell, client, 'cpu_us_per_msg', 1)} | {_number(cpu_pct)} |"
+        )
+    return lines
+
+
+def markdown(header: dict[str, Any], results: Results, failures: list[dict[str, Any]], elapsed: float | None) -> str:
+    machine, versions, params = header["machine"], header["versions"], header["params"]
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated by `bench/run.py` and `bench/report.py` from run `{header['run_id']}` "
+        f"({header['started']}); do not edit by hand. The raw rounds are in "
+        "[`bench/results/results.jsonl`](../bench/results/results.jsonl).",
+        "",
+        "## How to run",
+        "",
+        "```sh",
+        "make bench                                   # every cell, every server: about 20 minutes",
+        ".venv/bin/python bench/run.py --cells b,c --servers fullduplex,picows",
+        ".venv/bin/python bench/run.py --quick        # one 1-second round of everything; no docs",
+        ".venv/bin/python bench/report.py [RUN_ID]    # rewrite this page from results.jsonl",
+        "```",
+        "",
+        f"This run: `{header['command']}`" + (f", {elapsed / 60:.0f} minutes." if elapsed else "."),
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {machine['cpu_model']}, {machine['cores']} cores"
+        + (f" ({machine['hypervisor']} guest)" if machine.get("hypervisor") else "")
+        + " |",
+        f"| memory | {machine['memory_gib']} GiB |",
+        f"| kernel | {machine['kernel']} |",
+        f"| Python, Node | {machine['python']}, {machine['node']} |",
+        f"| load average at start | {' '.join(machine['loadavg_at_start'])} |",
+        f"| fullduplex | {versions['fullduplex']} at `{versions['fullduplex_git']}`, C speedups "
+        f"{'on' if versions['fullduplex_speedups'] else 'off'} |",
+        f"| compared | picows {versions['picows']}, websockets {versions['websockets']}, aiohttp "
+        f"{versions['aiohttp']}, uvloop {versions['uvloop']}, ws {versions['ws']} with bufferutil "
+        f"{versions['bufferutil']} |",
+        "",
+        "## Method",
+        "",
+        f"- Each server runs pinned to core {params['server_core']}, the load generator "
+        f"(`bench/loadgen.c`: C, epoll, one thread) to core {params['driver_core']}, both at priority "
+        f"`{params['priority']}`. {params['rounds']} rounds per cell and server, each a fresh set of "
+        f"connections, {params['warmup_s']} s of warmup, then {params['duration_s']} s measured. "
+        "Tables show medians, then every round.",
+        "- The load generator keeps K messages in flight per connection, checks every echo "
+        "byte for byte, and measures latency from queueing a message to the last byte of its echo.",
+        "- Server CPU is utime+stime from /proc/PID/stat over the measured window, divided by the "
+        "messages echoed in it; RSS is VmRSS at the end of the window.",
+        "- *loadgen CPU %* shows the load generator is not the bottleneck; *background CPU %* is "
+        "what everything else on the machine used meanwhile (% of one core): high values mean "
+        "a noisy round.",
+        f"- Every server: defaults, except a 16 MiB message limit and compression off (on in (g)). "
+        f"The fullduplex, websockets and aiohttp servers and clients run on {params['loop']}; "
+        "picows on uvloop.",
+        "- (f): a fresh server per round opens "
+        f"{params['idle_connections']:,} connections, 100 handshakes at a time; KiB per connection "
+        "is the growth of the server's RSS, 1 s after the last one opened, over their number.",
+        "- (h): the Python clients run on the measured core against `bench/echo_server.c` (C, "
+        "epoll), with their own CPU time per message.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "|---|--:|:-:|",
+    ]
+    for target in TARGETS:
+        value, met = target.evaluate(results)
+        out.append(f"| {target.text} | {value} | {met} |")
+    out += ["", "## Results", "", "![msgs/s per cell and server](benchmarks.png)", ""]
+    for cell, title in TITLES.items():
+        if not any(c == cell for c, _ in results):
+            continue
+        out += [f"### {title}", ""]
+        if cell == "f":
+            out += idle_table(results)
+        elif cell.startswith("h-"):
+            out += client_table(results, cell)
+        else:
+            out += echo_table(results, cell)
+        out.append("")
+    out += [
+        "## Notes",
+        "",
+        "- picows is a frame-level library: its echo (`bench/servers/picows_server.py`) sends each "
+        "frame back as it comes, does not reassemble messages, and does not check that text is "
+        "UTF-8; its `max_frame_size` limits frames, not messages. The other servers do all of that; "
+        "fullduplex keeps UTF-8 validation, masking checks and limits on in every cell. picows has no "
+        "permessage-deflate, so it is not in (g).",
+        "- Node ws loads bufferutil for masking; it checks UTF-8 with Node's `buffer.isUtf8`.",
+    ]
+    if failures:
+        out += ["", "### Failed rounds", "", "| cell | server | round | error |", "|---|---|--:|---|"]
+        for failure in failures:
+            error = failure["error"].replace("|", "\\|").replace("\n", " ")[:300]
+            out.append(f"| {failure['cell']} | {failure['server']} | {failure['round'] or 'start'} | {error} |")
+    return "\n".join(out) + "\n"
+
+
+# --- chart --------------------------------------------------------------------------------------
+
+
+def chart(results: Results, path: Path, run_id: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = [c for c in TITLES if any(k == c for k, _ in results)]
+    columns = 3
+    rows = (len(cells) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(15, 4.2 * rows), squeeze=False)
+    for ax, cell in zip(axes.flat, cells, strict=False):
+        key = "kib_per_connection" if cell == "f" else "msgs_per_s"
+        servers = _servers(results, cell)
+        medians = [median(results, cell, s, key) or 0 for s in servers]
+        lows = [m - min(r[key] for r in results[cell, s]) for m, s in zip(medians, servers, strict=True)]
+        highs = [max(r[key] for r in results[cell, s]) - m for m, s in zip(medians, servers, strict=True)]
+        bars = ax.bar(
+            [LABELS.get(s, s) for s in servers],
+            medians,
+            yerr=[lows, highs],
+            capsize=3,
+            color=[COLORS[s] for s in servers],
+        )
+        ax.bar_label(bars, labels=[f"{m:,.0f}" if m >= 100 else f"{m:.2f}" for m in medians], fontsize=8)
+        ax.set_title(TITLES[cell], fontsize=10)
+        ax.set_ylabel("KiB per idle connection (lower is better)" if cell == "f" else "messages/s")
+        ax.tick_params(axis="x", labelsize=8)
+        ax.margins(y=0.15)
+    for ax in list(axes.flat)[len(cells) :]:
+        ax.set_visible(False)
+    figure.suptitle(f"fullduplex benchmark, run {run_id}: medians, bars span the rounds", fontsize=12)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write(run_id: str | None = None, results_path: Path = RESULTS) -> None:
+    header, results, failures, elapsed = load(results_path, run_id)
+    MARKDOWN.parent.mkdir(parents=True, exist_ok=True)
+    MARKDOWN.write_text(markdown(header, results, failures, elapsed))
+    chart(results, CHART, header["run_id"])
+
+
+if __name__ == "__main__":
+    write(sys.argv[1] if len(sys.argv) > 1 else None)

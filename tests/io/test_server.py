@@ -1,0 +1,480 @@
+"""serve / Server / ServerConnection over real sockets on 127.0.0.1: the handshake and its
+refusals, plain HTTP on the same port, protocol violations, keepalive, backpressure on
+reading, and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from fullduplex import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidStatus,
+    Request,
+    Response,
+    ServerConnection,
+    connect,
+    serve,
+)
+
+from .peers import BINARY, CLOSE, PING, TEXT, Holder, RawPeer, echo, upgrade_request
+
+
+async def test_server_echoes_text_and_binary() -> None:
+    async with (
+        serve(echo, "127.0.0.1", 0) as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as ws,
+    ):
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        await ws.send(b"\x00\x01")
+        assert await ws.recv() == b"\x00\x01"
+
+
+async def test_server_closes_with_1000_when_the_handler_returns() -> None:
+    async def greet(ws: ServerConnection) -> None:
+        await ws.send(f"hello {ws.request.path}")
+
+    async with (
+        serve(greet, "127.0.0.1", 0) as server,
+        connect(f"ws://127.0.0.1:{server.port}/room?id=1") as ws,
+    ):
+        assert await ws.recv() == "hello /room?id=1"
+        with pytest.raises(ConnectionClosedOK) as caught:
+            await ws.recv()
+        assert caught.value.code == 1000
+
+
+async def test_server_negotiates_a_subprotocol() -> None:
+    async def report(ws: ServerConnection) -> None:
+        await ws.send(str(ws.subprotocol))
+
+    async with serve(report, "127.0.0.1", 0, subprotocols=["chat.v2", "chat.v1"]) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        async with connect(url, subprotocols=["chat.v1", "chat.v2"]) as ws:
+            assert ws.subprotocol == "chat.v2"
+            assert await ws.recv() == "chat.v2"
+
+
+async def test_server_reports_its_connections_and_addresses() -> None:
+    hold = Holder()
+    async with (
+        serve(hold, "127.0.0.1", 0) as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as client,
+    ):
+        ws = await hold.next()
+        assert server.connections == {ws}
+        assert ws.local_address == ("127.0.0.1", server.port)
+        assert ws.remote_address == client.local_address
+
+
+async def test_server_answers_in_order_messages_sent_with_the_request() -> None:
+    # A client may pipeline frames right behind its request; they must not wait for more data.
+    async with serve(echo, "127.0.0.1", 0, compression=None) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(upgrade_request())
+        peer.send_frame(TEXT, b"early")
+        reply = await peer.read_http_response()
+        assert reply.status == 101
+        frame = await peer.read_frame()
+        assert (frame.opcode, frame.payload) == (TEXT, b"early")
+        await peer.close()
+
+
+# --- refusing a handshake --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "header"),
+    [
+        pytest.param(upgrade_request(method="POST"), 405, ("allow", "GET"), id="not-GET"),
+        pytest.param(upgrade_request(headers={"Upgrade": None}), 426, None, id="no-upgrade"),
+        pytest.param(
+            upgrade_request(headers={"Sec-WebSocket-Version": "8"}),
+            426,
+            ("sec-websocket-version", "13"),
+            id="bad-version",
+        ),
+        pytest.param(upgrade_request(extra=[("X-Big", "a" * 20000)]), 431, None, id="big-head"),
+        pytest.param(upgrade_request(headers={"Sec-WebSocket-Key": "short"}), 400, None, id="key"),
+        pytest.param(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n", 505, None, id="http-1.0"),
+        pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, None, id="tls"),
+    ],
+)
+async def test_server_refuses_a_malformed_handshake_with_a_readable_answer(
+    request_bytes: bytes,
+    status: int,
+    header: tuple[str, str] | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="fullduplex")
+    async with serve(echo, "127.0.0.1", 0) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(request_bytes)
+        reply = await peer.read_http_response()
+        assert reply.status == status
+        assert reply.headers["content-type"].startswith("text/plain")
+        assert reply.body.decode().startswith("Failed to open a WebSocket connection: ")
+        if header is not None:
+            assert reply.headers[header[0]] == header[1]
+        await peer.read_until_eof()  # the server closes the connection
+        await peer.close()
+        # ... and goes on serving everyone else.
+        async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.send("still there?")
+            assert await ws.recv() == "still there?"
+    assert "bad handshake request" in caplog.text
+
+
+async def test_server_refuses_a_disallowed_origin_with_403() -> None:
+    origins = ["https://good.example", None]
+    async with serve(echo, "127.0.0.1", 0, origins=origins) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        with pytest.raises(InvalidStatus) as caught:
+            await connect(url, origin="https://evil.example")
+        assert caught.value.response.status == 403
+        assert b"origin 'https://evil.example' is not allowed" in caught.value.response.body
+        async with connect(url, origin="https://good.example") as ws:
+            await ws.send("ok")
+            assert await ws.recv() == "ok"
+        async with connect(url) as ws:  # no Origin: a non-browser client, allowed by None
+            await ws.send("ok")
+            assert await ws.recv() == "ok"
+
+
+async def test_server_drops_a_handshake_that_never_completes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fullduplex")
+    async with serve(echo, "127.0.0.1", 0, open_timeout=0.2) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(upgrade_request()[:40])  # half a request, then silence (slowloris)
+        started = time.monotonic()
+        assert await peer.read_until_eof() == b""
+        assert 0.1 < time.monotonic() - started < 2
+        await peer.close()
+        assert server.connections == frozenset()
+    assert "opening handshake timed out" in caplog.text
+
+
+# --- plain HTTP on the same port -------------------------------------------------------------
+
+
+def _health(ws: ServerConnection, request: Request) -> Response | None:
+    if request.path == "/healthz":
+        return Response(200, [("Content-Type", "text/plain")], b"OK\n")
+    if request.path == "/missing":
+        return Response(404, [("Content-Type", "text/plain")], b"nothing here\n")
+    return None
+
+
+async def test_server_answers_plain_http_requests_through_process_request() -> None:
+    async with serve(echo, "127.0.0.1", 0, process_request=_health) as server:
+        url = f"http://127.0.0.1:{server.port}/healthz"
+
+        def get() -> tuple[int, bytes]:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read()
+
+        assert await asyncio.to_thread(get) == (200, b"OK\n")
+        # WebSocket upgrades on other paths go through.
+        async with connect(f"ws://127.0.0.1:{server.port}/chat") as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+
+
+async def test_server_answers_a_raw_http_get_through_an_async_process_request() -> None:
+    async def health(ws: ServerConnection, request: Request) -> Response | None:
+        await asyncio.sleep(0)
+        return _health(ws, request)
+
+    async with serve(echo, "127.0.0.1", 0, process_request=health) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        reply = await peer.read_http_response()
+        assert (reply.status, reply.body) == (200, b"OK\n")
+        assert reply.headers["connection"] == "close"
+        await peer.read_until_eof()
+        await peer.close()
+        with pytest.raises(InvalidStatus) as caught:
+            await connect(f"ws://127.0.0.1:{server.port}/missing")
+        assert caught.value.response.status == 404
+        assert caught.value.response.body == b"nothing here\n"
+
+
+async def test_server_answers_500_when_process_request_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(ws: ServerConnection, request: Request) -> Response | None:
+        raise RuntimeError("hook bug")
+
+    async with serve(echo, "127.0.0.1", 0, process_request=broken) as server:
+        with pytest.raises(InvalidStatus) as caught:
+            await connect(f"ws://127.0.0.1:{server.port}/")
+        assert caught.value.response.status == 500
+    assert "process_request failed" in caplog.text
+
+
+# --- protocol violations and failures --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("send", "code"),
+    [
+        pytest.param(lambda peer: peer.send_frame(TEXT, b"hi", masked=False), 1002, id="unmasked"),
+        pytest.param(lambda peer: peer.send_frame(TEXT, b"hi", rsv2=True), 1002, id="rsv2"),
+        pytest.param(lambda peer: peer.send_frame(0x3, b""), 1002, id="reserved-opcode"),
+        pytest.param(lambda peer: peer.send_frame(PING, b"", fin=False), 1002, id="frag-ping"),
+        pytest.param(lambda peer: peer.send_frame(TEXT, b"\xff\xfe"), 1007, id="bad-utf8"),
+        pytest.param(lambda peer: peer.send_frame(BINARY, b"x" * 2000), 1009, id="too-big"),
+        pytest.param(lambda peer: peer.send_frame(TEXT, b"fail me"), 1008, id="ws.fail"),
+    ],
+)
+async def test_server_fails_a_protocol_violation_with_its_close_code(
+    send: object, code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fullduplex")
+    handler_saw: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: ServerConnection) -> None:
+        try:
+            async for message in ws:
+                if message == "fail me":
+                    ws.fail(reason="not welcome")
+                else:
+                    await ws.send(message)
+        except ConnectionClosed as exc:
+            handler_saw.set_result(exc)
+            raise
+
+    async with serve(handler, "127.0.0.1", 0, max_size=1024) as server:
+        peer = await RawPeer.connected(server.port)
+        send(peer)  # type: ignore[operator]
+        close = await peer.read_close()
+        assert close.close_code == code
+        peer.send_close(close.close_code)
+        await peer.read_until_eof()
+        await peer.close()
+        exc = await handler_saw
+        assert isinstance(exc, ConnectionClosedError)
+        assert exc.code == code
+        # The server goes on serving everyone else.
+        async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.send("next")
+            assert await ws.recv() == "next"
+    assert "connection failed: " in caplog.text
+    assert any(record.levelno == logging.DEBUG for record in caplog.records)
+
+
+async def test_server_closes_with_1011_and_logs_when_the_handler_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def buggy(ws: ServerConnection) -> None:
+        if await ws.recv() == "crash":
+            raise ZeroDivisionError("handler bug")
+        await ws.send("fine")
+
+    async with serve(buggy, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        async with connect(url) as ws:
+            await ws.send("crash")
+            with pytest.raises(ConnectionClosedError) as caught:
+                await ws.recv()
+            assert caught.value.code == 1011
+        async with connect(url) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "fine"
+    (record,) = [r for r in caplog.records if r.name == "fullduplex" and r.exc_info]
+    assert record.getMessage() == "connection handler failed"
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+
+
+async def test_server_enforces_max_size_against_a_fullduplex_client() -> None:
+    async with (
+        serve(echo, "127.0.0.1", 0, max_size=1024) as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as ws,
+    ):
+        await ws.send("x" * 1024)
+        assert await ws.recv() == "x" * 1024
+        await ws.send("x" * 1025)
+        with pytest.raises(ConnectionClosedError) as caught:
+            await ws.recv()
+        assert caught.value.code == 1009
+
+
+# --- keepalive -------------------------------------------------------------------------------
+
+
+async def test_server_keepalive_closes_with_1011_when_the_peer_stops_answering(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fullduplex")
+    handler_saw: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: ServerConnection) -> None:
+        try:
+            await ws.recv()
+        except ConnectionClosed as exc:
+            handler_saw.set_result(exc)
+
+    options = dict(ping_interval=0.1, ping_timeout=0.1, close_timeout=0.2)
+    async with serve(handler, "127.0.0.1", 0, **options) as server:
+        peer = await RawPeer.connected(server.port)  # then ignores everything
+        started = time.monotonic()
+        frames = []
+        while (frame := await peer.read_frame()).opcode != CLOSE:
+            frames.append(frame)
+        assert [f.opcode for f in frames] == [PING]
+        assert frame.close_code == 1011
+        assert await peer.read_until_eof() == b""  # dropped after close_timeout
+        exc = await handler_saw
+        assert time.monotonic() - started < 2
+        assert isinstance(exc, ConnectionClosedError)
+        await peer.close()
+    assert "no pong within 0.1 s" in caplog.text
+
+
+async def test_server_keepalive_keeps_an_answering_peer_connected() -> None:
+    hold = Holder()
+    options = dict(ping_interval=0.05, ping_timeout=0.05)
+    async with (
+        serve(hold, "127.0.0.1", 0, **options) as server,
+        connect(f"ws://127.0.0.1:{server.port}/", ping_interval=None) as client,
+    ):
+        ws = await hold.next()
+        await asyncio.sleep(0.4)  # several rounds of pings, each answered by the client
+        await client.send("alive")
+        assert await ws.recv() == "alive"
+
+
+# --- backpressure on reading -----------------------------------------------------------------
+
+
+async def test_server_stops_reading_while_its_message_queue_is_full() -> None:
+    resume = asyncio.Event()
+    received: list[bytes | str] = []
+    transport_paused: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    async def slow_reader(ws: ServerConnection) -> None:
+        sock = ws.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        await resume.wait()
+        transport_paused.set_result(not ws.transport.is_reading())  # type: ignore[union-attr]
+        received.extend([message async for message in ws])
+
+    options = dict(max_queue=4, compression=None)
+    async with serve(slow_reader, "127.0.0.1", 0, **options) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        async with connect(url, compression=None, write_limit=16384) as client:
+            sock = client.transport.get_extra_info("socket")  # type: ignore[union-attr]
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            sent = 0
+            while True:  # until a send blocks: the server's queue and both kernels are full
+                send = asyncio.ensure_future(client.send(bytes([sent % 256]) * 4096))
+                done, _ = await asyncio.wait([send], timeout=0.2)
+                if not done:
+                    break
+                sent += 1
+            assert sent < 200  # bounded: about max_queue messages plus the kernel buffers
+            resume.set()
+            assert await transport_paused
+            await send
+            sent += 1
+        assert len(received) == sent
+        assert [message[0] for message in received] == [i % 256 for i in range(sent)]
+
+
+# --- graceful shutdown -----------------------------------------------------------------------
+
+
+async def test_server_shutdown_closes_every_connection_with_1001() -> None:
+    server = await serve(echo, "127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{server.port}/"
+    clients = [await connect(url) for _ in range(3)]
+    server.close()
+    await server.wait_closed()
+    for client in clients:
+        with pytest.raises(ConnectionClosedOK) as caught:
+            await client.recv()
+        assert caught.value.code == 1001
+        await client.close()
+    assert server.connections == frozenset()
+    with pytest.raises(OSError):
+        await connect(url)
+
+
+async def test_server_shutdown_waits_for_handlers_to_finish() -> None:
+    finished = []
+
+    async def tidy(ws: ServerConnection) -> None:
+        try:
+            await ws.recv()
+        except ConnectionClosedOK:
+            await asyncio.sleep(0.05)  # cleanup after the close
+            finished.append(ws.close_code)
+
+    async with serve(tidy, "127.0.0.1", 0) as server:
+        client = await connect(f"ws://127.0.0.1:{server.port}/")
+    assert finished == [1001]
+    await client.close()
+
+
+async def test_server_shutdown_cancels_a_handler_that_ignores_closure() -> None:
+    cancelled = asyncio.Event()
+
+    async def stubborn(ws: ServerConnection) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with serve(stubborn, "127.0.0.1", 0, close_timeout=0.3) as server:
+        client = await connect(f"ws://127.0.0.1:{server.port}/")
+        started = time.monotonic()
+    assert time.monotonic() - started < 1.5
+    assert cancelled.is_set()
+    with pytest.raises(ConnectionClosedOK):
+        await client.recv()
+    await client.close()
+
+
+async def test_server_shutdown_is_bounded_when_a_peer_ignores_the_close() -> None:
+    hold = Holder()
+    async with serve(hold, "127.0.0.1", 0, close_timeout=0.3) as server:
+        peer = await RawPeer.connected(server.port)  # never answers the close
+        await hold.next()
+        started = time.monotonic()
+    assert time.monotonic() - started < 1.5
+    assert (await peer.read_close()).close_code == 1001
+    await peer.read_until_eof()
+    await peer.close()
+
+
+async def test_server_shutdown_drops_handshakes_in_progress_at_once() -> None:
+    async def stalled(ws: ServerConnection, request: Request) -> Response | None:
+        await asyncio.sleep(3600)
+        return None
+
+    options = dict(open_timeout=30, close_timeout=0.5, process_request=stalled)
+    async with serve(echo, "127.0.0.1", 0, **options) as server:
+        half = await RawPeer.open(server.port)
+        half.write(upgrade_request()[:40])  # mid-request
+        waiting = await RawPeer.open(server.port)
+        waiting.write(upgrade_request())  # complete, stuck in process_request
+        while len(server.connections) < 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+    assert time.monotonic() - started < 1.5
+    for peer in (half, waiting):
+        assert await peer.read_until_eof() == b""
+        await peer.close()
