@@ -15,7 +15,7 @@ PACKAGING := pyproject.toml setup.py src/fullduplex/_speedups.c
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 NODE_STAMP := tests/node_modules/.installed
-# The pure-Python pass skips what does not depend on the masking code path and is slow.
+# The pure-Python pass leaves out the slow tests (full Autobahn runs) and the browser ones.
 PURE_MARKERS := not slow and not browser
 
 .PHONY: demo test lint test-speedups test-pure system-packages clean
@@ -62,3 +62,13 @@ clean:
 		.pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find src tests examples bench -name __pycache__ -prune -exec rm -rf {} +
 	rm -f src/fullduplex/*.so
+
+# The benchmark (bench/run.py, about 20 minutes): every cell against fullduplex, picows, websockets,
+# aiohttp and Node ws; rewrites docs/benchmarks.md. Options: make bench BENCH_ARGS='--cells b,c'.
+# bench-smoke is the short run that tests/test_bench_smoke.py makes: cell (c), fullduplex, ~2 s.
+.PHONY: bench bench-smoke
+bench: $(TEST_STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-smoke: $(TEST_STAMP)
+	$(BIN)/python bench/run.py --smoke

@@ -35,19 +35,22 @@ TITLES = {
     "h-b": "(h) clients, as (b), against a C echo server",
     "h-c": "(h) clients, as (c), against a C echo server",
 }
-LABELS = {"node": "Node ws", "picows": "picows+uvloop"}
+LABELS = {"node": "Node ws", "picows": "picows+uvloop", "c-echo": "C echo server (ceiling)"}
 COLORS = {
     "fullduplex": "#d62728",
     "picows": "#1f77b4",
     "websockets": "#2ca02c",
     "aiohttp": "#9467bd",
     "node": "#8c564b",
+    "c-echo": "#7f7f7f",
 }
 
 Results = dict[tuple[str, str], list[dict[str, Any]]]
 
 
-def load(path: Path, run_id: str | None) -> tuple[dict[str, Any], Results, list[dict[str, Any]], float | None]:
+def load(
+    path: Path, run_id: str | None
+) -> tuple[dict[str, Any], Results, list[dict[str, Any]], float | None]:
     """The run's header, its successful rounds by (cell, server), its failures, its duration."""
     runs: dict[str, dict[str, Any]] = {}
     ends: dict[str, float] = {}
@@ -108,8 +111,12 @@ class Target:
 
 
 TARGETS = [
-    Target("(c) msgs/s >= 1.3x picows+uvloop", lambda r: ratio(r, "c", "msgs_per_s", "picows"), 1.3),
-    Target("(b) msgs/s >= 1.2x picows+uvloop", lambda r: ratio(r, "b", "msgs_per_s", "picows"), 1.2),
+    Target(
+        "(c) msgs/s >= 1.3x picows+uvloop", lambda r: ratio(r, "c", "msgs_per_s", "picows"), 1.3
+    ),
+    Target(
+        "(b) msgs/s >= 1.2x picows+uvloop", lambda r: ratio(r, "b", "msgs_per_s", "picows"), 1.2
+    ),
     Target("(d) msgs/s >= picows+uvloop", lambda r: ratio(r, "d", "msgs_per_s", "picows"), 1.0),
     Target("(e) msgs/s >= picows+uvloop", lambda r: ratio(r, "e", "msgs_per_s", "picows"), 1.0),
     Target(
@@ -125,9 +132,17 @@ TARGETS = [
         at_most=True,
         unit="KiB",
     ),
-    Target("(b) high-level API >= 2x websockets", lambda r: ratio(r, "b", "msgs_per_s", "websockets"), 2.0),
+    Target(
+        "(b) high-level API >= 2x websockets",
+        lambda r: ratio(r, "b", "msgs_per_s", "websockets"),
+        2.0,
+    ),
     Target("(b) high-level API >= aiohttp", lambda r: ratio(r, "b", "msgs_per_s", "aiohttp"), 1.0),
-    Target("(c) high-level API >= 2x websockets", lambda r: ratio(r, "c", "msgs_per_s", "websockets"), 2.0),
+    Target(
+        "(c) high-level API >= 2x websockets",
+        lambda r: ratio(r, "c", "msgs_per_s", "websockets"),
+        2.0,
+    ),
     Target("(c) high-level API >= aiohttp", lambda r: ratio(r, "c", "msgs_per_s", "aiohttp"), 1.0),
 ]
 
@@ -157,13 +172,18 @@ def echo_table(results: Results, cell: str) -> list[str]:
     ]
     for server in _servers(results, cell):
         rows = results[cell, server]
-        vs = ratio(results, cell, "msgs_per_s", server) if server != "fullduplex" else None
-        latency = {k: statistics.median(r["latency_us"][k] for r in rows) for k in ("p50", "p99", "p99_9")}
+        is_reference = server in ("fullduplex", "c-echo")
+        vs = None if is_reference else ratio(results, cell, "msgs_per_s", server)
+        latency = {
+            k: statistics.median(r["latency_us"][k] for r in rows) for k in ("p50", "p99", "p99_9")
+        }
         rss = median(results, cell, server, "rss_kib")
         lines.append(
-            f"| {LABELS.get(server, server)} | {_number(median(results, cell, server, 'msgs_per_s'))} "
+            f"| {LABELS.get(server, server)} "
+            f"| {_number(median(results, cell, server, 'msgs_per_s'))} "
             f"| {_rounds(results, cell, server, 'msgs_per_s')} | {_number(vs, 2) if vs else '—'} "
-            f"| {_number(latency['p50'])} | {_number(latency['p99'])} | {_number(latency['p99_9'])} "
+            f"| {_number(latency['p50'])} | {_number(latency['p99'])} "
+            f"| {_number(latency['p99_9'])} "
             f"| {_number(median(results, cell, server, 'cpu_us_per_msg'), 1)} "
             f"| {_number(median(results, cell, server, 'measured_cpu_pct'))} "
             f"| {_number(rss / 1024 if rss else None, 1)} "
@@ -175,15 +195,18 @@ def echo_table(results: Results, cell: str) -> list[str]:
 
 def idle_table(results: Results) -> list[str]:
     lines = [
-        "| server | KiB per connection | rounds | time to open them, s | rounds | RSS MiB, all open |",
+        "| server | KiB per connection | rounds | time to open them, s | rounds "
+        "| RSS MiB, all open |",
         "|---|--:|---|--:|---|--:|",
     ]
     for server in _servers(results, "f"):
         rss = median(results, "f", server, "rss_kib")
         lines.append(
-            f"| {LABELS.get(server, server)} | {_number(median(results, 'f', server, 'kib_per_connection'), 2)} "
+            f"| {LABELS.get(server, server)} "
+            f"| {_number(median(results, 'f', server, 'kib_per_connection'), 2)} "
             f"| {_rounds(results, 'f', server, 'kib_per_connection', 2)} "
-            f"| {_number(median(results, 'f', server, 'open_s'), 2)} | {_rounds(results, 'f', server, 'open_s', 2)} "
+            f"| {_number(median(results, 'f', server, 'open_s'), 2)} "
+            f"| {_rounds(results, 'f', server, 'open_s', 2)} "
             f"| {_number(rss / 1024 if rss else None, 0)} |"
         )
     return lines
@@ -191,23 +214,28 @@ def idle_table(results: Results) -> list[str]:
 
 def client_table(results: Results, cell: str) -> list[str]:
     lines = [
-        "| client | msgs/s | rounds | fullduplex ÷ it | client CPU µs/msg | rounds | client CPU % |",
-        "|---|--:|---|--:|--:|---|--:|",
+        "| client | msgs/s | rounds | fullduplex ÷ it | client CPU µs/msg | rounds "
+        "| client CPU % | echo server CPU % | background CPU % |",
+        "|---|--:|---|--:|--:|---|--:|--:|--:|",
     ]
     for client in _servers(results, cell):
-        rows = results[cell, client]
         vs = ratio(results, cell, "msgs_per_s", client) if client != "fullduplex" else None
-        cpu_pct = statistics.median(100 * r["cpu_s"] / r["measured_s"] for r in rows)
         lines.append(
-            f"| {LABELS.get(client, client)} | {_number(median(results, cell, client, 'msgs_per_s'))} "
+            f"| {LABELS.get(client, client)} "
+            f"| {_number(median(results, cell, client, 'msgs_per_s'))} "
             f"| {_rounds(results, cell, client, 'msgs_per_s')} | {_number(vs, 2) if vs else '—'} "
             f"| {_number(median(results, cell, client, 'cpu_us_per_msg'), 1)} "
-            f"| {_rounds(results, cell, client, 'cpu_us_per_msg', 1)} | {_number(cpu_pct)} |"
+            f"| {_rounds(results, cell, client, 'cpu_us_per_msg', 1)} "
+            f"| {_number(median(results, cell, client, 'measured_cpu_pct'))} "
+            f"| {_number(median(results, cell, client, 'driver_cpu_pct'))} "
+            f"| {_number(median(results, cell, client, 'background_cpu_pct'))} |"
         )
     return lines
 
 
-def markdown(header: dict[str, Any], results: Results, failures: list[dict[str, Any]], elapsed: float | None) -> str:
+def markdown(
+    header: dict[str, Any], results: Results, failures: list[dict[str, Any]], elapsed: float | None
+) -> str:
     machine, versions, params = header["machine"], header["versions"], header["params"]
     out = [
         "# Benchmarks",
@@ -247,15 +275,19 @@ def markdown(header: dict[str, Any], results: Results, failures: list[dict[str, 
         "## Method",
         "",
         f"- Each server runs pinned to core {params['server_core']}, the load generator "
-        f"(`bench/loadgen.c`: C, epoll, one thread) to core {params['driver_core']}, both at priority "
-        f"`{params['priority']}`. {params['rounds']} rounds per cell and server, each a fresh set of "
+        f"(`bench/loadgen.c`: C, epoll, one thread) to core {params['driver_core']}, both at "
+        f"priority `{params['priority']}`. {params['rounds']} rounds per cell and server, each a "
+        "fresh set of "
         f"connections, {params['warmup_s']} s of warmup, then {params['duration_s']} s measured. "
         "Tables show medians, then every round.",
         "- The load generator keeps K messages in flight per connection, checks every echo "
         "byte for byte, and measures latency from queueing a message to the last byte of its echo.",
         "- Server CPU is utime+stime from /proc/PID/stat over the measured window, divided by the "
         "messages echoed in it; RSS is VmRSS at the end of the window.",
-        "- *loadgen CPU %* shows the load generator is not the bottleneck; *background CPU %* is "
+        "- The last row of (a) to (e), one short round of the load generator against "
+        "`bench/echo_server.c` (C, epoll), is the ceiling of the harness itself: the load "
+        "generator drives at least that much. *loadgen CPU %* rises when a server is slow, "
+        "because the load generator then wakes for every small read. *background CPU %* is "
         "what everything else on the machine used meanwhile (% of one core): high values mean "
         "a noisy round.",
         f"- Every server: defaults, except a 16 MiB message limit and compression off (on in (g)). "
@@ -292,16 +324,26 @@ def markdown(header: dict[str, Any], results: Results, failures: list[dict[str, 
         "",
         "- picows is a frame-level library: its echo (`bench/servers/picows_server.py`) sends each "
         "frame back as it comes, does not reassemble messages, and does not check that text is "
-        "UTF-8; its `max_frame_size` limits frames, not messages. The other servers do all of that; "
-        "fullduplex keeps UTF-8 validation, masking checks and limits on in every cell. picows has no "
+        "UTF-8; its `max_frame_size` limits frames, not messages. The other servers do all of "
+        "that; fullduplex keeps UTF-8 validation, masking checks and limits on in every cell. "
+        "picows has no "
         "permessage-deflate, so it is not in (g).",
         "- Node ws loads bufferutil for masking; it checks UTF-8 with Node's `buffer.isUtf8`.",
     ]
     if failures:
-        out += ["", "### Failed rounds", "", "| cell | server | round | error |", "|---|---|--:|---|"]
+        out += [
+            "",
+            "### Failed rounds",
+            "",
+            "| cell | server | round | error |",
+            "|---|---|--:|---|",
+        ]
         for failure in failures:
             error = failure["error"].replace("|", "\\|").replace("\n", " ")[:300]
-            out.append(f"| {failure['cell']} | {failure['server']} | {failure['round'] or 'start'} | {error} |")
+            out.append(
+                f"| {failure['cell']} | {failure['server']} | {failure['round'] or 'start'} "
+                f"| {error} |"
+            )
     return "\n".join(out) + "\n"
 
 
@@ -320,10 +362,14 @@ def chart(results: Results, path: Path, run_id: str) -> None:
     figure, axes = plt.subplots(rows, columns, figsize=(15, 4.2 * rows), squeeze=False)
     for ax, cell in zip(axes.flat, cells, strict=False):
         key = "kib_per_connection" if cell == "f" else "msgs_per_s"
-        servers = _servers(results, cell)
+        servers = [s for s in _servers(results, cell) if s != "c-echo"]
         medians = [median(results, cell, s, key) or 0 for s in servers]
-        lows = [m - min(r[key] for r in results[cell, s]) for m, s in zip(medians, servers, strict=True)]
-        highs = [max(r[key] for r in results[cell, s]) - m for m, s in zip(medians, servers, strict=True)]
+        lows = [
+            m - min(r[key] for r in results[cell, s]) for m, s in zip(medians, servers, strict=True)
+        ]
+        highs = [
+            max(r[key] for r in results[cell, s]) - m for m, s in zip(medians, servers, strict=True)
+        ]
         bars = ax.bar(
             [LABELS.get(s, s) for s in servers],
             medians,
@@ -331,14 +377,18 @@ def chart(results: Results, path: Path, run_id: str) -> None:
             capsize=3,
             color=[COLORS[s] for s in servers],
         )
-        ax.bar_label(bars, labels=[f"{m:,.0f}" if m >= 100 else f"{m:.2f}" for m in medians], fontsize=8)
+        ax.bar_label(
+            bars, labels=[f"{m:,.0f}" if m >= 100 else f"{m:.2f}" for m in medians], fontsize=8
+        )
         ax.set_title(TITLES[cell], fontsize=10)
         ax.set_ylabel("KiB per idle connection (lower is better)" if cell == "f" else "messages/s")
         ax.tick_params(axis="x", labelsize=8)
         ax.margins(y=0.15)
     for ax in list(axes.flat)[len(cells) :]:
         ax.set_visible(False)
-    figure.suptitle(f"fullduplex benchmark, run {run_id}: medians, bars span the rounds", fontsize=12)
+    figure.suptitle(
+        f"fullduplex benchmark, run {run_id}: medians, bars span the rounds", fontsize=12
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import importlib.metadata
 import importlib.util
@@ -35,7 +36,7 @@ import sys
 import time
 import tomllib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ class Cell:
     binary: bool = False
     deflate: bool = False
     kind: str = "echo"  # "echo": servers under the load generator; "idle"; "client"
-    servers: tuple[str, ...] = ("fullduplex", "picows", "websockets", "aiohttp", "node")
+    servers: tuple[str, ...] = ("fullduplex", "picows", "websockets", "aiohttp", "node", "c-echo")
 
 
 CLIENTS = ("fullduplex", "picows", "websockets", "aiohttp")
@@ -74,7 +75,13 @@ CELLS = {
         Cell("c", "100 connections, 256 B text, K=16", 100, 256, 16),
         Cell("d", "10 connections, 64 KiB binary, K=1", 10, 64 * 1024, binary=True),
         Cell("e", "1 connection, 1 MiB binary, K=1", 1, 2**20, binary=True),
-        Cell("f", f"{IDLE_CONNECTIONS:,} idle connections", IDLE_CONNECTIONS, kind="idle"),
+        Cell(
+            "f",
+            f"{IDLE_CONNECTIONS:,} idle connections",
+            IDLE_CONNECTIONS,
+            kind="idle",
+            servers=("fullduplex", "picows", "websockets", "aiohttp", "node"),
+        ),
         Cell(
             "g",
             "as (c), with permessage-deflate",
@@ -84,11 +91,26 @@ CELLS = {
             deflate=True,
             servers=("fullduplex", "websockets", "aiohttp", "node"),
         ),
-        Cell("h-b", "clients: as (b), against a C echo server", 100, kind="client", servers=CLIENTS),
-        Cell("h-c", "clients: as (c), against a C echo server", 100, 256, 16, kind="client", servers=CLIENTS),
+        Cell(
+            "h-b", "clients: as (b), against a C echo server", 100, kind="client", servers=CLIENTS
+        ),
+        Cell(
+            "h-c",
+            "clients: as (c), against a C echo server",
+            100,
+            256,
+            16,
+            kind="client",
+            servers=CLIENTS,
+        ),
     ]
 }
-SERVERS = ("fullduplex", "picows", "websockets", "aiohttp", "node")
+SERVERS = ("fullduplex", "picows", "websockets", "aiohttp", "node", "c-echo")
+# bench/echo_server.c under the load generator shows the harness's ceiling: one short round.
+CEILING = "c-echo"
+
+
+Record = Callable[[dict[str, Any]], None]
 
 
 class BenchError(Exception):
@@ -112,15 +134,22 @@ def build_c_programs() -> None:
         source, program = BENCH / f"{name}.c", BUILD / name
         if program.exists() and program.stat().st_mtime >= source.stat().st_mtime:
             continue
-        command = ["cc", "-O2", "-Wall", "-o", str(program), str(source), *libraries]
+        # Build beside the program and rename: test runs in parallel may build at once.
+        partial = program.with_name(f"{name}.{os.getpid()}.tmp")
+        command = ["cc", "-O2", "-Wall", "-o", str(partial), str(source), *libraries]
         print("+", shlex.join(command), flush=True)
         subprocess.run(command, check=True)
+        partial.replace(program)
 
 
 def install_comparison_dependencies() -> None:
     """The ``bench`` extra of pyproject.toml (picows, matplotlib) and Node's ws (npm ci)."""
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    missing = [spec for spec in extras["bench"] if importlib.util.find_spec(_distribution(spec)) is None]
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    missing = [
+        spec for spec in extras["bench"] if importlib.util.find_spec(_distribution(spec)) is None
+    ]
     if missing:
         print("+ pip install", *missing, flush=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
@@ -129,7 +158,9 @@ def install_comparison_dependencies() -> None:
     lock = BENCH / "package-lock.json"
     if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
         print("+ npm ci (bench/)", flush=True)
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BENCH, check=True)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BENCH, check=True
+        )
         stamp.touch()
 
 
@@ -187,8 +218,12 @@ def library_versions() -> dict[str, Any]:
         [sys.executable, "-c", "import fullduplex._speedups"], capture_output=True, cwd=REPO
     )
     versions["fullduplex_speedups"] = speedups.returncode == 0
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    dirty = subprocess.run(["git", "status", "--porcelain", "src"], capture_output=True, text=True, cwd=REPO)
+    git = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "src"], capture_output=True, text=True, cwd=REPO
+    )
     versions["fullduplex_git"] = git.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     return versions
 
@@ -196,9 +231,20 @@ def library_versions() -> dict[str, Any]:
 # --- processes -------------------------------------------------------------------------------
 
 
+PRIORITY = -10
+
+
 def priority_prefix() -> list[str]:
     # The machine may be shared: as root, run the measured pair ahead of everything else.
-    return ["nice", "-n", "-10"] if os.geteuid() == 0 else []
+    return ["nice", "-n", str(PRIORITY)] if os.geteuid() == 0 else []
+
+
+def prioritize(process: subprocess.Popen[str]) -> None:
+    """Give the process's session the same priority: with autogroup scheduling, nice values
+    only weigh within a session, and each process here starts its own (sched(7))."""
+    if os.geteuid() == 0:
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{process.pid}/autogroup").write_text(str(PRIORITY))
 
 
 @contextlib.contextmanager
@@ -217,6 +263,7 @@ def started(
             text=True,
             start_new_session=True,
         )
+        prioritize(process)
         try:
             line = _read_line(process, time.monotonic() + ready_timeout)
             if not line.startswith("ready "):
@@ -290,7 +337,9 @@ class Sample:
     @classmethod
     def take(cls, measured_pid: int, driver_pid: int) -> Sample:
         busy, steal = system_busy_seconds()
-        return cls(time.monotonic(), cpu_seconds(measured_pid), cpu_seconds(driver_pid), busy, steal)
+        return cls(
+            time.monotonic(), cpu_seconds(measured_pid), cpu_seconds(driver_pid), busy, steal
+        )
 
 
 def window(start: Sample, end: Sample) -> dict[str, float]:
@@ -325,6 +374,8 @@ class Options:
 
 
 def server_command(server: str, options: Options, deflate: bool) -> list[str]:
+    if server == CEILING:
+        return [str(BUILD / "echo_server"), "--port", "0"]
     if server == "node":
         command = ["node", "bench/servers/node_ws_server.js"]
     else:
@@ -334,17 +385,13 @@ def server_command(server: str, options: Options, deflate: bool) -> list[str]:
     return [*command, "--port", "0", *(["--deflate"] if deflate else [])]
 
 
-def loadgen_command(port: int, cell: Cell, options: Options) -> list[str]:
-    command = [str(BUILD / "loadgen"), "--port", str(port), "--connections", str(cell.connections)]
-    command += ["--size", str(cell.size), "--pipeline", str(cell.pipeline)]
-    command += ["--warmup", str(options.warmup), "--duration", str(options.duration)]
-    return command + (["--binary"] if cell.binary else []) + (["--deflate"] if cell.deflate else [])
-
-
-def run_driver(command: list[str], timeout: float) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
-    """Run a load generator or client on the driver core; yield each JSON event it prints."""
+def run_driver(
+    command: list[str], timeout: float, core: int = DRIVER_CORE
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    """Run a load generator (or a client, in cell h) pinned to ``core``; yield each JSON event
+    it prints: ``measure_start``, ``measure_end``, ``result`` (``opened`` in idle mode)."""
     process = subprocess.Popen(
-        [*priority_prefix(), "taskset", "-c", str(DRIVER_CORE), *command],
+        [*priority_prefix(), "taskset", "-c", str(core), *command],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -352,20 +399,23 @@ def run_driver(command: list[str], timeout: float) -> Iterator[tuple[subprocess.
         text=True,
         start_new_session=True,
     )
+    prioritize(process)
     deadline = time.monotonic() + timeout
+    event: dict[str, Any] = {}
     try:
         while True:
             line = _read_line(process, deadline)
             if not line:
                 break
             if line.startswith("{"):
-                yield process, json.loads(line)
+                event = json.loads(line)
+                yield process, event
         if time.monotonic() >= deadline:
             raise BenchError(f"{Path(command[0]).name} timed out after {timeout:.0f} s")
         process.wait(max(1.0, deadline - time.monotonic()))
         if process.returncode != 0:
             assert process.stderr is not None
-            error = process.stderr.read().strip()[-300:]
+            error = event.get("first_error") or process.stderr.read().strip()[-300:]
             raise BenchError(f"{Path(command[0]).name} exited with {process.returncode}: {error}")
     finally:
         stop(process, grace=2)
@@ -373,33 +423,60 @@ def run_driver(command: list[str], timeout: float) -> Iterator[tuple[subprocess.
             process.stderr.close()
 
 
-def echo_round(cell: Cell, server: subprocess.Popen[str], port: int, options: Options) -> dict[str, Any]:
+def measured_run(command: list[str], core: int, other_pid: int, timeout: float) -> dict[str, Any]:
+    """Run a load generator against a server (or a client against the C echo server) and
+    sample both processes around the window it measures. ``core`` is where ``command`` runs;
+    the measured process is the server, or the client in cell (h)."""
     start = end = None
     result: dict[str, Any] = {}
-    timeout = options.warmup + options.duration + 90
-    for loadgen, event in run_driver(loadgen_command(port, cell, options), timeout):
+    client_is_measured = core == SERVER_CORE
+    for process, event in run_driver(command, timeout, core):
+        measured, driver = (
+            (process.pid, other_pid) if client_is_measured else (other_pid, process.pid)
+        )
         if event["event"] == "measure_start":
-            start = Sample.take(server.pid, loadgen.pid)
+            start = Sample.take(measured, driver)
         elif event["event"] == "measure_end":
-            end = Sample.take(server.pid, loadgen.pid)
-            result.update(memory_kib(server.pid))
+            end = Sample.take(measured, driver)
+            result.update(memory_kib(measured))
         elif event["event"] == "result":
-            result.update(event)
+            result.update({k: v for k, v in event.items() if k not in ("event", "mode")})
     if start is None or end is None or "msgs_per_s" not in result:
-        raise BenchError(f"the load generator stopped early: {result.get('first_error') or result}")
+        raise BenchError(f"stopped early: {result.get('first_error') or result}")
     result.update(window(start, end))
     messages = result["messages"]
-    result["cpu_us_per_msg"] = round(result["measured_cpu_s"] / messages * 1e6, 3) if messages else None
+    result["cpu_us_per_msg"] = (
+        round(result["measured_cpu_s"] / messages * 1e6, 3) if messages else None
+    )
     if result["errors"]:
         raise BenchError(f"{result['errors']} errors: {result['first_error']}")
     return result
 
 
-def idle_round(cell: Cell, server: subprocess.Popen[str], port: int, options: Options) -> dict[str, Any]:
+def echo_round(
+    cell: Cell, server: subprocess.Popen[str], port: int, options: Options
+) -> dict[str, Any]:
+    command = [str(BUILD / "loadgen"), "--port", str(port), "--connections", str(cell.connections)]
+    command += ["--size", str(cell.size), "--pipeline", str(cell.pipeline)]
+    command += ["--warmup", str(options.warmup), "--duration", str(options.duration)]
+    command += (["--binary"] if cell.binary else []) + (["--deflate"] if cell.deflate else [])
+    return measured_run(command, DRIVER_CORE, server.pid, options.warmup + options.duration + 90)
+
+
+def idle_round(server: subprocess.Popen[str], port: int, options: Options) -> dict[str, Any]:
     time.sleep(0.5)
     baseline = memory_kib(server.pid)["rss_kib"]
     connections = options.idle_connections
-    command = [str(BUILD / "loadgen"), "--port", str(port), "--idle", "--connections", str(connections), "--hold", "3"]
+    command = [
+        str(BUILD / "loadgen"),
+        "--port",
+        str(port),
+        "--idle",
+        "--connections",
+        str(connections),
+        "--hold",
+        "3",
+    ]
     result: dict[str, Any] = {"baseline_rss_kib": baseline}
     for _, event in run_driver(command, timeout=150):
         if event["event"] == "opened":
@@ -420,49 +497,54 @@ def idle_round(cell: Cell, server: subprocess.Popen[str], port: int, options: Op
     return result
 
 
-def client_round(cell: Cell, client: str, port: int, options: Options) -> dict[str, Any]:
+def client_round(
+    cell: Cell, client: str, echo_server: subprocess.Popen[str], port: int, options: Options
+) -> dict[str, Any]:
     # The measured client runs on the server core; the C echo server on the driver core.
     loop = "uvloop" if client == "picows" else options.loop
     command = [
-        *priority_prefix(), "taskset", "-c", str(SERVER_CORE),
         sys.executable, f"bench/clients/{client}_client.py", "--port", str(port), "--loop", loop,
-        "--connections", str(cell.connections), "--size", str(cell.size), "--pipeline", str(cell.pipeline),
+        "--connections", str(cell.connections), "--size", str(cell.size),
+        "--pipeline", str(cell.pipeline),
         "--warmup", str(options.warmup), "--duration", str(options.duration),
     ]  # fmt: skip
     timeout = options.warmup + options.duration + 60
-    try:
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{client} client timed out after {timeout:.0f} s") from exc
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        raise BenchError(f"{client} client exited with {done.returncode}: {done.stderr.strip()[-400:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    if result["errors"]:
-        raise BenchError(f"{result['errors']} errors: {result['first_error']}")
-    return result
+    return measured_run(command, SERVER_CORE, echo_server.pid, timeout)
 
 
-def run_cell(cell: Cell, servers: list[str], options: Options, record: Any) -> None:
-    for server in servers:
-        if server not in cell.servers:
-            continue
+def run_cell(cell: Cell, servers: list[str], options: Options, record: Record) -> None:
+    for server in (s for s in servers if s in cell.servers):
         print(f"cell {cell.id} ({cell.title}) / {server}", flush=True)
         log = options.logs / f"{cell.id}-{server}.log"
+        rounds = range(1, options.rounds + 1)
         try:
             if cell.kind == "client":
-                with started([str(BUILD / "echo_server")], DRIVER_CORE, log) as (_, port):
-                    for round_number in range(1, options.rounds + 1):
-                        _round(record, cell, server, round_number, lambda: client_round(cell, server, port, options))
+                with started([str(BUILD / "echo_server")], DRIVER_CORE, log) as (echo, port):
+                    for n in rounds:
+                        _round(
+                            record, cell, server, n, client_round, cell, server, echo, port, options
+                        )
             elif cell.kind == "idle":
                 # A fresh server each round: memory freed by one round would flatter the next.
-                for round_number in range(1, options.rounds + 1):
-                    with started(server_command(server, options, False), SERVER_CORE, log) as (process, port):
-                        _round(record, cell, server, round_number, lambda: idle_round(cell, process, port, options))
+                command = server_command(server, options, deflate=False)
+                for n in rounds:
+                    with started(command, SERVER_CORE, log) as (process, port):
+                        _round(record, cell, server, n, idle_round, process, port, options)
             else:
-                with started(server_command(server, options, cell.deflate), SERVER_CORE, log) as (process, port):
-                    for round_number in range(1, options.rounds + 1):
-                        _round(record, cell, server, round_number, lambda: echo_round(cell, process, port, options))
+                command = server_command(server, options, deflate=cell.deflate)
+                round_options = options
+                if server == CEILING:
+                    rounds = range(1, 2)
+                    round_options = dataclasses.replace(
+                        options,
+                        warmup=min(options.warmup, 1.0),
+                        duration=min(options.duration, 2.0),
+                    )
+                with started(command, SERVER_CORE, log) as (process, port):
+                    for n in rounds:
+                        _round(
+                            record, cell, server, n, echo_round, cell, process, port, round_options
+                        )
         except BenchError as exc:
             print(f"  FAILED: {exc}", flush=True)
             record({"cell": cell.id, "server": server, "round": 0, "ok": False, "error": str(exc)})
@@ -471,20 +553,35 @@ def run_cell(cell: Cell, servers: list[str], options: Options, record: Any) -> N
             print(f"  server stderr: {stderr[:300]}", flush=True)
 
 
-def _round(record: Any, cell: Cell, server: str, round_number: int, measure: Any) -> None:
+def _round(
+    record: Record,
+    cell: Cell,
+    server: str,
+    round_number: int,
+    measure: Callable[..., dict[str, Any]],
+    *args: Any,
+) -> None:
     try:
-        result = measure()
+        result = measure(*args)
     except BenchError as exc:
         print(f"  round {round_number}: FAILED: {exc}", flush=True)
-        record({"cell": cell.id, "server": server, "round": round_number, "ok": False, "error": str(exc)})
+        record(
+            {
+                "cell": cell.id,
+                "server": server,
+                "round": round_number,
+                "ok": False,
+                "error": str(exc),
+            }
+        )
         return
-    summary = (
-        f"{result['kib_per_connection']:.2f} KiB/conn, opened in {result['open_s']:.2f} s"
-        if cell.kind == "idle"
-        else f"{result['msgs_per_s']:,.0f} msg/s, {result['cpu_us_per_msg']} us CPU/msg"
-    )
-    background = f", background {result['background_cpu_pct']}%" if "background_cpu_pct" in result else ""
-    print(f"  round {round_number}: {summary}{background}", flush=True)
+    if cell.kind == "idle":
+        summary = f"{result['kib_per_connection']:.2f} KiB/conn, opened in {result['open_s']:.2f} s"
+    else:
+        summary = f"{result['msgs_per_s']:,.0f} msg/s, {result['cpu_us_per_msg']} us CPU/msg"
+    if "background_cpu_pct" in result:
+        summary += f", background {result['background_cpu_pct']}%"
+    print(f"  round {round_number}: {summary}", flush=True)
     record({"cell": cell.id, "server": server, "round": round_number, "ok": True, **result})
 
 
@@ -493,20 +590,32 @@ def _round(record: Any, cell: Cell, server: str, round_number: int, measure: Any
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run fullduplex's benchmark (see bench/run.py).")
-    parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated; 'h' means h-b,h-c")
-    parser.add_argument("--servers", default=",".join(SERVERS), help="servers, and clients in cell h")
+    parser.add_argument(
+        "--cells", default=",".join(CELLS), help="comma-separated; 'h' means h-b,h-c"
+    )
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help="servers, and clients in cell h"
+    )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each measured window")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds in each measured window")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds before each measured window"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds in each measured window"
+    )
     parser.add_argument(
         "--loop",
         choices=["uvloop", "asyncio"],
         default="uvloop",
-        help="event loop of the fullduplex, websockets and aiohttp servers and clients (picows: uvloop)",
+        help="event loop of fullduplex, websockets, aiohttp servers and clients (picows: uvloop)",
     )
     parser.add_argument("--quick", action="store_true", help="1 round, 0.5 s warmup, 1 s windows")
-    parser.add_argument("--smoke", action="store_true", help="the test suite's run: cell c, fullduplex, ~1 s")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON Lines file to append to")
+    parser.add_argument(
+        "--smoke", action="store_true", help="the test suite's run: cell c, fullduplex, ~1 s"
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="the JSON Lines file to append to"
+    )
     parser.add_argument("--no-install", action="store_true", help="skip pip and npm (for --smoke)")
     args = parser.parse_args(argv)
     if args.quick or args.smoke:
@@ -518,7 +627,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cells = []
     for name in args.cells.split(","):
         cells += [c for c in CELLS if c == name or c.startswith(f"{name}-")] or [name]
-    unknown = [c for c in cells if c not in CELLS] + [s for s in args.servers.split(",") if s not in SERVERS]
+    unknown = [c for c in cells if c not in CELLS] + [
+        s for s in args.servers.split(",") if s not in SERVERS
+    ]
     if unknown:
         parser.error(f"unknown cells or servers: {', '.join(unknown)}")
     args.cells, args.servers = cells, args.servers.split(",")
@@ -582,14 +693,21 @@ def main(argv: list[str] | None = None) -> int:
             results.flush()
 
         results.write(json.dumps(header) + "\n")
-        print(f"run {run_id}: {args.rounds} rounds x ({args.warmup} s warmup + {args.duration} s)", flush=True)
+        print(
+            f"run {run_id}: {args.rounds} rounds x ({args.warmup} s warmup + {args.duration} s)",
+            flush=True,
+        )
         for cell_id in args.cells:
             run_cell(CELLS[cell_id], args.servers, options, record)
         elapsed = round(time.monotonic() - started_at, 1)
-        results.write(json.dumps({"type": "run_end", "run_id": run_id, "elapsed_s": elapsed}) + "\n")
+        results.write(
+            json.dumps({"type": "run_end", "run_id": run_id, "elapsed_s": elapsed}) + "\n"
+        )
 
     failures = [r for r in options.records if not r["ok"]]
-    print(f"run {run_id} finished in {elapsed:.0f} s; {len(failures)} failed rounds; results in {args.results}")
+    print(
+        f"run {run_id} finished in {elapsed:.0f} s, {len(failures)} failed rounds: {args.results}"
+    )
     if args.rounds >= 3 and args.duration >= 5 and args.results == RESULTS:
         import report
 

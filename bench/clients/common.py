@@ -4,8 +4,10 @@ JSON result; each client module supplies how its library opens, pumps and closes
 A client opens ``--connections`` connections to ``ws://127.0.0.1:PORT/`` (bench/echo_server.c),
 keeps ``--pipeline`` text messages of ``--size`` bytes in flight on each, and after
 ``--warmup`` seconds counts the echoes received and its own CPU time for ``--duration``
-seconds. Every echo is compared with what was sent. It prints one JSON line:
-``{"event": "result", "msgs_per_s": ..., "cpu_us_per_msg": ..., ...}``.
+seconds. Every echo is compared with what was sent. It prints JSON lines as the load
+generator does: ``{"event": "measure_start"}`` and ``{"event": "measure_end"}`` around the
+window (bench/run.py reads /proc then), then
+``{"event": "result", "msgs_per_s": ..., "self_cpu_us_per_msg": ..., ...}``.
 """
 
 from __future__ import annotations
@@ -60,14 +62,18 @@ async def measure(library: Library, args: argparse.Namespace, loop_name: str) ->
     payload = make_payload(args.size)
     stats = Stats()
     connections = await asyncio.gather(*(library.open(url) for _ in range(args.connections)))
-    pumps = [asyncio.ensure_future(library.pump(c, payload, args.pipeline, stats)) for c in connections]
+    pumps = [
+        asyncio.ensure_future(library.pump(c, payload, args.pipeline, stats)) for c in connections
+    ]
     try:
         await asyncio.sleep(args.warmup)
+        print(json.dumps({"event": "measure_start"}), flush=True)
         received, cpu, start = stats.received, time.process_time(), time.perf_counter()
         await asyncio.sleep(args.duration)
         received = stats.received - received
         cpu = time.process_time() - cpu
         seconds = time.perf_counter() - start
+        print(json.dumps({"event": "measure_end"}), flush=True)
         stats.stopping.set()
         done, pending = await asyncio.wait(pumps, timeout=5)
         for pump in done:
@@ -89,8 +95,8 @@ async def measure(library: Library, args: argparse.Namespace, loop_name: str) ->
         "measured_s": round(seconds, 3),
         "messages": received,
         "msgs_per_s": round(received / seconds, 1),
-        "cpu_s": round(cpu, 4),
-        "cpu_us_per_msg": round(cpu / received * 1e6, 3) if received else None,
+        "self_cpu_s": round(cpu, 4),
+        "self_cpu_us_per_msg": round(cpu / received * 1e6, 3) if received else None,
         "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "errors": stats.errors,
         "first_error": stats.first_error,

@@ -29,7 +29,9 @@ def new_listener(request: WSUpgradeRequest) -> WSListener:
 async def start(port: int, deflate: bool) -> tuple[int, Stop]:
     if deflate:
         raise SystemExit("picows does not implement permessage-deflate")
-    server = await ws_create_server(new_listener, "127.0.0.1", port, max_frame_size=MAX_MESSAGE_SIZE)
+    server = await ws_create_server(
+        new_listener, "127.0.0.1", port, max_frame_size=MAX_MESSAGE_SIZE
+    )
 
     async def stop() -> None:
         server.close()

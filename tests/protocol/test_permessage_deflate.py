@@ -389,7 +389,8 @@ def test_client_accepts_empty_response_with_defaults() -> None:
         False,
         False,
     )
-    assert (extension.local_max_window_bits, extension.remote_max_window_bits) == (15, 15)
+    # The client compresses with its (smaller) default window and decodes with the full one.
+    assert (extension.local_max_window_bits, extension.remote_max_window_bits) == (12, 15)
 
 
 def test_client_accepts_response_narrowing_every_parameter() -> None:
@@ -476,7 +477,7 @@ def test_server_accepts_browser_offer() -> None:
     assert outcome is not None
     response, extension = outcome
     assert response == []
-    assert (extension.local_max_window_bits, extension.remote_max_window_bits) == (15, 15)
+    assert (extension.local_max_window_bits, extension.remote_max_window_bits) == (12, 15)
 
 
 def test_server_accepts_offer_without_parameters() -> None:
@@ -601,8 +602,9 @@ def test_client_and_server_agree_on_every_combination(server_settings: dict[str,
 
         assert client_side.local_no_context_takeover == server_side.remote_no_context_takeover
         assert client_side.remote_no_context_takeover == server_side.local_no_context_takeover
-        assert client_side.local_max_window_bits == server_side.remote_max_window_bits
-        assert client_side.remote_max_window_bits == server_side.local_max_window_bits
+        # Each end may compress with a smaller window than the peer decodes with.
+        assert client_side.local_max_window_bits <= server_side.remote_max_window_bits
+        assert client_side.remote_max_window_bits >= server_side.local_max_window_bits
 
         assert server_side.local_no_context_takeover == (
             client_settings["server_no_context_takeover"]
@@ -612,13 +614,33 @@ def test_client_and_server_agree_on_every_combination(server_settings: dict[str,
             client_settings["client_no_context_takeover"]
             or server_settings["client_no_context_takeover"]
         )
-        assert server_side.local_max_window_bits == smallest(
-            client_settings["server_max_window_bits"], server_settings["server_max_window_bits"]
+        assert server_side.local_max_window_bits == min(
+            smallest(
+                client_settings["server_max_window_bits"],
+                server_settings["server_max_window_bits"],
+            ),
+            12,
         )
-        assert client_side.local_max_window_bits == smallest(
-            client_settings["client_max_window_bits"], server_settings["client_max_window_bits"]
+        assert client_side.local_max_window_bits == min(
+            smallest(
+                client_settings["client_max_window_bits"],
+                server_settings["client_max_window_bits"],
+            ),
+            12,
         )
 
         for _ in range(2):
             assert transfer(client_side, server_side, [b"Hello, ", b"server"]) == b"Hello, server"
             assert transfer(server_side, client_side, [b"Hello, client"]) == b"Hello, client"
+
+
+def test_server_compresses_with_its_configured_window_without_announcing_it() -> None:
+    server = ServerPerMessageDeflate(compress_window_bits=10)
+    outcome = server.negotiate([[("client_max_window_bits", None)]])
+    assert outcome is not None
+    response, extension = outcome
+    assert response == []
+    assert extension.local_max_window_bits == 10
+    client_side = ClientPerMessageDeflate().accept(response)
+    message = bytes(range(256)) * 64
+    assert transfer(extension, client_side, [message]) == message

@@ -121,12 +121,13 @@ class FrameParser:
         expect_masked: True on the server side, where every frame must be masked.
     """
 
-    __slots__ = ("_buffer", "_position", "_expect_masked", "_discard", "refused_opcode")
+    __slots__ = ("_buffer", "_position", "_expect_masked", "_mask_bit", "_discard", "refused_opcode")
 
     def __init__(self, *, expect_masked: bool) -> None:
         self._buffer = bytearray()
         self._position = 0
         self._expect_masked = expect_masked
+        self._mask_bit = 0x80 if expect_masked else 0
         # Bytes still to drop of a refused frame, so parsing resumes at the next frame.
         self._discard = 0
         self.refused_opcode: int | None = None
@@ -186,11 +187,14 @@ class FrameParser:
                 raise ProtocolViolation("frame length has its most significant bit set")
         is_masked = second & 0x80
         end = offset + (4 if is_masked else 0) + length
-        error = self._header_error(first, opcode, length, max_payload, is_masked)
-        if error is not None:
-            self.refused_opcode = opcode
-            self._skip(end - start)
-            raise error
+        # Fast path: a data frame within the limit, masked as expected; anything else is checked
+        # in full by _header_error.
+        if opcode > 2 or length > max_payload or is_masked != self._mask_bit:
+            error = self._header_error(first, opcode, length, max_payload, is_masked)
+            if error is not None:
+                self.refused_opcode = opcode
+                self._skip(end - start)
+                raise error
         if len(buffer) < end:
             return None
         if is_masked:
@@ -204,10 +208,10 @@ class FrameParser:
         return Frame(
             opcode,
             payload,
-            bool(first & 0x80),
-            bool(first & 0x40),
-            bool(first & 0x20),
-            bool(first & 0x10),
+            (first & 0x80) != 0,
+            (first & 0x40) != 0,
+            (first & 0x20) != 0,
+            (first & 0x10) != 0,
         )
 
     def _header_error(
