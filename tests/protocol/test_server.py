@@ -103,7 +103,9 @@ def refused(
     response, rest = response_sent(server)
     assert rest == b""
     assert response.status == error.http_status
-    options = [o.strip().lower() for v in response.headers.get_all("Connection") for o in v.split(",")]
+    options = [
+        o.strip().lower() for v in response.headers.get_all("Connection") for o in v.split(",")
+    ]
     assert "close" in options
     return response, error
 

@@ -121,7 +121,14 @@ class FrameParser:
         expect_masked: True on the server side, where every frame must be masked.
     """
 
-    __slots__ = ("_buffer", "_position", "_expect_masked", "_mask_bit", "_discard", "refused_opcode")
+    __slots__ = (
+        "_buffer",
+        "_position",
+        "_expect_masked",
+        "_mask_bit",
+        "_discard",
+        "refused_opcode",
+    )
 
     def __init__(self, *, expect_masked: bool) -> None:
         self._buffer = bytearray()
