@@ -66,7 +66,7 @@ __all__ = [
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 """Largest message accepted by default (1 MiB), after decompression."""
 
-DEFAULT_MAX_FRAGMENTS = 65536
+DEFAULT_MAX_FRAGMENTS = 1 << 20
 """Largest number of frames one message may be split into by default."""
 
 Buffer = bytes | bytearray | memoryview
@@ -92,6 +92,7 @@ _TRANSITIONS: dict[State, frozenset[State]] = {
 }
 
 _UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
+_OPEN = State.OPEN
 
 
 class Connection:
@@ -263,9 +264,9 @@ class Connection:
         self._send_data(Opcode.CONTINUATION, data.encode() if isinstance(data, str) else data, fin)
 
     def _send_data(self, opcode: int, data: Buffer, fin: bool) -> None:
-        if self.state is not State.OPEN or self.close_sent is not None:
+        if self.state is not _OPEN or self.close_sent is not None:
             raise InvalidState(f"cannot send a message: the connection is {self.state.name}")
-        if (opcode == Opcode.CONTINUATION) != self._sending_fragmented:
+        if (opcode == 0) is not self._sending_fragmented:
             raise InvalidState("a fragmented message is in progress; finish it first")
         self._sending_fragmented = not fin
         if self.extensions:
@@ -273,8 +274,10 @@ class Connection:
             for extension in self.extensions:
                 frame = extension.encode(frame)
             self._send_frame(frame.opcode, frame.payload, frame.fin, frame.rsv1)
-        else:
+        elif self.is_client:
             self._send_frame(opcode, data, fin, False)
+        else:
+            self._output += serialize_frame(opcode, data, fin=fin)
 
     def send_ping(self, data: Buffer = b"") -> None:
         """Queue a ping carrying up to 125 bytes.
@@ -375,8 +378,28 @@ class Connection:
                     if parser.buffered and not self.extensions and self.failure is None:
                         self._check_partial_text()
                     return
-                self._partial_decoder = None
-                self._partial_validated = 0
+                if self._partial_decoder is not None:
+                    self._partial_decoder = None
+                    self._partial_validated = 0
+                opcode, payload, fin, rsv1, rsv2, rsv3 = frame
+                if (
+                    fin
+                    and (opcode == 1 or opcode == 2)
+                    and not (rsv1 or rsv2 or rsv3 or self.extensions)
+                    and self._message_opcode is None
+                    and self.close_received is None
+                    and self.failure is None
+                ):
+                    # Fast path for the common case: a whole message in one plain frame.
+                    if opcode == 1:
+                        try:
+                            self._events.append(TextReceived(payload.decode()))
+                        except UnicodeDecodeError as exc:
+                            reason = f"invalid UTF-8 in text message: {exc.reason}"
+                            raise InvalidPayload(reason) from exc
+                    else:
+                        self._events.append(BinaryReceived(payload))
+                    continue
                 self._receive_frame(frame)
             except (ProtocolViolation, PolicyViolation) as exc:
                 # Go on parsing after a failure: the peer's close frame may be right behind.
