@@ -21,7 +21,7 @@ PURE_MARKERS := not slow and not browser
 .PHONY: demo test lint test-speedups test-pure system-packages clean
 
 demo: $(RUN_STAMP)
-	$(BIN)/python examples/push_demo.py
+	$(BIN)/python examples/order_board.py
 
 test: lint test-speedups test-pure
 

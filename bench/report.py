@@ -330,6 +330,23 @@ def markdown(
         "permessage-deflate, so it is not in (g).",
         "- Node ws loads bufferutil for masking; it checks UTF-8 with Node's `buffer.isUtf8`.",
     ]
+    if params["loop"] != "uvloop":
+        out.append(
+            f"- This run put fullduplex, websockets and aiohttp on {params['loop']}, not uvloop, "
+            "while picows ran on uvloop: compare fullduplex with picows with that in mind."
+        )
+    background = [
+        r["background_cpu_pct"]
+        for rows in results.values()
+        for r in rows
+        if "background_cpu_pct" in r
+    ]
+    if background and statistics.median(background) > 20:
+        out.append(
+            f"- Other work shared the machine during this run (background CPU: median "
+            f"{statistics.median(background):.0f}% of a core): rounds vary more than on a quiet "
+            "machine, and ratios measured side by side are steadier than absolute numbers."
+        )
     if failures:
         out += [
             "",
@@ -382,7 +399,7 @@ def chart(results: Results, path: Path, run_id: str) -> None:
         )
         ax.set_title(TITLES[cell], fontsize=10)
         ax.set_ylabel("KiB per idle connection (lower is better)" if cell == "f" else "messages/s")
-        ax.tick_params(axis="x", labelsize=8)
+        ax.tick_params(axis="x", labelsize=8, labelrotation=20)
         ax.margins(y=0.15)
     for ax in list(axes.flat)[len(cells) :]:
         ax.set_visible(False)

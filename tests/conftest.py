@@ -62,7 +62,7 @@ def _require_tool(name: str, path: str | os.PathLike[str]) -> str:
     pytest.skip(message)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def require_tool() -> Callable[[str, str | os.PathLike[str]], str]:
     """`require_tool(name, path) -> path`: skip (or, under CI=true, fail) if path is missing."""
     return _require_tool

@@ -1,10 +1,13 @@
 """fullduplex: the WebSocket protocol, and what real-time web applications need, for Python.
 
 The sans-I/O protocol lives in `fullduplex.protocol`; the asyncio server and client are
-re-exported here: `serve`, `connect`.
+re-exported here: `serve`, `connect`; so are the browser's interface, `WebSocket`, and the
+blocking client, `fullduplex.sync`.
 """
 
 from __future__ import annotations
+
+import sys
 
 from .exceptions import (
     ConnectionClosed,
@@ -23,6 +26,7 @@ from .exceptions import (
     PolicyViolation,
     ProtocolViolation,
 )
+from .io import sync
 from .io.asyncio import (
     ClientConnection,
     Data,
@@ -35,12 +39,29 @@ from .io.asyncio import (
     WebSocketURI,
     connect,
     parse_uri,
+    run,
     serve,
+)
+from .io.browser import WebSocket
+from .io.dom import (
+    Blob,
+    CloseEvent,
+    DOMException,
+    DOMSyntaxError,
+    Event,
+    EventTarget,
+    InvalidAccessError,
+    InvalidStateError,
+    MessageEvent,
 )
 from .protocol import CloseCode, Headers, Request, Response, State
 
+# `import fullduplex.sync` and `from fullduplex.sync import connect` work too (as os.path does).
+sys.modules[__name__ + ".sync"] = sync
+
 __all__ = [
     # asyncio server and client
+    "run",
     "serve",
     "connect",
     "Server",
@@ -53,6 +74,19 @@ __all__ = [
     "Data",
     "WebSocketURI",
     "parse_uri",
+    # the blocking client
+    "sync",
+    # the browser's WebSocket interface (WHATWG)
+    "WebSocket",
+    "Event",
+    "MessageEvent",
+    "CloseEvent",
+    "EventTarget",
+    "Blob",
+    "DOMException",
+    "DOMSyntaxError",
+    "InvalidStateError",
+    "InvalidAccessError",
     # protocol types applications meet
     "CloseCode",
     "Headers",

@@ -8,7 +8,6 @@ Echoes text as text and binary as binary on ws://127.0.0.1:PORT, with permessage
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import fullduplex
@@ -25,4 +24,4 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    fullduplex.run(main(int(sys.argv[1])))

@@ -1,5 +1,6 @@
-"""Every coroutine test in tests/io runs under `TEST_TIMEOUT_S`: a bug that hangs fails its
-test instead of the whole run. The peers these tests use live in `peers.py`."""
+"""Every coroutine test in tests/io (except the Chromium ones) runs under `TEST_TIMEOUT_S`:
+a bug that hangs fails its test instead of the whole run. The peers the asyncio tests use
+live in `peers.py`."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ HERE = Path(__file__).parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # pytest-asyncio runs `item.obj`; the wrapper keeps the signature for fixtures.
+    # pytest-asyncio runs `item.obj`; the wrapper keeps the signature for fixtures. Tests
+    # that drive Chromium (marked "browser") keep their own pace.
     for item in items:
         in_here = isinstance(item, pytest.Function) and HERE in item.path.parents
-        if in_here and inspect.iscoroutinefunction(item.obj):
+        if (
+            in_here
+            and inspect.iscoroutinefunction(item.obj)
+            and item.get_closest_marker("browser") is None
+        ):
             item.obj = _bounded(item.obj)
 
 

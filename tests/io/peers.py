@@ -98,10 +98,6 @@ class RawFrame:
         assert self.opcode == CLOSE, self
         return int(struct.unpack("!H", self.payload[:2])[0]) if self.payload else 1005
 
-    @property
-    def close_reason(self) -> str:
-        return self.payload[2:].decode()
-
 
 @dataclass
 class HTTPReply:
@@ -270,12 +266,6 @@ async def serve_raw(on_open: OnOpen | None, *, answer: bool = True) -> AsyncIter
         for peer in peers:
             await peer.close()
         await server.wait_closed()
-
-
-async def ignore_everything(peer: RawPeer) -> None:
-    """Read and discard whatever arrives, answer nothing: a peer that hung."""
-    await peer.read_until_eof()
-    await asyncio.Event().wait()
 
 
 class Holder:

@@ -17,6 +17,7 @@ from fullduplex import (
     ConnectionClosedOK,
     ServerConnection,
     State,
+    connect,
     serve,
 )
 
@@ -213,6 +214,29 @@ async def test_send_refuses_bad_types_without_harming_the_connection() -> None:
         assert await server.recv() == "still open"
 
 
+async def test_send_copies_a_buffer_the_caller_may_reuse() -> None:
+    # send() returns while the transport still holds the unwritten payload, which Python 3.12+
+    # keeps by reference: reusing the bytearray must not change what goes out.
+    reused = bytearray(b"A" * 200_000)
+
+    async def handler(ws: ServerConnection) -> None:
+        _shrink(ws, socket.SO_SNDBUF)
+        await ws.send(reused)
+        view = memoryview(reused)
+        await ws.send([view[:100_000], view[100_000:]])
+        view.release()
+        reused[:] = b"B" * len(reused)
+        await ws.wait_closed()
+
+    options = dict(compression=None, write_limit=1_000_000)
+    async with (
+        serve(handler, "127.0.0.1", 0, **options) as server,
+        connect(f"ws://127.0.0.1:{server.port}/", compression=None) as client,
+    ):
+        assert await client.recv() == b"A" * 200_000
+        assert await client.recv() == b"A" * 200_000
+
+
 async def test_send_after_close_raises_connection_closed() -> None:
     async with ws_pair() as (server, client):
         await client.close()
@@ -383,7 +407,7 @@ async def test_send_waits_while_the_write_buffer_is_above_the_limit() -> None:
                 send = asyncio.ensure_future(ws.send(chunk))
                 if not blocked_send.done():
                     await asyncio.wait([send], timeout=0.2)
-                    if not send.done():
+                    if not send.done() and _write_buffer_size(ws) > write_limit // 4:
                         blocked_send.set_result(None)
                 await send
                 sent += 1
@@ -421,7 +445,7 @@ async def test_closing_is_bounded_when_the_peer_stopped_reading() -> None:
             while True:
                 send = asyncio.ensure_future(ws.send(b"y" * 8192))
                 done, _ = await asyncio.wait([send], timeout=0.2)
-                if not done:
+                if not done and _write_buffer_size(ws) > 16 * 1024 // 4:
                     send_blocked.set()
                 await send
         except ConnectionClosed as exc:
@@ -440,6 +464,24 @@ async def test_closing_is_bounded_when_the_peer_stopped_reading() -> None:
         await peer.close()
 
 
+# --- event loops ---------------------------------------------------------------------------
+
+
+def test_connection_runs_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def exchange() -> None:
+        async with ws_pair(client_options=dict(write_limit=1024)) as (server, client):
+            await client.send("over uvloop")
+            assert await server.recv() == "over uvloop"
+            await server.send(b"z" * 100_000)  # past the write limit: pauses, then drains
+            assert await client.recv() == b"z" * 100_000
+            assert await client.ping() >= 0
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(asyncio.wait_for(exchange(), 10))
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -447,3 +489,9 @@ def _shrink(ws: ServerConnection, option: int) -> None:
     """Shrink a kernel socket buffer, so that backpressure shows after kilobytes, not MB."""
     assert ws.transport is not None
     ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, option, 4096)
+
+
+def _write_buffer_size(ws: ServerConnection) -> int:
+    """Writing stays paused until the buffer drains to a quarter of write_limit."""
+    assert ws.transport is not None
+    return ws.transport.get_write_buffer_size()

@@ -5,6 +5,7 @@ reading, and graceful shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -14,6 +15,7 @@ import urllib.request
 import pytest
 
 from fullduplex import (
+    ClientConnection,
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -25,7 +27,7 @@ from fullduplex import (
     serve,
 )
 
-from .peers import BINARY, CLOSE, PING, TEXT, Holder, RawPeer, echo, upgrade_request
+from .peers import BINARY, CLOSE, CONTINUATION, PING, TEXT, Holder, RawPeer, echo, upgrade_request
 
 
 async def test_server_echoes_text_and_binary() -> None:
@@ -230,7 +232,9 @@ async def test_server_answers_500_when_process_request_raises(
     ("send", "code"),
     [
         pytest.param(lambda peer: peer.send_frame(TEXT, b"hi", masked=False), 1002, id="unmasked"),
+        pytest.param(lambda peer: peer.send_frame(TEXT, b"hi", rsv1=True), 1002, id="rsv1"),
         pytest.param(lambda peer: peer.send_frame(TEXT, b"hi", rsv2=True), 1002, id="rsv2"),
+        pytest.param(lambda peer: peer.send_frame(CONTINUATION, b"x"), 1002, id="lone-cont"),
         pytest.param(lambda peer: peer.send_frame(0x3, b""), 1002, id="reserved-opcode"),
         pytest.param(lambda peer: peer.send_frame(PING, b"", fin=False), 1002, id="frag-ping"),
         pytest.param(lambda peer: peer.send_frame(TEXT, b"\xff\xfe"), 1007, id="bad-utf8"),
@@ -338,6 +342,7 @@ async def test_server_keepalive_closes_with_1011_when_the_peer_stops_answering(
         exc = await handler_saw
         assert time.monotonic() - started < 2
         assert isinstance(exc, ConnectionClosedError)
+        assert exc.code == 1006  # what the peer sent: no close frame (RFC 6455 §7.1.5)
         await peer.close()
     assert "no pong within 0.1 s" in caplog.text
 
@@ -359,37 +364,69 @@ async def test_server_keepalive_keeps_an_answering_peer_connected() -> None:
 
 
 async def test_server_stops_reading_while_its_message_queue_is_full() -> None:
-    resume = asyncio.Event()
-    received: list[bytes | str] = []
-    transport_paused: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-
-    async def slow_reader(ws: ServerConnection) -> None:
-        sock = ws.transport.get_extra_info("socket")  # type: ignore[union-attr]
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        await resume.wait()
-        transport_paused.set_result(not ws.transport.is_reading())  # type: ignore[union-attr]
-        received.extend([message async for message in ws])
-
+    hold = Holder()
+    write_limit = 16384
     options = dict(max_queue=4, compression=None)
-    async with serve(slow_reader, "127.0.0.1", 0, **options) as server:
+    async with serve(hold, "127.0.0.1", 0, **options) as server:
         url = f"ws://127.0.0.1:{server.port}/"
-        async with connect(url, compression=None, write_limit=16384) as client:
-            sock = client.transport.get_extra_info("socket")  # type: ignore[union-attr]
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        async with connect(url, compression=None, write_limit=write_limit) as client:
+            ws = await hold.next()  # it never reads until told below
+            assert ws.transport is not None and client.transport is not None
+            _shrink(ws.transport, socket.SO_RCVBUF)
+            _shrink(client.transport, socket.SO_SNDBUF)
             sent = 0
             while True:  # until a send blocks: the server's queue and both kernels are full
                 send = asyncio.ensure_future(client.send(bytes([sent % 256]) * 4096))
                 done, _ = await asyncio.wait([send], timeout=0.2)
-                if not done:
+                if not done and client.transport.get_write_buffer_size() > write_limit // 4:
                     break
+                await send  # not blocked, only slow
                 sent += 1
-            assert sent < 200  # bounded: about max_queue messages plus the kernel buffers
-            resume.set()
-            assert await transport_paused
+                assert sent < 1000  # bounded: max_queue messages plus the kernel buffers
+            assert not ws.transport.is_reading()
+            received = [await ws.recv() for _ in range(sent)]
             await send
-            sent += 1
-        assert len(received) == sent
-        assert [message[0] for message in received] == [i % 256 for i in range(sent)]
+            received.append(await ws.recv())
+            assert ws.transport.is_reading()
+        assert [message[0] for message in received] == [i % 256 for i in range(sent + 1)]
+
+
+async def test_server_closes_promptly_a_connection_whose_queue_is_full() -> None:
+    # Reading is paused, so the client's close frame waits behind unread messages: closing
+    # must read on rather than wait close_timeout and drop the connection.
+    hold = Holder()
+    options = dict(max_queue=2, compression=None, close_timeout=5)
+    async with serve(hold, "127.0.0.1", 0, **options) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        async with connect(url, compression=None, write_limit=4096) as client:
+            ws = await hold.next()
+            assert ws.transport is not None and client.transport is not None
+            _shrink(ws.transport, socket.SO_RCVBUF)
+            _shrink(client.transport, socket.SO_SNDBUF)
+            flood = asyncio.create_task(_send_until_closed(client, b"f" * 4096))
+            while ws.transport.is_reading():
+                await asyncio.sleep(0.01)
+            started = time.monotonic()
+            await ws.close(1000, "enough")
+            assert time.monotonic() - started < 2
+            await flood
+            await client.wait_closed()
+            assert (ws.close_code, client.close_code, client.close_reason) == (1000, 1000, "enough")
+            # What was queued before the close is still there to read.
+            assert [await ws.recv() for _ in range(2)] == [b"f" * 4096] * 2
+            with pytest.raises(ConnectionClosedOK):
+                await ws.recv()
+
+
+async def _send_until_closed(ws: ClientConnection, message: bytes) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await ws.send(message)
+
+
+def _shrink(transport: asyncio.BaseTransport, option: int) -> None:
+    """Shrink a kernel socket buffer, so that backpressure shows after kilobytes, not MB."""
+    transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, option, 4096)
 
 
 # --- graceful shutdown -----------------------------------------------------------------------
@@ -409,6 +446,19 @@ async def test_server_shutdown_closes_every_connection_with_1001() -> None:
     assert server.connections == frozenset()
     with pytest.raises(OSError):
         await connect(url)
+
+
+async def test_server_shutdown_sends_the_code_and_reason_given_to_close() -> None:
+    server = await serve(echo, "127.0.0.1", 0)
+    client = await connect(f"ws://127.0.0.1:{server.port}/")
+    with pytest.raises(ValueError):
+        server.close(1006)  # reserved for reporting, never sent
+    server.close(1012, "restarting")
+    await server.wait_closed()
+    with pytest.raises(ConnectionClosedError) as caught:
+        await client.recv()
+    assert (caught.value.code, caught.value.reason) == (1012, "restarting")
+    await client.close()
 
 
 async def test_server_shutdown_waits_for_handlers_to_finish() -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from .client import ClientConnection, WebSocketURI, connect, parse_uri
 from .connection import Data, Message, WebSocketConnection
+from .runner import run
 from .server import Handler, RequestHook, Server, ServerConnection, serve
 
 __all__ = [
+    "run",
     "connect",
     "ClientConnection",
     "WebSocketURI",

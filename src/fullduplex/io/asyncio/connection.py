@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from ...exceptions import ConnectionClosedOK, InvalidState, PolicyViolation
 from ...protocol.connection import Connection, State
@@ -37,6 +37,7 @@ Message = str | bytes
 Data = str | bytes | bytearray | memoryview
 """What `send` takes for one message: ``str`` is sent as text, the rest as binary."""
 
+
 class WebSocketConnection(asyncio.Protocol):
     """An open WebSocket connection: receive with ``async for`` or `recv`, send with `send`.
 
@@ -47,7 +48,9 @@ class WebSocketConnection(asyncio.Protocol):
         ping_interval: seconds between keepalive pings; None disables them.
         ping_timeout: seconds to wait for the pong before failing the connection with 1011.
         close_timeout: seconds to wait for the closing handshake before dropping the transport.
-        max_queue: received messages buffered before reading pauses.
+        max_queue: received messages buffered before reading pauses. Once this side has
+            sent its close frame, reading goes on (to receive the peer's) and messages
+            beyond ``max_queue`` are dropped.
         write_limit: bytes buffered for writing before `send` waits.
     """
 
@@ -160,7 +163,8 @@ class WebSocketConnection(asyncio.Protocol):
         Args:
             message: ``str`` for a text message, ``bytes``-like for binary, or an iterable or
                 async iterable of them (all ``str`` or all bytes-like) to send one message
-                in fragments, one frame per item. An empty iterable sends nothing.
+                in fragments, one frame per item. An empty iterable sends nothing. A
+                ``bytearray`` or ``memoryview`` is copied, so it may be reused at once.
 
         Raises:
             ConnectionClosed: the connection is closing or closed, or it closed before the
@@ -174,6 +178,8 @@ class WebSocketConnection(asyncio.Protocol):
             method = self.protocol.send_text
         elif isinstance(message, bytes | bytearray | memoryview):
             method = self.protocol.send_binary
+            if not isinstance(message, bytes):
+                message = _owned(message)
         elif isinstance(message, Mapping):
             # Iterating a dict would send its keys as fragments: surely not what was meant.
             raise TypeError("cannot send a mapping; serialize it (json.dumps) first")
@@ -206,9 +212,9 @@ class WebSocketConnection(asyncio.Protocol):
             try:
                 async for fragment in fragments:
                     fragment_is_text = isinstance(fragment, str)
-                    if not fragment_is_text and not isinstance(
-                        fragment, bytes | bytearray | memoryview
-                    ):
+                    if isinstance(fragment, bytearray | memoryview):
+                        fragment = _owned(fragment)
+                    elif not fragment_is_text and not isinstance(fragment, bytes):
                         raise TypeError(f"cannot send a {type(fragment).__name__} fragment")
                     if previous is None:
                         is_text = fragment_is_text
@@ -327,9 +333,9 @@ class WebSocketConnection(asyncio.Protocol):
     # --- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(self.write_limit, self.write_limit // 4)
+        # A cast, not an isinstance check: uvloop's transports don't subclass asyncio's.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(self.write_limit, self.write_limit // 4)
 
     def data_received(self, data: bytes) -> None:
         protocol = self.protocol
@@ -391,11 +397,22 @@ class WebSocketConnection(asyncio.Protocol):
                 self._handle_event(event)
         if messages:
             self._wake_receiver()
-            if len(messages) >= self.max_queue and not self._reading_paused:
+            if len(messages) >= self.max_queue:
+                self._limit_queue()
+        self._flush()
+
+    def _limit_queue(self) -> None:
+        """Stop reading while the queue is full; once closing, drop what exceeds it instead."""
+        if self.protocol.state is State.OPEN:
+            if not self._reading_paused:
                 self._reading_paused = True
                 assert self.transport is not None
                 self.transport.pause_reading()
-        self._flush()
+        else:
+            # The peer's close frame may sit behind messages nobody will read: read on, so the
+            # closing handshake completes, but keep at most max_queue messages.
+            while len(self._messages) > self.max_queue:
+                self._messages.pop()
 
     def _handle_event(self, event: object) -> None:
         """Handle the events only one role sees (the opening handshake's)."""
@@ -425,12 +442,18 @@ class WebSocketConnection(asyncio.Protocol):
             transport.writelines(output)
         if protocol.should_close_transport:
             transport.close()
-        if self._close_handle is None and (
-            protocol.should_close_transport or protocol.state is State.CLOSING
-        ):
-            # Bounds the closing handshake, and `transport.close()` too: it waits for the
-            # write buffer to drain, which a peer that stopped reading never lets happen.
-            self._close_handle = self._loop.call_later(self.close_timeout, self._close_timed_out)
+            # `close()` waits for the write buffer to drain, which a peer that stopped
+            # reading never lets happen: bound it like the closing handshake.
+            if self._close_handle is None:
+                self._arm_close_timer()
+        elif protocol.state is State.CLOSING and self._close_handle is None:
+            self._arm_close_timer()
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+
+    def _arm_close_timer(self) -> None:
+        self._close_handle = self._loop.call_later(self.close_timeout, self._close_timed_out)
 
     def _close_timed_out(self) -> None:
         logger.debug("%s: closing handshake timed out", self._describe_peer())
@@ -507,7 +530,16 @@ class _ApplicationFailure(PolicyViolation):
         self.close_code = code
 
 
+def _owned(buffer: bytearray | memoryview) -> bytes:
+    """Copy a buffer the caller may reuse once `send` returns.
+
+    The frame's payload goes to the transport as is, and transports keep a reference to what
+    they could not write at once (Python 3.12+ no longer copies it): a reused bytearray
+    would change bytes that are still waiting to go out.
+    """
+    return bytes(buffer)
+
+
 async def _aiter_sync(items: Iterable[Data]) -> AsyncIterator[Data]:
     for item in items:
         yield item
-

@@ -13,7 +13,7 @@ from ...exceptions import ConnectionClosed, InvalidHandshake
 from ...protocol.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, State
 from ...protocol.events import RequestReceived
 from ...protocol.extensions.permessage_deflate import ServerPerMessageDeflate
-from ...protocol.frames import CloseCode
+from ...protocol.frames import CloseCode, serialize_close_payload
 from ...protocol.handshake import ServerNegotiation, SubprotocolSelector
 from ...protocol.http11 import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, Request, Response
 from ...protocol.server import ServerProtocol
@@ -203,7 +203,15 @@ class Server:
 
     def close(self, code: int = CloseCode.GOING_AWAY, reason: str = "") -> None:
         """Stop listening and start closing every connection with ``code`` (1001 by default);
-        `wait_closed` waits for the end."""
+        `wait_closed` waits for the end.
+
+        Handlers get ``close_timeout`` to return after their connection closed; then they are
+        cancelled. Handshakes in progress are dropped.
+
+        Raises:
+            ValueError: the code may not be sent or the reason exceeds 123 UTF-8 bytes.
+        """
+        serialize_close_payload(code, reason)  # check now, not in the background task
         if self._closing is None:
             self._closing = asyncio.get_running_loop().create_task(self._close(code, reason))
 
@@ -286,7 +294,8 @@ class serve:
         open_timeout: seconds a client has to complete its upgrade request.
         close_timeout: seconds to wait for a closing handshake or for handlers at shutdown.
         ping_interval, ping_timeout: keepalive pings; None disables them.
-        max_queue: received messages buffered per connection before reading pauses.
+        max_queue: received messages buffered per connection before reading pauses (see
+            `WebSocketConnection`).
         write_limit: bytes buffered for writing before `send` waits.
         backlog: the listen backlog.
     """
