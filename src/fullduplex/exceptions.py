@@ -130,10 +130,11 @@ class PolicyViolation(FullDuplexError):
 
 
 class ConnectionClosed(FullDuplexError):
-    """The operation needs an open connection, and this one is closed.
+    """The operation needs an open connection, and this one is closed (or closing).
 
-    ``code`` and ``reason`` are what the peer sent in its close frame, 1005 when its close frame
-    carried no code, and 1006 when the connection ended without a close frame.
+    ``code`` and ``reason`` are the peer's close frame's (1005 when it carried no code); when
+    the peer sent none, those of the close frame this side sent (1011 after a keepalive
+    timeout, 1002 after a protocol violation); 1006 when no close frame went either way.
     ``was_clean`` tells whether the closing handshake completed.
     """
 

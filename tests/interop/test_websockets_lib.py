@@ -7,7 +7,6 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed

@@ -32,11 +32,13 @@ def test_run_serves_and_connects() -> None:
             async for message in ws:
                 await ws.send(message)
 
-        async with fullduplex.serve(echo, "127.0.0.1", 0) as server:
-            async with fullduplex.connect(f"ws://127.0.0.1:{server.port}/") as ws:
-                await ws.send("over uvloop")
-                reply = await ws.recv()
-                assert isinstance(reply, str)
-                return reply
+        async with (
+            fullduplex.serve(echo, "127.0.0.1", 0) as server,
+            fullduplex.connect(f"ws://127.0.0.1:{server.port}/") as ws,
+        ):
+            await ws.send("over uvloop")
+            reply = await ws.recv()
+            assert isinstance(reply, str)
+            return reply
 
     assert fullduplex.run(main()) == "over uvloop"

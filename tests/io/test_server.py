@@ -342,7 +342,7 @@ async def test_server_keepalive_closes_with_1011_when_the_peer_stops_answering(
         exc = await handler_saw
         assert time.monotonic() - started < 2
         assert isinstance(exc, ConnectionClosedError)
-        assert exc.code == 1006  # what the peer sent: no close frame (RFC 6455 §7.1.5)
+        assert exc.code == 1011  # the peer sent no close frame; this is the code we sent
         await peer.close()
     assert "no pong within 0.1 s" in caplog.text
 

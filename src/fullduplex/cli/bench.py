@@ -40,6 +40,7 @@ from .options import (
 __all__ = ["add_parser", "run", "Results", "percentile"]
 
 OPEN_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 3.0
 DRAIN_TIMEOUT_S = 5.0
 """How long, after the run, the replies still in flight may take (at most the duration)."""
 PROGRESS_INTERVAL_S = 0.2
@@ -142,11 +143,9 @@ def percentile(ordered: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> int:
     options = client_options(args)
     loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
     stop = asyncio.Event()
     results = Results()
-    with StopSignals(stop.set, task) as signals:
+    with StopSignals(stop.set, DRAIN_TIMEOUT_S + CLOSE_TIMEOUT_S + 2) as signals:
         connections = await _open_all(args, options)
         payload = _payload(args.size, args.text)
         drain_s = min(DRAIN_TIMEOUT_S, max(1.0, args.duration))
@@ -185,7 +184,9 @@ async def run(args: argparse.Namespace) -> int:
 
 async def _open_all(args: argparse.Namespace, options: dict[str, Any]) -> list[ClientConnection]:
     attempts = [
-        asyncio.ensure_future(connect(args.url, open_timeout=OPEN_TIMEOUT_S, **options))
+        asyncio.ensure_future(
+            connect(args.url, open_timeout=OPEN_TIMEOUT_S, close_timeout=CLOSE_TIMEOUT_S, **options)
+        )
         for _ in range(args.connections)
     ]
     outcomes = await asyncio.gather(*attempts, return_exceptions=True)

@@ -169,7 +169,7 @@ class _Connect:
     async def run(self) -> int:
         self.task = asyncio.current_task()
         assert self.task is not None
-        with StopSignals(self._interrupt, self.task) as signals:
+        with StopSignals(self._interrupt, CLOSE_TIMEOUT_S + 2) as signals:
             try:
                 return await self._run()
             except asyncio.CancelledError:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import enum
 import os
 import signal
 import socket
 import ssl
+import sys
+import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -248,17 +251,19 @@ def connect_failure(error: BaseException, url: str, open_timeout: float | None) 
 
 
 class StopSignals:
-    """SIGINT (Ctrl-C) and SIGTERM, handled by the event loop: the first calls ``on_stop``;
-    the next one cancels ``task``, to cut short a graceful stop that takes too long.
+    """SIGINT (Ctrl-C) and SIGTERM, handled by the event loop.
 
+    The first one calls ``on_stop``, which starts a graceful stop, and arms a watchdog: if the
+    process is still there ``deadline_s`` later (a handler that ignores cancellation, code
+    that blocks the event loop), it exits anyway, with status 130. So does a second signal.
     Use as a context manager around the part of the command that may be stopped.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, on_stop: Callable[[], object], task: asyncio.Task[Any]) -> None:
+    def __init__(self, on_stop: Callable[[], object], deadline_s: float) -> None:
         self.on_stop = on_stop
-        self.task = task
+        self.deadline_s = deadline_s
         self.received: signal.Signals | None = None
 
     def __enter__(self) -> StopSignals:
@@ -273,8 +278,20 @@ class StopSignals:
             loop.remove_signal_handler(signum)
 
     def _handle(self, signum: signal.Signals) -> None:
-        if self.received is None:
-            self.received = signum
-            self.on_stop()
-        else:
-            self.task.cancel()
+        if self.received is not None:
+            _force_exit("stopped at once, on a second signal")
+        self.received = signum
+        watchdog = threading.Timer(
+            self.deadline_s, _force_exit, [f"still stopping after {self.deadline_s:g} s; exiting"]
+        )
+        watchdog.daemon = True
+        watchdog.start()
+        self.on_stop()
+
+
+def _force_exit(message: str) -> None:
+    # os._exit: neither a stuck task nor a blocked event loop can delay it.
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        print(f"fullduplex: {message}", file=sys.stderr, flush=True)
+    os._exit(ExitStatus.INTERRUPTED)

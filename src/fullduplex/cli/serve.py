@@ -33,8 +33,10 @@ __all__ = ["add_parser", "run", "static_files", "load_app"]
 logger = logging.getLogger("fullduplex.serve")
 
 CLOSE_TIMEOUT_S = 3.0
-"""Bounds each closing handshake, and each of the two waits of a shutdown: Ctrl-C stops the
-server within twice this long at worst (after which a second Ctrl-C is not needed)."""
+"""Bounds each closing handshake, and each of the two waits of a shutdown (for handlers to
+return, then for those cancelled to end)."""
+STOP_DEADLINE_S = 2 * CLOSE_TIMEOUT_S + 1
+"""After Ctrl-C, the process exits within this long, whatever its handlers do."""
 
 EPILOG = """\
 examples:
@@ -51,10 +53,14 @@ Each connection is logged on stderr when it ends: peer, path, subprotocol, close
 (the client's; 1006 if it vanished) and duration. HTTP requests that --static answers are
 logged with their status.
 
+Ctrl-C or SIGTERM closes every connection with 1001 and waits for the handlers to return,
+7 s at most; a second Ctrl-C exits at once.
+
 exit status:
   0    stopped by Ctrl-C or SIGTERM (every connection was closed with 1001)
   1    could not listen (address in use, permission denied)
   2    bad arguments (including an --app that does not import, unreadable TLS files)
+  130  stopped by a second signal, or by the 7 s limit (handlers that would not end)
 """
 
 
@@ -172,18 +178,13 @@ async def run(args: argparse.Namespace) -> int:
         raise CommandError(
             ExitStatus.FAILURE, f"cannot listen on {args.host}:{args.port}: {detail}"
         ) from None
-    task = asyncio.current_task()
-    assert task is not None
     stop = asyncio.Event()
-    with StopSignals(stop.set, task):
-        try:
-            _announce(args, server, app_name=args.app or args.mode)
-            await stop.wait()
-            logger.info("stopping: closing %d connections with 1001", len(server.connections))
-            server.close(CloseCode.GOING_AWAY)
-            await server.wait_closed()
-        except asyncio.CancelledError:
-            logger.info("stopped at once, on a second signal")
+    with StopSignals(stop.set, STOP_DEADLINE_S):
+        _announce(args, server, app_name=args.app or args.mode)
+        await stop.wait()
+        logger.info("stopping: closing %d connections with 1001", len(server.connections))
+        server.close(CloseCode.GOING_AWAY)
+        await server.wait_closed()
     return ExitStatus.OK
 
 

@@ -174,14 +174,21 @@ class Connection:
         return self.close_sent is not None and self.close_received is not None
 
     def closed_error(self) -> ConnectionClosed:
-        """Return the exception that reports this connection's closure to the application."""
-        code = self.close_code or CloseCode.ABNORMAL_CLOSURE
-        error = (
-            ConnectionClosedOK
-            if self.was_clean and code in (1000, 1001, 1005)
-            else ConnectionClosedError
-        )
-        return error(code, self.close_reason, self.was_clean)
+        """Return the exception that reports this connection's closure to the application.
+
+        Its code is the peer's close code when the peer sent a close frame; otherwise the code
+        this side sent (1011 after a keepalive timeout, 1002 after a protocol violation...);
+        otherwise 1006.
+        """
+        if self.close_received is not None:
+            code, reason = self.close_received
+        elif self.close_sent is not None:
+            code, reason = self.close_sent
+        else:
+            code, reason = CloseCode.ABNORMAL_CLOSURE, ""
+        is_normal = self.was_clean and code in (1000, 1001, 1005)
+        error = ConnectionClosedOK if is_normal else ConnectionClosedError
+        return error(code, reason, self.was_clean)
 
     def close_expected(self) -> bool:
         """Whether the I/O layer should start its close timer.
