@@ -7,8 +7,7 @@ blocking client, `fullduplex.sync`.
 
 from __future__ import annotations
 
-import sys
-
+from . import sync
 from .exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -26,7 +25,6 @@ from .exceptions import (
     PolicyViolation,
     ProtocolViolation,
 )
-from .io import sync
 from .io.asyncio import (
     ClientConnection,
     Data,
@@ -55,9 +53,6 @@ from .io.dom import (
     MessageEvent,
 )
 from .protocol import CloseCode, Headers, Request, Response, State
-
-# `import fullduplex.sync` and `from fullduplex.sync import connect` work too (as os.path does).
-sys.modules[__name__ + ".sync"] = sync
 
 __all__ = [
     # asyncio server and client

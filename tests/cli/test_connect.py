@@ -202,8 +202,13 @@ async def test_connect_exits_6_when_the_replies_take_too_long(server: ServerFact
 
 
 async def test_connect_exits_130_on_sigint_after_closing_with_1000(server: ServerFactory) -> None:
-    async with server() as peer, started_cli("connect", peer.url) as process:
-        await peer.connected.wait()
+    async def greet(ws: Any, peer: Peer) -> None:
+        await ws.send("ready")
+        await ws.recv()
+
+    async with server(greet) as peer, started_cli("connect", peer.url) as process:
+        assert process.stdout is not None
+        assert await process.stdout.readline() == b"ready\n"  # the client is open
         process.send_signal(signal.SIGINT)
         status = await asyncio.wait_for(process.wait(), 10)
         await peer.closed.wait()
@@ -300,3 +305,10 @@ def test_json_option_leaves_non_json_text_alone() -> None:
     assert render("{not json", args) == "{not json"
     assert json.loads(render('{"a": 1}', args)) == {"a": 1}
     assert render(b"\x01", args) == "01"
+
+
+async def test_connect_exits_130_on_sigint_during_the_handshake(silent_listener: int) -> None:
+    async with started_cli("connect", f"ws://127.0.0.1:{silent_listener}/") as process:
+        await asyncio.sleep(1.5)  # the interpreter starts, then the handshake hangs
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 5) == 130

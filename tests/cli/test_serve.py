@@ -248,3 +248,46 @@ async def test_serve_negotiates_the_subprotocol_it_supports() -> None:
         [log] = await log_lines(server, 1)
         assert log.group("subprotocol") == "orders.v1"
         assert await stop(server) == 0
+
+
+STUBBORN_APP = """\
+import asyncio
+
+async def handler(ws):
+    while True:
+        try:
+            await asyncio.sleep(100)
+        except asyncio.CancelledError:
+            pass  # a handler that will not end
+"""
+
+
+async def test_serve_exits_within_its_deadline_whatever_the_handlers_do(tmp_path: Path) -> None:
+    (tmp_path / "stubborn.py").write_text(STUBBORN_APP)
+    async with started_cli(
+        "serve", "--app", "stubborn:handler", "--port", "0", cwd=str(tmp_path)
+    ) as server:
+        url = f"ws://127.0.0.1:{await read_banner(server)}/"
+        async with fullduplex.connect(url) as ws:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            server.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(server.wait(), 15) == 130
+            assert 6 < loop.time() - started < 12  # 7 s, the documented bound
+            await ws.wait_closed()
+            assert ws.close_code == 1001
+        assert server.stderr is not None
+        assert b"still stopping after 7 s; exiting" in await server.stderr.read()
+
+
+async def test_serve_exits_at_once_on_a_second_signal(tmp_path: Path) -> None:
+    (tmp_path / "stubborn.py").write_text(STUBBORN_APP)
+    async with started_cli(
+        "serve", "--app", "stubborn:handler", "--port", "0", cwd=str(tmp_path)
+    ) as server:
+        url = f"ws://127.0.0.1:{await read_banner(server)}/"
+        async with fullduplex.connect(url):
+            server.send_signal(signal.SIGINT)
+            await asyncio.sleep(0.5)
+            server.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(server.wait(), 3) == 130
