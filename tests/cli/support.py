@@ -101,9 +101,12 @@ class Terminal:
     """``fullduplex ARGS`` on a pseudo-terminal of 100 x 30, which is its controlling
     terminal (so that Ctrl-C typed there sends SIGINT). ``output`` accumulates all it wrote."""
 
-    def __init__(self, *args: str, python_code: str | None = None) -> None:
+    def __init__(
+        self, *args: str, python_code: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.args = args
         self.python_code = python_code
+        self.env = env or {}
         self.output = b""
         self._master = -1
         self._arrived = asyncio.Event()
@@ -122,7 +125,7 @@ class Terminal:
             stdin=slave,
             stdout=slave,
             stderr=slave,
-            env=_env(TERM="xterm"),
+            env=_env(TERM="xterm", **self.env),
             start_new_session=True,
             # After setsid, the terminal on stdin becomes the controlling terminal.
             preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),

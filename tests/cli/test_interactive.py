@@ -143,6 +143,16 @@ async def test_interactive_uses_colors_on_a_terminal_unless_no_color() -> None:
         await terminal.expect(b"\x1b\\[32m< \x1b\\[0mhi")  # green arrow
         terminal.type(b"\x04")
         assert await terminal.exit_status() == 0
+    async with (
+        fullduplex_server() as peer,
+        Terminal("connect", peer.url, env={"NO_COLOR": "1"}) as terminal,
+    ):
+        await terminal.expect(PROMPT)
+        terminal.type(b"hi" + ENTER)
+        await terminal.expect(b"\r< hi\r\n")
+        terminal.type(b"\x04")
+        assert await terminal.exit_status() == 0
+    assert b"\x1b[32m" not in terminal.output and b"\x1b[2m" not in terminal.output
 
 
 async def test_interactive_without_readline_reads_plain_lines() -> None:

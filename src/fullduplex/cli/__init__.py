@@ -1,16 +1,17 @@
 """The ``fullduplex`` command: ``connect``, ``serve`` and ``bench``.
 
-``main`` parses the arguments and runs the chosen command on an asyncio event loop. A
-command reports a failure by raising `CommandError`: one line on stderr, and its exit status.
+``main`` parses the arguments and runs the chosen command on an event loop (uvloop when it
+is installed, see `fullduplex.run`). A command reports a failure by raising `CommandError`:
+one line on stderr, and its exit status.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
+from ..io.asyncio import run
 from . import bench, connect, serve
 from .options import CommandError, ExitStatus
 
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.USAGE
     command: Callable[[argparse.Namespace], Awaitable[int]] = args.run
     try:
-        return asyncio.run(_run(command, args))
+        return run(_run(command, args))
     except CommandError as exc:
         print(f"fullduplex {args.command}: {exc}", file=sys.stderr)
         return exc.status

@@ -268,14 +268,18 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         loop = asyncio.get_running_loop()
-        for signum in self.SIGNALS:
-            loop.add_signal_handler(signum, self._handle, signum)
+        # Where the loop cannot handle signals (Windows), Ctrl-C raises KeyboardInterrupt,
+        # which `main` turns into status 130.
+        with contextlib.suppress(NotImplementedError):
+            for signum in self.SIGNALS:
+                loop.add_signal_handler(signum, self._handle, signum)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         loop = asyncio.get_running_loop()
-        for signum in self.SIGNALS:
-            loop.remove_signal_handler(signum)
+        with contextlib.suppress(NotImplementedError):
+            for signum in self.SIGNALS:
+                loop.remove_signal_handler(signum)
 
     def _handle(self, signum: signal.Signals) -> None:
         if self.received is not None:
