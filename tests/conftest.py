@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -77,16 +77,20 @@ def free_port() -> int:
         return port
 
 
+@pytest.fixture(scope="session")
+def chromium_launch_options() -> dict[str, Any]:
+    """Playwright's launch options for the system's Chromium; add flags to a copy of ``args``."""
+    return {"executable_path": CHROMIUM, "args": list(CHROMIUM_ARGS), "headless": True}
+
+
 @pytest.fixture
-async def chromium_browser() -> AsyncIterator[Browser]:
+async def chromium_browser(chromium_launch_options: dict[str, Any]) -> AsyncIterator[Browser]:
     """A headless Chromium (the system's /usr/bin/chromium) driven by Playwright."""
     _require_tool("chromium", CHROMIUM)
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
+        browser = await playwright.chromium.launch(**chromium_launch_options)
         try:
             yield browser
         finally:

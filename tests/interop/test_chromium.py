@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import pytest
@@ -31,18 +31,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-CHROMIUM = "/usr/bin/chromium"
-# tests/conftest.py's CHROMIUM_ARGS: a headless Chromium that makes no connection of its own.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 PAGE = b"""<!doctype html>
 <meta charset="utf-8">
@@ -87,22 +75,19 @@ def serve_page(
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def chromium_trusting_test_ca(tls: TestCA) -> AsyncIterator[Browser | None]:
+async def chromium_trusting_test_ca(
+    tls: TestCA, chromium_launch_options: dict[str, Any]
+) -> AsyncIterator[Browser | None]:
     """One Chromium for the module, or None when it is not installed (`browser` says so)."""
-    if not os.path.exists(CHROMIUM):
+    if not os.path.exists(chromium_launch_options["executable_path"]):
         yield None
         return
     from playwright.async_api import async_playwright
 
+    trust = f"--ignore-certificate-errors-spki-list={tls.server_spki_sha256}"
+    options = {**chromium_launch_options, "args": [*chromium_launch_options["args"], trust]}
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                *CHROMIUM_ARGS,
-                f"--ignore-certificate-errors-spki-list={tls.server_spki_sha256}",
-            ],
-            headless=True,
-        )
+        browser = await playwright.chromium.launch(**options)
         try:
             yield browser
         finally:
@@ -111,9 +96,11 @@ async def chromium_trusting_test_ca(tls: TestCA) -> AsyncIterator[Browser | None
 
 @pytest.fixture
 def browser(
-    require_tool: Callable[[str, str], str], chromium_trusting_test_ca: Browser | None
+    require_tool: Callable[[str, str], str],
+    chromium_launch_options: dict[str, Any],
+    chromium_trusting_test_ca: Browser | None,
 ) -> Browser:
-    require_tool("chromium", CHROMIUM)
+    require_tool("chromium", chromium_launch_options["executable_path"])
     assert chromium_trusting_test_ca is not None
     return chromium_trusting_test_ca
 

@@ -31,18 +31,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-CHROMIUM = "/usr/bin/chromium"
-# tests/conftest.py's CHROMIUM_ARGS: a headless Chromium that makes no connection of its own.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 AFTER_CLOSE_S = 0.25
 """How long each runner keeps recording after the close event."""
@@ -195,17 +183,15 @@ async ([url, sc, afterCloseMs]) => {
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def chromium() -> AsyncIterator[Browser | None]:
+async def chromium(chromium_launch_options: dict[str, Any]) -> AsyncIterator[Browser | None]:
     """One Chromium for the module, or None when it is not installed (`browser` says so)."""
-    if not os.path.exists(CHROMIUM):
+    if not os.path.exists(chromium_launch_options["executable_path"]):
         yield None
         return
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
+        browser = await playwright.chromium.launch(**chromium_launch_options)
         try:
             yield browser
         finally:
@@ -213,8 +199,12 @@ async def chromium() -> AsyncIterator[Browser | None]:
 
 
 @pytest.fixture
-def browser(require_tool: Callable[[str, str], str], chromium: Browser | None) -> Browser:
-    require_tool("chromium", CHROMIUM)
+def browser(
+    require_tool: Callable[[str, str], str],
+    chromium_launch_options: dict[str, Any],
+    chromium: Browser | None,
+) -> Browser:
+    require_tool("chromium", chromium_launch_options["executable_path"])
     assert chromium is not None
     return chromium
 
