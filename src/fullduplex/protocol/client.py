@@ -41,6 +41,17 @@ class ClientProtocol(Connection):
         max_message_size, max_frame_size, max_fragments: see `Connection`.
     """
 
+    __slots__ = (
+        "key",
+        "offered_subprotocols",
+        "offered_extensions",
+        "max_header_bytes",
+        "max_headers",
+        "request",
+        "response",
+        "_head",
+    )
+
     def __init__(
         self,
         host: str,

@@ -108,6 +108,30 @@ class Connection:
         max_fragments: largest number of frames per message (1009 beyond).
     """
 
+    __slots__ = (
+        "is_client",
+        "state",
+        "max_message_size",
+        "max_frame_size",
+        "max_fragments",
+        "extensions",
+        "subprotocol",
+        "close_sent",
+        "close_received",
+        "failure",
+        "should_close_transport",
+        "_parser",
+        "_events",
+        "_output",
+        "_message_opcode",
+        "_message_parts",
+        "_message_fragments",
+        "_utf8_decoder",
+        "_partial_decoder",
+        "_partial_validated",
+        "_sending_fragmented",
+    )
+
     def __init__(
         self,
         *,

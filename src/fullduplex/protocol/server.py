@@ -41,6 +41,8 @@ class ServerProtocol(Connection):
         max_message_size, max_frame_size, max_fragments: see `Connection`.
     """
 
+    __slots__ = ("negotiation", "max_header_bytes", "max_headers", "request", "_head", "_leftover")
+
     def __init__(
         self,
         negotiation: ServerNegotiation | None = None,

@@ -65,6 +65,8 @@ class ClientConnection(WebSocketConnection):
 
     protocol: ClientProtocol
 
+    __slots__ = ("opened",)
+
     def __init__(self, protocol: ClientProtocol, **options: Any) -> None:
         super().__init__(protocol, **options)
         self.opened: asyncio.Future[None] = self._loop.create_future()

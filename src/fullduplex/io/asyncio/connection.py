@@ -54,6 +54,28 @@ class WebSocketConnection(asyncio.Protocol):
         write_limit: bytes buffered for writing before `send` waits.
     """
 
+    # Slots: a server holds tens of thousands of these, and a __dict__ would double their size.
+    __slots__ = (
+        "protocol",
+        "ping_interval",
+        "ping_timeout",
+        "close_timeout",
+        "max_queue",
+        "write_limit",
+        "transport",
+        "_loop",
+        "_messages",
+        "_recv_waiter",
+        "_reading_paused",
+        "_drain_waiter",
+        "_writing_paused",
+        "_closed",
+        "_pings",
+        "_keepalive_handle",
+        "_close_handle",
+        "_send_lock",
+    )
+
     def __init__(
         self,
         protocol: Connection,
@@ -72,7 +94,8 @@ class WebSocketConnection(asyncio.Protocol):
         self.write_limit = write_limit
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
-        self._messages: collections.deque[Message] = collections.deque()
+        # Created with the first message: an idle connection does without its 600-byte block.
+        self._messages: collections.deque[Message] | None = None
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -139,8 +162,10 @@ class WebSocketConnection(asyncio.Protocol):
                 await waiter
             finally:
                 self._recv_waiter = None
-        message = self._messages.popleft()
-        if self._reading_paused and len(self._messages) <= self.max_queue // 4:
+        messages = self._messages
+        assert messages is not None
+        message = messages.popleft()
+        if self._reading_paused and len(messages) <= self.max_queue // 4:
             self._reading_paused = False
             if self.transport is not None:
                 self.transport.resume_reading()
@@ -385,6 +410,8 @@ class WebSocketConnection(asyncio.Protocol):
         messages = self._messages
         for event in self.protocol.events_received():
             if type(event) is TextReceived or type(event) is BinaryReceived:
+                if messages is None:
+                    messages = self._messages = collections.deque()
                 messages.append(event.data)
             elif type(event) is PongReceived:
                 self._acknowledge_pings(event.data)
@@ -411,8 +438,9 @@ class WebSocketConnection(asyncio.Protocol):
         else:
             # The peer's close frame may sit behind messages nobody will read: read on, so the
             # closing handshake completes, but keep at most max_queue messages.
-            while len(self._messages) > self.max_queue:
-                self._messages.pop()
+            messages = self._messages
+            while messages is not None and len(messages) > self.max_queue:
+                messages.pop()
 
     def _handle_event(self, event: object) -> None:
         """Handle the events only one role sees (the opening handshake's)."""

@@ -41,6 +41,8 @@ class ServerConnection(WebSocketConnection):
 
     protocol: ServerProtocol
 
+    __slots__ = ("server", "_task", "_open_handle")
+
     def __init__(self, server: Server, protocol: ServerProtocol, **options: Any) -> None:
         super().__init__(protocol, **options)
         self.server = server
