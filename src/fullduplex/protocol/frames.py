@@ -124,7 +124,6 @@ class FrameParser:
     __slots__ = (
         "_buffer",
         "_position",
-        "_expect_masked",
         "_mask_bit",
         "_discard",
         "refused_opcode",
@@ -133,7 +132,6 @@ class FrameParser:
     def __init__(self, *, expect_masked: bool) -> None:
         self._buffer = bytearray()
         self._position = 0
-        self._expect_masked = expect_masked
         self._mask_bit = 0x80 if expect_masked else 0
         # Bytes still to drop of a refused frame, so parsing resumes at the next frame.
         self._discard = 0
@@ -233,10 +231,10 @@ class FrameParser:
                 return ProtocolViolation(f"control frame payload of {length} bytes exceeds 125")
         elif length > max_payload:
             return MessageTooBig(f"frame of {length} bytes exceeds the limit of {max_payload}")
-        if bool(is_masked) != self._expect_masked:
+        if is_masked != self._mask_bit:
             # RFC 6455 §5.1: a server fails on unmasked frames, a client on masked ones.
             return ProtocolViolation(
-                "client frame is not masked" if self._expect_masked else "server frame is masked"
+                "client frame is not masked" if self._mask_bit else "server frame is masked"
             )
         return None
 
