@@ -504,18 +504,19 @@ class Connection:
 
     def _check_partial_text(self) -> None:
         """Validate the received part of an incomplete text frame (fail fast on bad UTF-8)."""
+        opcode = self._parser.head_opcode
+        if opcode != Opcode.TEXT and not (
+            opcode == Opcode.CONTINUATION and self._utf8_decoder is not None
+        ):
+            return  # checked before peeking: peeking copies, and binary frames can be large
         head = self._parser.peek_payload(self._partial_validated)
         if head is None:
             return
-        opcode, chunk = head
+        chunk = head[1]
         if self._partial_decoder is None:
-            if opcode == Opcode.TEXT:
-                self._partial_decoder = _UTF8_DECODER()
-            elif opcode == Opcode.CONTINUATION and self._utf8_decoder is not None:
-                self._partial_decoder = _UTF8_DECODER()
+            self._partial_decoder = _UTF8_DECODER()
+            if self._utf8_decoder is not None:  # a continuation: go on from the message's state
                 self._partial_decoder.setstate(self._utf8_decoder.getstate())
-            else:
-                return
         try:
             _decode_strictly(self._partial_decoder, chunk, False)
         except InvalidPayload as exc:

@@ -243,6 +243,13 @@ class FrameParser:
         self._position += min(count, available)
         self._discard = max(0, count - available)
 
+    @property
+    def head_opcode(self) -> int | None:
+        """The opcode of the frame at the head of the buffer, or None when nothing is buffered."""
+        if self._position < len(self._buffer):
+            return self._buffer[self._position] & 0x0F
+        return None
+
     def peek_payload(self, offset: int) -> tuple[int, bytes] | None:
         """Return the opcode and the received payload bytes, from ``offset``, of the incomplete
         data frame at the head of the buffer, or None when its header is incomplete.
