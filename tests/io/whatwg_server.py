@@ -52,6 +52,7 @@ async def scripted(ws: ServerConnection) -> None:
         reset(ws)
     elif parts.path == "/protocol-error":
         await ws.send("test")
+        await asyncio.sleep(0)  # sends go out at the end of the loop turn: let "test" go first
         assert ws.transport is not None
         ws.transport.write(b"\x83\x03LOL")  # behind the library's back: opcode 3 is reserved
         await ws.wait_closed()

@@ -49,9 +49,10 @@ class WebSocketConnection(asyncio.Protocol):
         ping_timeout: seconds to wait for the pong before failing the connection with 1011.
         close_timeout: seconds to wait for the closing handshake before dropping the transport.
         max_queue: received messages buffered before reading pauses. Once this side has
-            sent its close frame, reading goes on (to receive the peer's) and messages
-            beyond ``max_queue`` are dropped.
-        write_limit: bytes buffered for writing before `send` waits.
+            started the closing handshake, reading goes on until the peer's close frame
+            arrives, and messages beyond ``max_queue`` that come meanwhile are dropped.
+        write_limit: bytes buffered for writing before `send` waits; also the most that
+            sends queue before they are written without waiting for the loop turn's end.
     """
 
     # Slots: a server holds tens of thousands of these, and a __dict__ would double their size.
@@ -74,6 +75,8 @@ class WebSocketConnection(asyncio.Protocol):
         "_keepalive_handle",
         "_close_handle",
         "_send_lock",
+        "_unflushed",
+        "_flush_scheduled",
     )
 
     def __init__(
@@ -105,6 +108,10 @@ class WebSocketConnection(asyncio.Protocol):
         self._keepalive_handle: asyncio.TimerHandle | None = None
         self._close_handle: asyncio.TimerHandle | None = None
         self._send_lock: asyncio.Lock | None = None
+        # Sends are written once per event-loop turn (see `_send`); bytes queued since the last
+        # write, and whether that write is scheduled.
+        self._unflushed = 0
+        self._flush_scheduled = False
 
     # --- public API ----------------------------------------------------------------------
 
@@ -184,6 +191,10 @@ class WebSocketConnection(asyncio.Protocol):
 
     async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data]) -> None:
         """Send one message, and wait while the write buffer is above its limit.
+
+        The message is written to the transport at the end of the current event-loop turn,
+        together with every other message sent in that turn (one system call for a batch),
+        or at once when ``write_limit`` bytes are waiting. `close` writes them first.
 
         Args:
             message: ``str`` for a text message, ``bytes``-like for binary, or an iterable or
@@ -276,6 +287,18 @@ class WebSocketConnection(asyncio.Protocol):
             if self.protocol.state is State.OPEN and self.protocol.close_sent is None:
                 raise
             raise self.protocol.closed_error() from None
+        # Coalesce: a handler that sends several messages in one turn (answering a batch of
+        # pipelined requests, a broadcast) gets one system call for all of them. Past the
+        # write limit the bytes go out at once, so that backpressure still applies.
+        self._unflushed += len(data)
+        if self._unflushed >= self.write_limit:
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
         self._flush()
 
     async def ping(self, data: str | bytes | None = None) -> float:
@@ -364,8 +387,10 @@ class WebSocketConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         protocol = self.protocol
+        # Noted before the data is parsed, as it may carry the peer's close frame.
+        waiting_for_close = protocol.close_sent is not None
         protocol.receive_data(data)
-        self._process_events()
+        self._process_events(waiting_for_close)
 
     def eof_received(self) -> bool | None:
         self.protocol.receive_eof()
@@ -406,7 +431,13 @@ class WebSocketConnection(asyncio.Protocol):
 
     # --- internals -----------------------------------------------------------------------
 
-    def _process_events(self) -> None:
+    def _process_events(self, waiting_for_close: bool = False) -> None:
+        """Act on the protocol's events, then write what it queued.
+
+        Args:
+            waiting_for_close: this side had sent its close frame before the events' data
+                arrived (see `_limit_queue`).
+        """
         messages = self._messages
         for event in self.protocol.events_received():
             if type(event) is TextReceived or type(event) is BinaryReceived:
@@ -425,17 +456,23 @@ class WebSocketConnection(asyncio.Protocol):
         if messages:
             self._wake_receiver()
             if len(messages) >= self.max_queue:
-                self._limit_queue()
+                self._limit_queue(waiting_for_close)
         self._flush()
 
-    def _limit_queue(self) -> None:
-        """Stop reading while the queue is full; once closing, drop what exceeds it instead."""
+    def _limit_queue(self, waiting_for_close: bool) -> None:
+        """Stop reading while the queue is full; drop what exceeds it when waiting for the
+        peer's close frame instead.
+
+        Messages that came with the peer's close frame, before this side sent its own, are
+        all kept: nothing can follow that frame, and they were sent while the connection was
+        open.
+        """
         if self.protocol.state is State.OPEN:
             if not self._reading_paused:
                 self._reading_paused = True
                 assert self.transport is not None
                 self.transport.pause_reading()
-        else:
+        elif waiting_for_close:
             # The peer's close frame may sit behind messages nobody will read: read on, so the
             # closing handshake completes, but keep at most max_queue messages.
             messages = self._messages
@@ -463,9 +500,10 @@ class WebSocketConnection(asyncio.Protocol):
         """Write what the protocol queued; close the transport or arm timers as it asks."""
         protocol = self.protocol
         output = protocol.data_to_send()
+        self._unflushed = 0
         transport = self.transport
-        if transport is None:
-            return
+        if transport is None or transport.is_closing():
+            return  # whatever is still queued comes after the transport was closed: dropped
         if output:
             transport.writelines(output)
         if protocol.should_close_transport:
