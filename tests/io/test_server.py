@@ -301,6 +301,37 @@ async def test_server_closes_with_1011_and_logs_when_the_handler_raises(
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
 
 
+async def test_server_runs_a_handler_that_returns_a_future() -> None:
+    def greet(ws: ServerConnection) -> asyncio.Future[None]:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async with (
+        serve(greet, "127.0.0.1", 0) as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as ws,
+    ):
+        with pytest.raises(ConnectionClosedOK) as caught:
+            await ws.recv()
+        assert caught.value.code == 1000
+
+
+async def test_server_closes_with_1011_when_a_plain_function_handler_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(ws: ServerConnection) -> asyncio.Future[None]:
+        raise ZeroDivisionError("handler bug")
+
+    async with (
+        serve(broken, "127.0.0.1", 0) as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as ws,
+    ):
+        with pytest.raises(ConnectionClosedError) as caught:
+            await ws.recv()
+        assert caught.value.code == 1011
+    assert "connection handler failed" in caplog.text
+
+
 async def test_server_enforces_max_size_against_a_fullduplex_client() -> None:
     async with (
         serve(echo, "127.0.0.1", 0, max_size=1024) as server,

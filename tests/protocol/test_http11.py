@@ -65,6 +65,21 @@ def test_parse_request_leaves_bytes_after_head_unconsumed() -> None:
     assert parsed[1] == len(REQUEST)
 
 
+def test_parse_request_shares_repeated_text_between_requests() -> None:
+    # A server keeps every open connection's request: equal text is one object.
+    first, _ = parse_request(bytearray(REQUEST)) or pytest.fail("incomplete")
+    second, _ = parse_request(bytes(REQUEST)) or pytest.fail("incomplete")
+    assert first == second
+    assert first.path is second.path and first.method is second.method
+    for (name, value), (other_name, other_value) in zip(first.headers, second.headers, strict=True):
+        assert name is other_name
+        if name == "Sec-WebSocket-Key":
+            # Unique in every real request: not worth a place in the shared cache.
+            assert value is not other_value
+        else:
+            assert value is other_value
+
+
 def test_parse_request_keeps_repeated_header_lines() -> None:
     data = b"GET / HTTP/1.1\r\nHost: a\r\nX-Token: one\r\nx-token: two\r\nX-TOKEN: three\r\n\r\n"
     parsed = parse_request(data)

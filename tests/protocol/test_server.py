@@ -145,6 +145,18 @@ def test_server_parses_request_fed_one_byte_at_a_time() -> None:
     assert [type(event) for event in server.events_received()] == [RequestReceived]
 
 
+def test_server_parses_request_fed_as_memoryviews_with_frames_behind() -> None:
+    server = ServerProtocol()
+    frame = client_frame(Opcode.TEXT, b"early")
+    data = memoryview(REQUEST + frame)
+    server.receive_data(data[:10])
+    server.receive_data(data[10:])
+    (event,) = server.events_received()
+    assert isinstance(event, RequestReceived) and event.request.path == "/chat"
+    server.accept()
+    assert server.events_received() == [TextReceived("early")]
+
+
 def test_server_adds_extra_headers_to_101() -> None:
     server = ServerProtocol()
     received_request(server)
@@ -422,7 +434,7 @@ def test_server_declines_deflate_offer_it_cannot_honour() -> None:
     server = ServerProtocol(negotiation)
     received_request(server, request_bytes(add=["Sec-WebSocket-Extensions: permessage-deflate"]))
     server.accept()
-    assert server.extensions == []
+    assert server.extensions == ()
     assert "Sec-WebSocket-Extensions" not in response_sent(server)[0].headers
 
 

@@ -8,6 +8,7 @@ folding, whitespace before a colon, bare LF line endings) rather than guessing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -43,32 +44,50 @@ _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(rb"[\x20-\x7e\x80-\xff\t]*")
 _REQUEST_TARGET = re.compile(rb"[\x21-\x7e]+")
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+# Fields whose values differ in every request: decoded, never shared (see `_shared_text`).
+_UNIQUE_FIELDS = frozenset({b"sec-websocket-key"})
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_text(raw: bytes) -> str:
+    """Decode a request's method, target, field name or value to one ``str`` shared by every
+    request that carries the same bytes.
+
+    A server keeps each open connection's request: its ``Host``, ``Upgrade: websocket`` and
+    the browsers' ``User-Agent`` are the same text thousands of times. The cache is bounded,
+    so a client sending unique values only evicts entries.
+    """
+    return raw.decode("latin-1")
 
 
 class Headers:
     """HTTP header fields: an ordered list of ``(name, value)`` pairs, names case-insensitive."""
 
+    # One flat list, name, value, name, value...: a server keeps every open connection's
+    # request headers, and a tuple per field would cost 56 bytes more each.
     __slots__ = ("_items",)
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items = list(items)
+        self._items = [text for name, value in items for text in (name, value)]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """Return the first value of ``name``, or ``default`` when absent."""
         name = name.lower()
-        for key, value in self._items:
-            if key.lower() == name:
-                return value
+        items = self._items
+        for index in range(0, len(items), 2):
+            if items[index].lower() == name:
+                return items[index + 1]
         return default
 
     def get_all(self, name: str) -> list[str]:
         """Return every value of ``name``, in order."""
         name = name.lower()
-        return [value for key, value in self._items if key.lower() == name]
+        items = self._items
+        return [items[i + 1] for i in range(0, len(items), 2) if items[i].lower() == name]
 
     def add(self, name: str, value: str) -> None:
         """Append one field."""
-        self._items.append((name, value))
+        self._items += (name, value)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
@@ -80,19 +99,20 @@ class Headers:
         return value
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._items)
+        texts = iter(self._items)
+        return zip(texts, texts, strict=True)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) // 2
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Headers) and self._items == other._items
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        return f"Headers({list(self)!r})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Request:
     """An HTTP request: the client's side of the opening handshake.
 
@@ -157,13 +177,16 @@ def _split_head(
 
 
 def _parse_fields(
-    lines: list[bytes], max_headers: int, error: type[InvalidRequest] | type[InvalidResponse]
+    lines: list[bytes],
+    max_headers: int,
+    error: type[InvalidRequest] | type[InvalidResponse],
+    share_text: bool = False,
 ) -> Headers:
     if len(lines) > max_headers:
         if error is InvalidRequest:
             raise HeadersTooLarge(f"{len(lines)} header fields exceed the limit of {max_headers}")
         raise InvalidResponse(f"{len(lines)} header fields exceed the limit of {max_headers}")
-    headers = Headers()
+    items: list[str] = []
     for line in lines:
         name, colon, value = line.partition(b":")
         if not colon or not _TOKEN.fullmatch(name):
@@ -172,7 +195,14 @@ def _parse_fields(
         value = value.strip(b" \t")
         if not _FIELD_VALUE.fullmatch(value):
             raise error(f"invalid header value for {name.decode()}")
-        headers.add(name.decode("ascii"), value.decode("latin-1"))
+        if not share_text:
+            items += (name.decode("ascii"), value.decode("latin-1"))
+        elif name.lower() in _UNIQUE_FIELDS:
+            items += (_shared_text(name), value.decode("latin-1"))
+        else:
+            items += (_shared_text(name), _shared_text(value))
+    headers = Headers()
+    headers._items = items[:]  # a copy without the spare room the appends left
     return headers
 
 
@@ -205,8 +235,9 @@ def parse_request(
             f"unsupported HTTP version {version[:16]!r}; WebSocket needs HTTP/1.1",
             HTTPStatus.HTTP_VERSION_NOT_SUPPORTED,
         )
-    headers = _parse_fields(lines[1:], max_headers, InvalidRequest)
-    return Request(target.decode("ascii"), headers, method.decode("ascii")), consumed
+    # The server keeps each request while its connection is open: share repeated text.
+    headers = _parse_fields(lines[1:], max_headers, InvalidRequest, share_text=True)
+    return Request(_shared_text(target), headers, _shared_text(method)), consumed
 
 
 def parse_response(

@@ -64,7 +64,9 @@ class ServerProtocol(Connection):
         self.max_headers = max_headers
         self.request: Request | None = None
         """The upgrade request, once received."""
-        self._head = bytearray()
+        # The request head received so far: created when it comes in pieces, dropped once
+        # parsed (a server holds many connections; an open one keeps no empty buffer).
+        self._head: bytearray | None = None
         self._leftover = b""
 
     def _receive_handshake_data(self, data: Buffer) -> None:
@@ -72,19 +74,27 @@ class ServerProtocol(Connection):
             # The client sent bytes before our answer: keep them for after `accept`.
             self._leftover += bytes(data)
             return
-        self._head += data
+        head: bytes | bytearray
+        if self._head is not None:
+            self._head += data
+            head = self._head
+        else:  # the usual case: the whole request in one read
+            head = bytes(data) if isinstance(data, memoryview) else data
         try:
             parsed = parse_request(
-                self._head, max_header_bytes=self.max_header_bytes, max_headers=self.max_headers
+                head, max_header_bytes=self.max_header_bytes, max_headers=self.max_headers
             )
         except InvalidRequest as exc:
+            self._head = None
             self._refuse(exc)
             return
         if parsed is None:
+            if self._head is None:
+                self._head = bytearray(data)
             return
         self.request, consumed = parsed
-        self._leftover = bytes(self._head[consumed:])
-        self._head = bytearray()
+        self._leftover = bytes(head[consumed:])
+        self._head = None
         self._events.append(RequestReceived(self.request))
 
     def _receive_handshake_eof(self) -> None:
@@ -104,9 +114,11 @@ class ServerProtocol(Connection):
         request = self._pending_request()
         try:
             key = check_request(request, self.negotiation)
-            self.subprotocol, self.extensions, negotiated = negotiate(request, self.negotiation)
+            self.subprotocol, extensions, negotiated = negotiate(request, self.negotiation)
         except InvalidRequest as exc:
             return self._refuse(exc)
+        # A tuple: no list kept per connection, and none at all without extensions.
+        self.extensions = tuple(extensions)
         response = build_accept_response(key, negotiated, extra_headers)
         self._output.append(serialize_response(response))
         leftover, self._leftover = self._leftover, b""

@@ -46,7 +46,8 @@ class ServerConnection(WebSocketConnection):
     def __init__(self, server: Server, protocol: ServerProtocol, **options: Any) -> None:
         super().__init__(protocol, **options)
         self.server = server
-        self._task: asyncio.Task[None] | None = None
+        # The `process_request` hook's task, then the handler's.
+        self._task: asyncio.Future[None] | None = None
         self._open_handle: asyncio.TimerHandle | None = None
 
     @property
@@ -68,12 +69,17 @@ class ServerConnection(WebSocketConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         answering = self.protocol.state is State.CONNECTING
         super().connection_lost(exc)
-        if self._open_handle is not None:
-            self._open_handle.cancel()
+        self._cancel_open_timer()
         if answering and self._task is not None:
             # Nobody is left to answer: stop a `process_request` hook still running.
             self._task.cancel()
         self.server._connections.discard(self)
+
+    def _cancel_open_timer(self) -> None:
+        # Dropped, not only cancelled: a cancelled uvloop timer still holds ~500 bytes.
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+            self._open_handle = None
 
     def _open_timed_out(self) -> None:
         if self.protocol.state is State.CONNECTING and self.transport is not None:
@@ -82,10 +88,13 @@ class ServerConnection(WebSocketConnection):
 
     def _handle_event(self, event: object) -> None:
         if isinstance(event, RequestReceived):
-            task = self._task = self._loop.create_task(self._run(event.request))
-            # The server holds every handler task: the loop only keeps weak references.
-            self.server._handlers.add(task)
-            task.add_done_callback(self.server._handlers.discard)
+            if self.server.process_request is None:
+                # Answered at once: no task, and no coroutine frame, for the handshake.
+                self._accept()
+            else:
+                task = self._task = self._loop.create_task(self._process_request(event.request))
+                self.server._handlers.add(task)
+                task.add_done_callback(self.server._handlers.discard)
 
     def _log_failure(self, error: Exception) -> None:
         if isinstance(error, InvalidHandshake):
@@ -104,7 +113,8 @@ class ServerConnection(WebSocketConnection):
         )
 
     def _shut_down(self, code: int, reason: str) -> None:
-        """Start closing for a server shutdown: the closing handshake, or drop the handshake."""
+        """Start closing (the handler returned, or the server shuts down): the closing
+        handshake, or drop an unanswered handshake."""
         protocol = self.protocol
         if protocol.state is State.OPEN and protocol.close_sent is None:
             protocol.send_close(code, reason)
@@ -112,42 +122,65 @@ class ServerConnection(WebSocketConnection):
         elif protocol.state is State.CONNECTING and self.transport is not None:
             self.transport.close()
 
-    async def _run(self, request: Request) -> None:
-        """Answer the handshake, then run the handler and close the connection."""
+    async def _process_request(self, request: Request) -> None:
+        """Run the `process_request` hook: answer with its response, or go on with `_accept`."""
         server = self.server
-        if server.process_request is not None:
-            try:
-                response = server.process_request(self, request)
-                if inspect.isawaitable(response):
-                    response = await response
-            except Exception:
-                logger.exception("process_request failed")
-                response = Response(
-                    500, [("Content-Type", "text/plain")], b"Internal Server Error\n"
-                )
-            if response is not None and self._is_awaiting_answer():
-                self.protocol.respond(response)
-                self._process_events()
-                return
+        assert server.process_request is not None
+        try:
+            response = server.process_request(self, request)
+            if inspect.isawaitable(response):
+                response = await response
+        except Exception:
+            logger.exception("process_request failed")
+            response = Response(500, [("Content-Type", "text/plain")], b"Internal Server Error\n")
+        if response is None:
+            self._accept()
+        elif self._is_awaiting_answer():
+            self.protocol.respond(response)
+            self._process_events()
+
+    def _accept(self) -> None:
+        """Answer the upgrade request; once open, start the keepalive and the handler."""
         if not self._is_awaiting_answer():
             return
-        response = self.protocol.accept(server.extra_headers)
+        status = self.protocol.accept(self.server.extra_headers).status
         # Also delivers frames the client sent right behind its request, and logs a refusal.
         self._process_events()
-        if response.status != 101:
+        if status != 101:
             return
-        if self._open_handle is not None:
-            self._open_handle.cancel()
+        self._cancel_open_timer()
         self._start_keepalive()
+        self._start_handler()
+
+    def _start_handler(self) -> None:
+        """Run the handler in a task of its own; `_handler_done` closes the connection after.
+
+        The task runs the handler's coroutine itself, with no wrapper: an idle connection
+        holds one coroutine frame less.
+        """
+        server = self.server
         try:
-            await server.handler(self)
-        except ConnectionClosed:
-            pass
-        except Exception:
+            awaitable = server.handler(self)
+            task = self._task = asyncio.ensure_future(awaitable, loop=self._loop)
+        except Exception:  # a plain function that raised, or returned no awaitable
             logger.exception("connection handler failed")
-            await self.close(CloseCode.INTERNAL_ERROR)
+            self._shut_down(CloseCode.INTERNAL_ERROR, "")
             return
-        await self.close()
+        # The server holds every handler task: the loop only keeps weak references.
+        server._handlers.add(task)
+        task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Future[None]) -> None:
+        """Close the connection once the handler returned: 1000, or 1011 if it failed."""
+        self.server._handlers.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not isinstance(error, ConnectionClosed):
+            logger.error("connection handler failed", exc_info=error)
+            self._shut_down(CloseCode.INTERNAL_ERROR, "")
+        else:
+            self._shut_down(CloseCode.NORMAL_CLOSURE, "")
 
 
 class Server:
@@ -178,7 +211,7 @@ class Server:
         self._protocol_options = protocol_options
         self._connection_options = connection_options
         self._connections: set[ServerConnection] = set()
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handlers: set[asyncio.Future[None]] = set()
         self._server: asyncio.Server | None = None
         self._closing: asyncio.Task[None] | None = None
 
