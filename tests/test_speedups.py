@@ -1,9 +1,14 @@
-"""The compiled apply_mask (fullduplex._speedups) against the pure-Python one it replaces."""
+"""The compiled helpers (fullduplex._speedups) against the pure-Python code they replace.
+
+`parse_messages` is also checked against the pure `FrameParser.next_messages` loop in
+tests/protocol/test_frames.py; here are its argument checks and reference counts.
+"""
 
 from __future__ import annotations
 
 import os
 import random
+import sys
 from types import ModuleType
 
 import pytest
@@ -11,7 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fullduplex.protocol import _mask
-from fullduplex.protocol._mask import _apply_mask_python
+from fullduplex.protocol._mask import _apply_mask_python, _unmask_payload_python
+from fullduplex.protocol.events import BinaryReceived, Event, TextReceived
+from fullduplex.protocol.frames import serialize_frame
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +122,120 @@ def test_apply_mask_rejects_arguments_that_are_not_bytes_like(speedups: ModuleTy
         speedups.apply_mask(b"data", b"abcd", b"more")
 
 
-def test_protocol_uses_the_compiled_mask_unless_told_not_to(speedups: ModuleType) -> None:
+def test_protocol_uses_the_compiled_helpers_unless_told_not_to(speedups: ModuleType) -> None:
     if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
         assert _mask.apply_mask is _apply_mask_python
+        assert _mask.unmask_payload is _unmask_payload_python
+        assert _mask.parse_messages is None
     else:
         assert _mask.apply_mask is speedups.apply_mask
+        assert _mask.unmask_payload is speedups.unmask_payload
+        assert _mask.parse_messages is speedups.parse_messages
+
+
+# --- unmask_payload -------------------------------------------------------------------------
+
+
+def test_unmask_payload_matches_pure_python_for_every_start_and_length(
+    speedups: ModuleType,
+) -> None:
+    rng = random.Random(1455)
+    for key_offset in range(3):
+        buffer = bytearray(rng.randbytes(key_offset + 4 + 70))
+        for start in range(key_offset + 4, len(buffer) + 1):
+            for end in (start, start + 1, start + 9, len(buffer)):
+                end = min(end, len(buffer))
+                expected = _unmask_payload_python(buffer, key_offset, start, end)
+                assert speedups.unmask_payload(buffer, key_offset, start, end) == expected
+
+
+def test_unmask_payload_restores_what_apply_mask_masked(speedups: ModuleType) -> None:
+    payload = bytes(range(256)) * 4099
+    buffer = bytearray(b"hdr" + MASK_KEY + _apply_mask_python(payload, MASK_KEY))
+    assert speedups.unmask_payload(buffer, 3, 7, len(buffer)) == payload
+    assert speedups.unmask_payload(buffer, 3, 7 + 5, 7 + 300) == payload[5:300]
+
+
+def test_unmask_payload_rejects_a_range_outside_the_buffer(speedups: ModuleType) -> None:
+    buffer = bytearray(10)
+    for key_offset, start, end in [(0, 3, 5), (0, 5, 4), (0, 4, 11), (7, 11, 11), (-1, 4, 5)]:
+        with pytest.raises(ValueError):
+            speedups.unmask_payload(buffer, key_offset, start, end)
+    with pytest.raises(OverflowError):
+        speedups.unmask_payload(buffer, 2**70, 4, 5)
+    with pytest.raises(TypeError, match="takes 4 positional arguments"):
+        speedups.unmask_payload(buffer, 0, 4)
+    with pytest.raises(TypeError):
+        speedups.unmask_payload("text", 0, 4, 4)
+
+
+# --- parse_messages -------------------------------------------------------------------------
+
+MASK_KEY = b"\x0f\xf0\xaa\x55"
+
+
+def masked_stream(*frames: tuple[int, bytes]) -> bytearray:
+    return bytearray(
+        b"".join(b"".join(serialize_frame(op, data, mask=MASK_KEY)) for op, data in frames)
+    )
+
+
+def test_parse_messages_returns_the_position_after_the_frames_it_took(
+    speedups: ModuleType,
+) -> None:
+    buffer = bytearray(b"junk") + masked_stream((1, b"one"), (2, b"two"), (9, b"ping"))
+    events: list[Event] = []
+    end = speedups.parse_messages(buffer, 4, 0x80, 100, events, TextReceived, BinaryReceived)
+    assert events == [TextReceived("one"), BinaryReceived(b"two")]
+    assert end == 4 + 2 * (2 + 4 + 3)
+    assert type(events[0]) is TextReceived and type(events[1]) is BinaryReceived
+    assert (
+        speedups.parse_messages(buffer, end, 0x80, 100, events, TextReceived, BinaryReceived) == end
+    )
+
+
+def test_parse_messages_holds_no_extra_reference(speedups: ModuleType) -> None:
+    # Lengths from 2: CPython shares its empty and one-character strings and bytes.
+    buffer = masked_stream(*[(1 + i % 2, b"x" * i) for i in range(2, 202)])
+    counts = sys.getrefcount(TextReceived), sys.getrefcount(BinaryReceived)
+    events: list[Event] = []
+    speedups.parse_messages(buffer, 0, 0x80, 1000, events, TextReceived, BinaryReceived)
+    assert len(events) == 200
+    for index in range(200):
+        # One reference each, held by the list and the event. getrefcount adds its argument's;
+        # counted outside the assert, whose rewriting keeps references of its own.
+        references = sys.getrefcount(events[index]), sys.getrefcount(events[index][0])
+        assert references == (2, 2)
+    bad = masked_stream((1, b"ok"), (1, b"\xff"))
+    speedups.parse_messages(bad, 0, 0x80, 1000, events, TextReceived, BinaryReceived)
+    del events
+    assert (sys.getrefcount(TextReceived), sys.getrefcount(BinaryReceived)) == counts
+
+
+@pytest.mark.parametrize(
+    ("position", "mask_bit", "message"),
+    [(-1, 0x80, "position must not be negative"), (99, 0x80, "past the end"), (0, 1, "mask_bit")],
+)
+def test_parse_messages_rejects_invalid_values(
+    speedups: ModuleType, position: int, mask_bit: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        speedups.parse_messages(
+            bytearray(10), position, mask_bit, 100, [], TextReceived, BinaryReceived
+        )
+
+
+def test_parse_messages_rejects_arguments_of_the_wrong_type(speedups: ModuleType) -> None:
+    good = [bytearray(), 0, 0, 100, [], TextReceived, BinaryReceived]
+    for index, bad, message in [
+        (0, b"bytes", "buffer must be a bytearray"),
+        (4, (), "events must be a list"),
+        (5, str, "text_type must be a tuple subclass"),
+        (6, BinaryReceived(b""), "binary_type must be a tuple subclass"),
+    ]:
+        arguments = list(good)
+        arguments[index] = bad
+        with pytest.raises(TypeError, match=message):
+            speedups.parse_messages(*arguments)
+    with pytest.raises(TypeError, match="takes 7 positional arguments"):
+        speedups.parse_messages(*good[:6])

@@ -1,20 +1,32 @@
-/* fullduplex._speedups: a compiled apply_mask (RFC 6455 §5.3).
+/* fullduplex._speedups: the compiled receive path of fullduplex.protocol.
  *
- * The contract is the one of _apply_mask_python in protocol/_mask.py:
+ * Three functions, each with a pure-Python twin that defines its contract:
  *
- *     apply_mask(data, mask) -> bytes
+ *     apply_mask(data, mask) -> bytes                          _apply_mask_python (_mask.py)
+ *     unmask_payload(buffer, key_offset, start, end) -> bytes  _unmask_payload_python (_mask.py)
+ *     parse_messages(buffer, position, mask_bit, max_payload,
+ *                    events, text_type, binary_type) -> int    FrameParser.next_messages
+ *                                                              (frames.py)
  *
- * returns `data` XORed with the repeating 4-byte `mask`. `data` is any bytes-like object
- * (bytes, bytearray, memoryview, also non-contiguous); `mask` is a bytes-like object of
- * exactly 4 bytes. Masking and unmasking are the same operation.
+ * apply_mask returns `data` XORed with the repeating 4-byte `mask` (RFC 6455 §5.3). `data` is
+ * any bytes-like object (bytes, bytearray, memoryview, also non-contiguous); `mask` is a
+ * bytes-like object of exactly 4 bytes. Masking and unmasking are the same operation.
  *
- * The loop XORs 8 bytes at a time with a 64-bit word holding the mask twice. Words are
+ * unmask_payload returns `buffer[start:end]` unmasked with the key at
+ * `buffer[key_offset:key_offset + 4]`, the payload starting right after the key; it reads the
+ * received bytes in place instead of copying the slice first.
+ *
+ * parse_messages turns the plain one-frame messages at `position` into TextReceived and
+ * BinaryReceived events; see its docstring below.
+ *
+ * The masking loop XORs 8 bytes at a time with a 64-bit word holding the mask twice. Words are
  * moved with memcpy, which compilers turn into plain (unaligned) loads and stores, so any
  * alignment of `data` is fine; the last 0-7 bytes are done one at a time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -167,6 +179,323 @@ release_data:
     return result;
 }
 
+/* A non-negative index argument, as a Py_ssize_t; -1 with an exception set otherwise. */
+static Py_ssize_t
+index_argument(PyObject *obj, const char *name)
+{
+    Py_ssize_t value = PyLong_AsSsize_t(obj);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (value < 0) {
+        PyErr_Format(PyExc_ValueError, "%s must not be negative", name);
+        return -1;
+    }
+    return value;
+}
+
+static PyObject *
+unmask_payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t key_offset, start, end, turn, i;
+    unsigned char key[4];
+    Py_buffer buffer;
+    PyObject *result = NULL;
+
+    (void)module;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError,
+                     "unmask_payload() takes 4 positional arguments but %zd were given", nargs);
+        return NULL;
+    }
+    if ((key_offset = index_argument(args[1], "key_offset")) < 0
+        || (start = index_argument(args[2], "start")) < 0
+        || (end = index_argument(args[3], "end")) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &buffer, PyBUF_SIMPLE) != 0) {
+        return NULL;
+    }
+    if (key_offset > PY_SSIZE_T_MAX - 4 || key_offset + 4 > start || start > end
+        || end > buffer.len) {
+        PyErr_Format(PyExc_ValueError,
+                     "need key_offset + 4 <= start <= end <= len(buffer), got %zd, %zd, %zd, %zd",
+                     key_offset, start, end, buffer.len);
+        goto done;
+    }
+    /* The payload starts at key_offset + 4; a later start begins mid-way through the key. */
+    turn = (start - key_offset - 4) & 3;
+    for (i = 0; i < 4; i++) {
+        key[i] = ((const unsigned char *)buffer.buf)[key_offset + ((turn + i) & 3)];
+    }
+    result = PyBytes_FromStringAndSize(NULL, end - start);
+    if (result != NULL) {
+        xor_mask((const unsigned char *)buffer.buf + start,
+                 (unsigned char *)PyBytes_AS_STRING(result), end - start, key);
+    }
+done:
+    PyBuffer_Release(&buffer);
+    return result;
+}
+
+PyDoc_STRVAR(unmask_payload_doc,
+"unmask_payload(buffer, key_offset, start, end, /)\n"
+"--\n"
+"\n"
+"Return ``buffer[start:end]`` unmasked, without copying the slice first.\n"
+"\n"
+"The masking key is ``buffer[key_offset:key_offset + 4]`` and the payload it masks starts\n"
+"at ``key_offset + 4``, as in a frame (RFC 6455 section 5.2); ``start`` may lie further in.\n"
+"\n"
+"Raises:\n"
+"    TypeError: ``buffer`` is not bytes-like or an offset is not an integer.\n"
+"    ValueError: the offsets are not ``key_offset + 4 <= start <= end <= len(buffer)``.\n");
+
+/* A tuple subclass with one field (TextReceived, BinaryReceived), checked once per call:
+   parse_messages fills the instances itself, as tuple.__new__ would. */
+static int
+check_event_type(PyObject *obj, const char *name)
+{
+    if (!PyType_Check(obj) || !PyType_IsSubtype((PyTypeObject *)obj, &PyTuple_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a tuple subclass", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Room for the unmasked UTF-8 of a text message before it is decoded. Most messages fit on
+   the stack; a larger one gets a heap block that later frames of the same call reuse. */
+typedef struct {
+    unsigned char small[1024];
+    unsigned char *large;
+    Py_ssize_t large_size;
+} scratch_t;
+
+static unsigned char *
+scratch_reserve(scratch_t *scratch, Py_ssize_t size)
+{
+    if (size <= (Py_ssize_t)sizeof(scratch->small)) {
+        return scratch->small;
+    }
+    if (size > scratch->large_size) {
+        PyMem_Free(scratch->large);
+        scratch->large = PyMem_Malloc((size_t)size);
+        if (scratch->large == NULL) {
+            scratch->large_size = 0;
+            PyErr_NoMemory();
+            return NULL;
+        }
+        scratch->large_size = size;
+    }
+    return scratch->large;
+}
+
+/* Build the event `type(item)`: a one-field tuple subclass, filled as tuple.__new__ does.
+   Steals the reference to `item`, also on failure. */
+static PyObject *
+new_event(PyTypeObject *type, PyObject *item)
+{
+    PyObject *event = type->tp_alloc(type, 1);
+    if (event == NULL) {
+        Py_DECREF(item);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(event, 0, item);
+    return event;
+}
+
+static PyObject *
+parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t position, size;
+    long mask_bit;
+    long long max_payload;
+    int overflow;
+    PyObject *events;
+    PyTypeObject *text_type, *binary_type;
+    const unsigned char *data;
+    Py_buffer buffer;
+    scratch_t scratch;
+    PyObject *result = NULL;
+
+    (void)module;
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError,
+                     "parse_messages() takes 7 positional arguments but %zd were given", nargs);
+        return NULL;
+    }
+    if (!PyByteArray_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "buffer must be a bytearray");
+        return NULL;
+    }
+    if ((position = index_argument(args[1], "position")) < 0) {
+        return NULL;
+    }
+    mask_bit = PyLong_AsLong(args[2]);
+    if (mask_bit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (mask_bit != 0 && mask_bit != 0x80) {
+        PyErr_SetString(PyExc_ValueError, "mask_bit must be 0 or 0x80");
+        return NULL;
+    }
+    max_payload = PyLong_AsLongLongAndOverflow(args[3], &overflow);
+    if (max_payload == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (overflow > 0) {
+        max_payload = LLONG_MAX;  /* beyond any length a frame can carry: no limit */
+    }
+    else if (overflow < 0 || max_payload < 0) {
+        max_payload = -1;  /* not even an empty message fits */
+    }
+    events = args[4];
+    if (!PyList_Check(events)) {
+        PyErr_SetString(PyExc_TypeError, "events must be a list");
+        return NULL;
+    }
+    if (check_event_type(args[5], "text_type") != 0
+        || check_event_type(args[6], "binary_type") != 0) {
+        return NULL;
+    }
+    text_type = (PyTypeObject *)args[5];
+    binary_type = (PyTypeObject *)args[6];
+
+    /* The export pins the bytearray: nothing can resize it while events are built (an
+       allocation may run the garbage collector, and with it arbitrary finalizers). */
+    if (PyObject_GetBuffer(args[0], &buffer, PyBUF_SIMPLE) != 0) {
+        return NULL;
+    }
+    data = (const unsigned char *)buffer.buf;
+    size = buffer.len;
+    if (position > size) {
+        PyErr_Format(PyExc_ValueError, "position %zd is past the end of the buffer (%zd bytes)",
+                     position, size);
+        PyBuffer_Release(&buffer);
+        return NULL;
+    }
+    scratch.large = NULL;
+    scratch.large_size = 0;
+
+    while (size - position >= 2) {
+        const unsigned char *frame = data + position;
+        Py_ssize_t available = size - position, header = 2;
+        unsigned char first = frame[0], second = frame[1];
+        uint64_t length = second & 0x7F;
+        const unsigned char *payload;
+        PyTypeObject *type;
+        PyObject *item, *event;
+
+        /* 0x81 and 0x82 are FIN, RSV1-3 clear, TEXT or BINARY: a whole plain message. The
+           mask bit must be the one this side expects (RFC 6455 §5.1). Anything else, and any
+           frame not complete yet, is left to FrameParser.next_frame and the connection. */
+        if ((first != 0x81 && first != 0x82) || (long)(second & 0x80) != mask_bit) {
+            break;
+        }
+        if (length == 126) {
+            if (available < 4) {
+                break;
+            }
+            length = ((uint64_t)frame[2] << 8) | frame[3];
+            header = 4;
+        }
+        else if (length == 127) {
+            int i;
+            if (available < 10) {
+                break;
+            }
+            length = 0;
+            for (i = 2; i < 10; i++) {
+                length = (length << 8) | frame[i];
+            }
+            header = 10;
+        }
+        if (mask_bit) {
+            header += 4;
+        }
+        /* A length with its top bit set exceeds any max_payload (at most LLONG_MAX), so the
+           slow path reports it too. */
+        if (max_payload < 0 || length > (uint64_t)max_payload) {
+            break;
+        }
+        if (available < header || length > (uint64_t)(available - header)) {
+            break;
+        }
+        payload = frame + header;
+        if (first == 0x82) {
+            item = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+            if (item == NULL) {
+                goto done;
+            }
+            if (mask_bit) {
+                xor_mask(payload, (unsigned char *)PyBytes_AS_STRING(item), (Py_ssize_t)length,
+                         payload - 4);
+            }
+            else {
+                memcpy(PyBytes_AS_STRING(item), payload, (size_t)length);
+            }
+            type = binary_type;
+        }
+        else {
+            const unsigned char *text = payload;
+            if (mask_bit) {
+                unsigned char *unmasked = scratch_reserve(&scratch, (Py_ssize_t)length);
+                if (unmasked == NULL) {
+                    goto done;
+                }
+                xor_mask(payload, unmasked, (Py_ssize_t)length, payload - 4);
+                text = unmasked;
+            }
+            item = PyUnicode_DecodeUTF8((const char *)text, (Py_ssize_t)length, NULL);
+            if (item == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    goto done;
+                }
+                /* Stop before this frame: the slow path fails the connection with 1007. */
+                PyErr_Clear();
+                break;
+            }
+            type = text_type;
+        }
+        event = new_event(type, item);
+        if (event == NULL) {
+            goto done;
+        }
+        if (PyList_Append(events, event) != 0) {
+            Py_DECREF(event);
+            goto done;
+        }
+        Py_DECREF(event);
+        position += header + (Py_ssize_t)length;
+    }
+    result = PyLong_FromSsize_t(position);
+done:
+    PyMem_Free(scratch.large);
+    PyBuffer_Release(&buffer);
+    return result;
+}
+
+PyDoc_STRVAR(parse_messages_doc,
+"parse_messages(buffer, position, mask_bit, max_payload, events, text_type, binary_type, /)\n"
+"--\n"
+"\n"
+"Parse the whole messages in one plain frame at ``buffer[position:]`` into events.\n"
+"\n"
+"Takes every consecutive complete frame that has FIN set, RSV1-3 clear, opcode TEXT or\n"
+"BINARY, the mask bit ``mask_bit`` (0 or 0x80) and at most ``max_payload`` bytes of payload,\n"
+"text being valid UTF-8. Appends ``text_type(str)`` or ``binary_type(bytes)`` to ``events``\n"
+"for each and stops at the first frame that is incomplete or anything else.\n"
+"\n"
+"Args:\n"
+"    text_type, binary_type: tuple subclasses with one field (TextReceived, BinaryReceived).\n"
+"\n"
+"Returns:\n"
+"    The position after the last frame taken; ``position`` when none was.\n"
+"\n"
+"Raises:\n"
+"    TypeError, ValueError: an argument has the wrong type or value.\n"
+"    MemoryError: then events for the frames before may already be appended.\n");
+
 PyDoc_STRVAR(apply_mask_doc,
 "apply_mask(data, mask)\n"
 "--\n"
@@ -187,6 +516,10 @@ PyDoc_STRVAR(apply_mask_doc,
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL | METH_KEYWORDS,
      apply_mask_doc},
+    {"unmask_payload", (PyCFunction)(void (*)(void))unmask_payload, METH_FASTCALL,
+     unmask_payload_doc},
+    {"parse_messages", (PyCFunction)(void (*)(void))parse_messages, METH_FASTCALL,
+     parse_messages_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import struct
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fullduplex.exceptions import InvalidPayload, MessageTooBig, ProtocolViolation
 from fullduplex.protocol._mask import _apply_mask_python
+from fullduplex.protocol.events import BinaryReceived, Event, TextReceived
 from fullduplex.protocol.frames import (
     MAX_CONTROL_PAYLOAD,
     CloseCode,
@@ -506,3 +509,245 @@ def test_parser_only_raises_protocol_violation_on_garbage(
                 break
             assert frame.opcode in set(Opcode)
             assert len(frame.payload) <= (MAX_CONTROL_PAYLOAD if frame.opcode >= 8 else max_payload)
+
+
+# --- next_messages: whole messages in one plain frame, straight to events --------------------
+
+TEXT_AND_BINARY = [
+    (Opcode.TEXT, b"", TextReceived("")),
+    (Opcode.BINARY, b"", BinaryReceived(b"")),
+    (Opcode.TEXT, "héllo 𝄞".encode(), TextReceived("héllo 𝄞")),
+    (Opcode.BINARY, bytes(range(126)), BinaryReceived(bytes(range(126)))),
+    (Opcode.TEXT, "€".encode() * 70, TextReceived("€" * 70)),
+    (Opcode.BINARY, b"\xff" * 3, BinaryReceived(b"\xff" * 3)),
+]
+
+
+def wire_as_peer(opcode: int, payload: bytes, *, masked: bool, **options: bool) -> bytes:
+    """A frame as the peer of a server (``masked``) or of a client sends it."""
+    return wire(opcode, payload, mask=MASK if masked else None, **options)
+
+
+def as_message(frame: Frame) -> Frame | Event:
+    """What next_messages makes of ``frame``: an event for a whole plain message, else itself."""
+    if frame.fin and not (frame.rsv1 or frame.rsv2 or frame.rsv3):
+        if frame.opcode == Opcode.BINARY:
+            return BinaryReceived(frame.payload)
+        if frame.opcode == Opcode.TEXT:
+            try:
+                return TextReceived(frame.payload.decode())
+            except UnicodeDecodeError:
+                pass
+    return frame
+
+
+def parse_with(
+    chunks: list[bytes], *, expect_masked: bool, max_payload: int, use_next_messages: bool
+) -> tuple[list[Any], int]:
+    """Everything a parser returns for ``chunks``: messages, frames and errors, in order, and
+    the bytes it still holds. Without next_messages, frames are turned into messages here."""
+    parser = FrameParser(expect_masked=expect_masked)
+    results: list[Any] = []
+    for chunk in chunks:
+        parser.feed(chunk)
+        for _ in range(len(chunk) + 1):  # every frame is at least 2 bytes: this ends the loop
+            if use_next_messages:
+                parser.next_messages(max_payload, results)
+            try:
+                frame = parser.next_frame(max_payload)
+            except ProtocolViolation as exc:
+                results.append((type(exc), str(exc)))
+                continue
+            if frame is None:
+                break
+            results.append(frame if use_next_messages else as_message(frame))
+    return results, parser.buffered
+
+
+@pytest.mark.usefixtures("parse_messages_implementation")
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+def test_next_messages_reads_messages_split_at_every_byte_boundary(masked: bool) -> None:
+    data = b"".join(wire_as_peer(op, payload, masked=masked) for op, payload, _ in TEXT_AND_BINARY)
+    expected = [event for _, _, event in TEXT_AND_BINARY]
+    for cut in range(len(data) + 1):
+        parser = FrameParser(expect_masked=masked)
+        events: list[Event] = []
+        parser.feed(data[:cut])
+        first = parser.next_messages(UNLIMITED, events)
+        assert first == len(events)
+        parser.feed(data[cut:])
+        assert parser.next_messages(UNLIMITED, events) == len(expected) - first
+        assert events == expected, cut
+        assert parser.buffered == 0
+        assert parser.next_messages(UNLIMITED, events) == 0
+
+
+@pytest.mark.usefixtures("parse_messages_implementation")
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 125, 126, 127, 65535, 65536, 100_003])
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+def test_next_messages_reads_every_length_encoding(size: int, masked: bool) -> None:
+    binary = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    text = "aé€𝄞"[: size % 4] + "x" * (size - len("aé€𝄞"[: size % 4].encode()))
+    assert len(text.encode()) == size
+    parser = FrameParser(expect_masked=masked)
+    parser.feed(
+        wire_as_peer(Opcode.BINARY, binary, masked=masked)
+        + wire_as_peer(Opcode.TEXT, text.encode(), masked=masked)
+    )
+    events: list[Event] = []
+    assert parser.next_messages(size, events) == 2
+    assert events == [BinaryReceived(binary), TextReceived(text)]
+    assert parser.buffered == 0
+
+
+OTHER_FRAMES = {
+    "ping": wire(Opcode.PING, b"ping", mask=MASK),
+    "close": wire(Opcode.CLOSE, b"\x03\xe8", mask=MASK),
+    "first-fragment": wire(Opcode.TEXT, b"frag", fin=False, mask=MASK),
+    "continuation": wire(Opcode.CONTINUATION, b"cont", mask=MASK),
+    "rsv1": bytes([0xC1]) + wire(Opcode.TEXT, b"r", mask=MASK)[1:],
+    "rsv2": bytes([0xA2]) + wire(Opcode.BINARY, b"r", mask=MASK)[1:],
+    "rsv3": bytes([0x91]) + wire(Opcode.TEXT, b"r", mask=MASK)[1:],
+    "reserved-opcode": bytes([0x83]) + wire(Opcode.BINARY, b"r", mask=MASK)[1:],
+    "invalid-utf8": wire(Opcode.TEXT, b"ok\xff", mask=MASK),
+    "surrogate": wire(Opcode.TEXT, b"\xed\xa0\x80", mask=MASK),
+    "ends-mid-character": wire(Opcode.TEXT, "é".encode()[:1], mask=MASK),
+    "unmasked": wire(Opcode.TEXT, b"plain"),
+    "over-max-payload": wire(Opcode.BINARY, bytes(101), mask=MASK),
+    "length-msb-set": bytes([0x82, 0xFF]) + struct.pack("!Q", 2**63 | 5) + MASK + bytes(5),
+    "length-2**64-1": bytes([0x81, 0xFF]) + struct.pack("!Q", 2**64 - 1) + MASK,
+}
+
+
+@pytest.mark.usefixtures("parse_messages_implementation")
+@pytest.mark.parametrize("other", OTHER_FRAMES.values(), ids=OTHER_FRAMES.keys())
+def test_next_messages_stops_at_a_frame_for_next_frame_and_leaves_it_intact(other: bytes) -> None:
+    before = wire(Opcode.TEXT, b"before", mask=MASK)
+    after = wire(Opcode.BINARY, b"after", mask=MASK)
+    parser = FrameParser(expect_masked=True)
+    parser.feed(before + other + after)
+    events: list[Event] = []
+    assert parser.next_messages(100, events) == 1
+    assert events == [TextReceived("before")]
+    assert parser.buffered == len(other) + len(after)
+    assert parser.next_messages(100, events) == 0
+    # next_frame sees the frame exactly as a parser that never called next_messages.
+    alone = FrameParser(expect_masked=True)
+    alone.feed(other + after)
+    try:
+        expected: object = alone.next_frame(100)
+    except ProtocolViolation as exc:
+        with pytest.raises(type(exc), match=re.escape(str(exc))):
+            parser.next_frame(100)
+    else:
+        assert parser.next_frame(100) == expected
+        assert parser.buffered == alone.buffered
+
+
+@pytest.mark.usefixtures("parse_messages_implementation")
+def test_next_messages_waits_for_an_incomplete_frame() -> None:
+    data = wire(Opcode.TEXT, b"x" * 300, mask=MASK)
+    for cut in (1, 2, 3, 4, 5, 7, 8, len(data) - 1):
+        parser = FrameParser(expect_masked=True)
+        parser.feed(data[:cut])
+        events: list[Event] = []
+        assert parser.next_messages(UNLIMITED, events) == 0
+        assert events == []
+        assert parser.buffered == cut
+        assert parser.next_frame(UNLIMITED) is None
+
+
+@pytest.mark.usefixtures("parse_messages_implementation")
+def test_next_messages_accepts_exactly_max_payload_and_stops_one_byte_over() -> None:
+    parser = FrameParser(expect_masked=False)
+    parser.feed(wire(Opcode.BINARY, bytes(10)) + wire(Opcode.BINARY, bytes(11)))
+    events: list[Event] = []
+    assert parser.next_messages(10, events) == 1
+    assert parser.next_messages(0, events) == 0
+    assert parser.next_messages(-1, events) == 0
+    assert parser.next_messages(2**100, events) == 1
+    assert events == [BinaryReceived(bytes(10)), BinaryReceived(bytes(11))]
+
+
+@pytest.mark.usefixtures("parse_messages_implementation")
+def test_next_messages_reads_the_frame_after_a_refused_frame_discarded_as_it_arrives() -> None:
+    big = wire(Opcode.BINARY, bytes(300), mask=MASK)
+    parser = FrameParser(expect_masked=True)
+    parser.feed(big[:20])
+    with pytest.raises(MessageTooBig):
+        parser.next_frame(100)
+    parser.feed(big[20:] + wire(Opcode.TEXT, b"next", mask=MASK))
+    events: list[Event] = []
+    assert parser.next_messages(100, events) == 1
+    assert events == [TextReceived("next")]
+    assert parser.buffered == 0
+
+
+@st.composite
+def peer_frames(draw: st.DrawFn, masked: bool) -> bytes:
+    """The bytes of one frame: usually a whole plain message, sometimes anything else."""
+    opcode = draw(st.sampled_from([1, 1, 1, 2, 2, 2, 0, 8, 9, 0xA, 0x3]))
+    if opcode >= 8:
+        payload = draw(st.binary(max_size=MAX_CONTROL_PAYLOAD))
+    elif opcode == Opcode.TEXT:
+        payload = draw(st.text(max_size=40).map(str.encode) | st.binary(max_size=8) | data_payloads)
+    else:
+        payload = draw(data_payloads)
+    fin = draw(st.sampled_from([True, True, True, False]))
+    rsv = draw(st.sampled_from([0, 0, 0, 0, 0, 0x40, 0x20, 0x10]))
+    is_masked = masked != (draw(st.integers(0, 19)) == 0)  # now and then the wrong way
+    mask = draw(st.binary(min_size=4, max_size=4)) if is_masked else None
+    data = bytearray(wire(opcode, payload, fin=fin, mask=mask))
+    data[0] |= rsv
+    return bytes(data)
+
+
+@given(
+    st.data(),
+    st.booleans(),
+    st.sampled_from([UNLIMITED, 2**100, 0, 5, 125, 126, 300]),
+    st.lists(st.integers(min_value=0), max_size=8),
+)
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_next_messages_consumes_frames_exactly_as_next_frame_does(
+    parse_messages_implementation: str,
+    data: st.DataObject,
+    masked: bool,
+    max_payload: int,
+    cuts: list[int],
+) -> None:
+    stream = b"".join(data.draw(st.lists(peer_frames(masked), max_size=8)))
+    chunks = split(stream, cuts)
+    expected = parse_with(
+        chunks, expect_masked=masked, max_payload=max_payload, use_next_messages=False
+    )
+    assert (
+        parse_with(chunks, expect_masked=masked, max_payload=max_payload, use_next_messages=True)
+        == expected
+    )
+
+
+@given(
+    st.binary(max_size=200),
+    st.booleans(),
+    st.integers(min_value=-1, max_value=300),
+    st.lists(st.integers(min_value=0), max_size=4),
+)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_next_messages_on_garbage_agrees_with_next_frame(
+    parse_messages_implementation: str,
+    data: bytes,
+    expect_masked: bool,
+    max_payload: int,
+    cuts: list[int],
+) -> None:
+    chunks = split(data, cuts)
+    expected = parse_with(
+        chunks, expect_masked=expect_masked, max_payload=max_payload, use_next_messages=False
+    )
+    assert (
+        parse_with(
+            chunks, expect_masked=expect_masked, max_payload=max_payload, use_next_messages=True
+        )
+        == expected
+    )

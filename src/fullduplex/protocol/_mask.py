@@ -1,10 +1,20 @@
-"""Masking and unmasking of payloads (RFC 6455 §5.3), with a compiled version when built."""
+"""Masking and unmasking of payloads (RFC 6455 §5.3), and the one place that picks the compiled
+extension (`fullduplex._speedups`) or pure Python for the receive path.
+
+The pure-Python code is complete on its own: it runs when the extension is not built, and when
+``FULLDUPLEX_NO_SPEEDUPS=1`` asks for it (the test suite's pure-Python pass).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-__all__ = ["apply_mask"]
+if TYPE_CHECKING:
+    from .events import BinaryReceived, Event, TextReceived
+
+__all__ = ["apply_mask", "unmask_payload", "parse_messages"]
 
 
 def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
@@ -17,10 +27,31 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytea
     return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(length, "big")
 
 
-if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":  # the test suite's pure-Python pass
+def _unmask_payload_python(buffer: bytearray, key_offset: int, start: int, end: int, /) -> bytes:
+    """Return ``buffer[start:end]`` unmasked with the key at ``buffer[key_offset:key_offset+4]``.
+
+    The payload that the key masks starts at ``key_offset + 4``; ``start`` may lie further in.
+    (Slicing costs little next to the big-integer XOR; the compiled version avoids the copy.)
+    """
+    turn = (start - key_offset - 4) % 4
+    key = buffer[key_offset + turn : key_offset + 4] + buffer[key_offset : key_offset + turn]
+    return _apply_mask_python(buffer[start:end], key)
+
+
+parse_messages: (
+    Callable[[bytearray, int, int, int, list[Event], type[TextReceived], type[BinaryReceived]], int]
+    | None
+)
+"""The compiled loop of `FrameParser.next_messages`, or None where pure Python runs."""
+
+if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
     apply_mask = _apply_mask_python
+    unmask_payload = _unmask_payload_python
+    parse_messages = None
 else:
     try:
-        from .._speedups import apply_mask
-    except ImportError:  # no compiled extension: the pure-Python path is complete on its own
+        from .._speedups import apply_mask, parse_messages, unmask_payload
+    except ImportError:  # not built, or built from an older _speedups.c
         apply_mask = _apply_mask_python
+        unmask_payload = _unmask_payload_python
+        parse_messages = None

@@ -9,7 +9,10 @@ A frame on the wire::
     | |1|2|3|       |K|             |  Masking-key (0 or 4 bytes), payload ...
 
 `FrameParser` turns bytes into `Frame`s; `serialize_frame` turns a frame back into bytes.
-Neither knows about messages or connection state: `connection.py` does.
+Neither knows about connection state: `connection.py` does. The one shortcut to messages is
+`FrameParser.next_messages`, which turns the common case, a whole message in one plain frame,
+straight into events (in C when the extension is built) and leaves everything else to
+`next_frame` and the connection.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import struct
 from typing import NamedTuple
 
 from ..exceptions import InvalidPayload, MessageTooBig, ProtocolViolation
-from ._mask import apply_mask
+from ._mask import apply_mask, parse_messages, unmask_payload
+from .events import BinaryReceived, Event, TextReceived
 
 __all__ = [
     "Opcode",
@@ -203,7 +207,7 @@ class FrameParser:
         if len(buffer) < end:
             return None
         if is_masked:
-            payload = apply_mask(buffer[offset + 4 : end], buffer[offset : offset + 4])
+            payload = unmask_payload(buffer, offset, offset + 4, end)
         else:
             payload = bytes(buffer[offset:end])
         self._position = end
@@ -218,6 +222,85 @@ class FrameParser:
             (first & 0x20) != 0,
             (first & 0x10) != 0,
         )
+
+    def next_messages(self, max_payload: int, events: list[Event]) -> int:
+        """Turn the whole messages in one plain frame at the head of the buffer into events.
+
+        Takes every consecutive complete frame with FIN set, RSV1-3 clear, opcode TEXT or
+        BINARY, masked as expected and with at most ``max_payload`` bytes of valid payload (text
+        must be valid UTF-8), and appends a `TextReceived` or `BinaryReceived` for each to
+        ``events``. It stops at the first frame that is incomplete or anything else, invalid
+        frames included: call `next_frame` next, which returns that frame or reports its error.
+        Frames are consumed exactly as `next_frame` would consume them.
+
+        Only a connection without extensions and between messages may call this: such a frame
+        is a message there, and nowhere else.
+
+        Returns:
+            The number of events appended.
+        """
+        buffer = self._buffer
+        start = self._position
+        count = len(events)
+        if parse_messages is not None:
+            start = parse_messages(
+                buffer, start, self._mask_bit, max_payload, events, TextReceived, BinaryReceived
+            )
+        else:
+            start = self._next_messages_python(max_payload, events)
+        count = len(events) - count
+        if count:
+            self._position = start
+            if start == len(buffer):
+                buffer.clear()
+                self._position = 0
+        return count
+
+    def _next_messages_python(self, max_payload: int, events: list[Event]) -> int:
+        """The loop of `next_messages`; returns the position after the frames it took."""
+        buffer = self._buffer
+        start = self._position
+        size = len(buffer)
+        mask_bit = self._mask_bit
+        while size - start >= 2:
+            first = buffer[start]
+            second = buffer[start + 1]
+            # 0x81 and 0x82: FIN, no RSV bits, TEXT or BINARY; and the mask bit RFC 6455 §5.1 asks.
+            if (first != 0x81 and first != 0x82) or second & 0x80 != mask_bit:
+                break
+            length = second & 0x7F
+            offset = start + 2
+            if length == 126:
+                if size - start < 4:
+                    break
+                (length,) = _UNPACK_16(buffer, offset)
+                offset += 2
+            elif length == 127:
+                if size - start < 10:
+                    break
+                (length,) = _UNPACK_64(buffer, offset)
+                offset += 8
+            if length > max_payload:
+                break
+            if mask_bit:
+                end = offset + 4 + length
+                if end > size:
+                    break
+                payload = unmask_payload(buffer, offset, offset + 4, end)
+            else:
+                end = offset + length
+                if end > size:
+                    break
+                payload = bytes(buffer[offset:end])
+            if first == 0x81:
+                try:
+                    events.append(TextReceived(payload.decode()))
+                except UnicodeDecodeError:
+                    break  # next_frame returns this frame, and the connection reports the error
+            else:
+                events.append(BinaryReceived(payload))
+            start = end
+        return start
 
     def _header_error(
         self, first: int, opcode: int, length: int, max_payload: int, is_masked: int
@@ -267,14 +350,11 @@ class FrameParser:
         payload_start = mask_start + (4 if second & 0x80 else 0)
         if len(buffer) <= payload_start + offset:
             return None
-        chunk = buffer[payload_start + offset :]
         if second & 0x80:
-            turn = offset % 4
-            mask = (
-                buffer[mask_start + turn : mask_start + 4] + buffer[mask_start : mask_start + turn]
-            )
-            return buffer[start] & 0x0F, apply_mask(chunk, mask)
-        return buffer[start] & 0x0F, bytes(chunk)
+            chunk = unmask_payload(buffer, mask_start, payload_start + offset, len(buffer))
+        else:
+            chunk = bytes(buffer[payload_start + offset :])
+        return buffer[start] & 0x0F, chunk
 
 
 def serialize_frame(
