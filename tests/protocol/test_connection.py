@@ -690,6 +690,176 @@ def test_connection_accepts_character_split_over_one_byte_fragments(conn: Connec
     assert conn.events_received() == [TextReceived("𝄞")]
 
 
+# --- whole messages in plain frames: FrameParser.next_messages, compiled and pure -----------
+
+fast_path = pytest.mark.usefixtures("parse_messages_implementation")
+
+
+@fast_path
+def test_connection_receives_messages_around_a_ping_in_one_chunk(conn: Connection) -> None:
+    conn.receive_data(
+        from_peer(conn, Opcode.TEXT, b"one")
+        + from_peer(conn, Opcode.PING, b"ping")
+        + from_peer(conn, Opcode.BINARY, b"two")
+    )
+    assert conn.events_received() == [
+        TextReceived("one"),
+        PingReceived(b"ping"),
+        BinaryReceived(b"two"),
+    ]
+    assert sent_frames(conn) == [Frame(Opcode.PONG, b"ping")]
+
+
+@fast_path
+def test_connection_receives_fragmented_message_between_single_frame_messages(
+    conn: Connection,
+) -> None:
+    conn.receive_data(
+        from_peer(conn, Opcode.BINARY, b"before")
+        + from_peer(conn, Opcode.TEXT, b"frag", fin=False)
+        + from_peer(conn, Opcode.PING, b"")
+        + from_peer(conn, Opcode.CONTINUATION, b"mented")
+        + from_peer(conn, Opcode.TEXT, b"after")
+        + from_peer(conn, Opcode.TEXT, b"")
+    )
+    assert conn.events_received() == [
+        BinaryReceived(b"before"),
+        PingReceived(b""),
+        TextReceived("fragmented"),
+        TextReceived("after"),
+        TextReceived(""),
+    ]
+
+
+@fast_path
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_connection_receives_messages_of_boundary_lengths_in_one_chunk(
+    conn: Connection, size: int
+) -> None:
+    payload = os.urandom(size)
+    text = "é" * (size // 2) + "x" * (size % 2)
+    conn.receive_data(
+        from_peer(conn, Opcode.BINARY, payload)
+        + from_peer(conn, Opcode.TEXT, text.encode())
+        + from_peer(conn, Opcode.BINARY, b"")
+    )
+    assert conn.events_received() == [
+        BinaryReceived(payload),
+        TextReceived(text),
+        BinaryReceived(b""),
+    ]
+
+
+@fast_path
+def test_connection_receives_messages_split_at_every_byte_boundary(role: str) -> None:
+    conn = open_connection(role)
+    data = (
+        from_peer(conn, Opcode.TEXT, "hé".encode() * 70)
+        + from_peer(conn, Opcode.PING, b"p")
+        + from_peer(conn, Opcode.BINARY, b"")
+        + from_peer(conn, Opcode.TEXT, b"last")
+    )
+    expected = [
+        TextReceived("hé" * 70),
+        PingReceived(b"p"),
+        BinaryReceived(b""),
+        TextReceived("last"),
+    ]
+    for cut in range(len(data) + 1):
+        conn = open_connection(role)
+        conn.receive_data(data[:cut])
+        conn.receive_data(data[cut:])
+        assert conn.events_received() == expected, cut
+        assert conn.failure is None
+
+
+@fast_path
+@pytest.mark.parametrize("invalid", [b"\xff", b"\xed\xa0\x80", b"\xc3"])
+def test_connection_delivers_message_before_one_with_invalid_utf8_then_fails_with_1007(
+    conn: Connection, invalid: bytes
+) -> None:
+    conn.receive_data(
+        from_peer(conn, Opcode.TEXT, b"first")
+        + from_peer(conn, Opcode.TEXT, b"bad " + invalid)
+        + from_peer(conn, Opcode.TEXT, b"dropped")
+    )
+    assert expect_failure(conn, 1007) == [TextReceived("first")]
+
+
+@fast_path
+@pytest.mark.parametrize("rsv", [0x40, 0x20, 0x10], ids=["rsv1", "rsv2", "rsv3"])
+def test_connection_delivers_message_before_one_with_rsv_bit_then_fails_with_1002(
+    conn: Connection, rsv: int
+) -> None:
+    conn.receive_data(
+        from_peer(conn, Opcode.BINARY, b"first")
+        + raw_from_peer(conn, 0x80 | rsv | Opcode.TEXT, b"reserved")
+        + from_peer(conn, Opcode.TEXT, b"dropped")
+        + from_peer(conn, Opcode.CLOSE, close_payload(1000))
+    )
+    assert expect_failure(conn, 1002) == [BinaryReceived(b"first"), CloseReceived(1000)]
+
+
+@fast_path
+def test_server_delivers_masked_message_then_fails_on_unmasked_frame_with_1002() -> None:
+    server = open_connection("server")
+    server.receive_data(
+        b"".join(serialize_frame(Opcode.TEXT, b"masked", mask=b"abcd"))
+        + b"".join(serialize_frame(Opcode.TEXT, b"unmasked"))
+    )
+    assert expect_failure(server, 1002) == [TextReceived("masked")]
+
+
+@fast_path
+def test_client_delivers_unmasked_message_then_fails_on_masked_frame_with_1002() -> None:
+    client = open_connection("client")
+    client.receive_data(
+        b"".join(serialize_frame(Opcode.BINARY, b"unmasked"))
+        + b"".join(serialize_frame(Opcode.BINARY, b"masked", mask=b"abcd"))
+    )
+    assert expect_failure(client, 1002) == [BinaryReceived(b"unmasked")]
+
+
+@fast_path
+@pytest.mark.parametrize("limit", ["max_message_size", "max_frame_size"])
+def test_connection_delivers_message_that_fits_then_fails_on_larger_one_with_1009(
+    role: str, limit: str
+) -> None:
+    conn = open_connection(role, **{limit: 100})
+    conn.receive_data(
+        from_peer(conn, Opcode.TEXT, b"x" * 100)
+        + from_peer(conn, Opcode.TEXT, b"x" * 101)
+        + from_peer(conn, Opcode.CLOSE, close_payload(1000))
+    )
+    assert expect_failure(conn, 1009) == [TextReceived("x" * 100), CloseReceived(1000)]
+
+
+@fast_path
+def test_connection_checks_the_next_partial_text_frame_afresh(conn: Connection) -> None:
+    # The first frame ends in the middle of "é" while it is incomplete; once complete, the
+    # check of the next incomplete frame must not go on from that half character.
+    first = from_peer(conn, Opcode.TEXT, "é".encode() * 20)
+    second = from_peer(conn, Opcode.TEXT, b"a" * 100)
+    conn.receive_data(first[:-1])
+    conn.receive_data(first[-1:] + second[:-1])
+    assert conn.events_received() == [TextReceived("é" * 20)]
+    conn.receive_data(second[-1:])
+    assert conn.events_received() == [TextReceived("a" * 100)]
+    assert conn.failure is None
+
+
+@fast_path
+def test_connection_delivers_messages_then_fails_fast_on_invalid_partial_text(
+    conn: Connection,
+) -> None:
+    partial = from_peer(conn, Opcode.TEXT, b"bad \xff" + b"tail" * 20)
+    conn.receive_data(
+        from_peer(conn, Opcode.TEXT, b"one") + from_peer(conn, Opcode.BINARY, b"two") + partial[:20]
+    )
+    assert expect_failure(conn, 1007) == [TextReceived("one"), BinaryReceived(b"two")]
+    assert conn.should_close_transport
+
+
 # --- limits ---------------------------------------------------------------------------------
 
 

@@ -403,6 +403,19 @@ class Connection:
                 budget += budget // 16 + 1024
             if self.max_frame_size < budget:
                 budget = self.max_frame_size
+            if (
+                self._message_opcode is None
+                and not self.extensions
+                and self.close_received is None
+                and self.failure is None
+                and parser.next_messages(budget, self._events)
+                and self._partial_decoder is not None
+            ):
+                # The common case, whole messages in plain frames, in one go. The frame the
+                # partial decoder was checking is among them.
+                self._partial_decoder = None
+                self._partial_validated = 0
+            # Then one frame of any other kind, or the error of the frame next_messages refused.
             try:
                 frame = parser.next_frame(budget)
                 if frame is None:
@@ -412,25 +425,6 @@ class Connection:
                 if self._partial_decoder is not None:
                     self._partial_decoder = None
                     self._partial_validated = 0
-                opcode, payload, fin, rsv1, rsv2, rsv3 = frame
-                if (
-                    fin
-                    and (opcode == 1 or opcode == 2)
-                    and not (rsv1 or rsv2 or rsv3 or self.extensions)
-                    and self._message_opcode is None
-                    and self.close_received is None
-                    and self.failure is None
-                ):
-                    # Fast path for the common case: a whole message in one plain frame.
-                    if opcode == 1:
-                        try:
-                            self._events.append(TextReceived(payload.decode()))
-                        except UnicodeDecodeError as exc:
-                            reason = f"invalid UTF-8 in text message: {exc.reason}"
-                            raise InvalidPayload(reason) from exc
-                    else:
-                        self._events.append(BinaryReceived(payload))
-                    continue
                 self._receive_frame(frame)
             except (ProtocolViolation, PolicyViolation) as exc:
                 # Go on parsing after a failure: the peer's close frame may be right behind.
