@@ -1,9 +1,9 @@
 """An open WebSocket connection on asyncio: the part both roles share.
 
-`WebSocketConnection` is the `asyncio.Protocol` of its TCP (or TLS, or Unix) transport. It
-feeds received bytes to the sans-I/O `Connection`, queues the messages it reports, writes what
-it queues, and owns every timer: keepalive pings, the close timeout. It makes no protocol
-decision itself.
+`WebSocketConnection` is the `asyncio.BufferedProtocol` of its TCP (or TLS, or Unix)
+transport. It feeds received bytes to the sans-I/O `Connection`, queues the messages it
+reports, writes what it queues, and owns every timer: keepalive pings, the close timeout. It
+makes no protocol decision itself.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import collections
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, cast
@@ -38,7 +39,7 @@ Data = str | bytes | bytearray | memoryview
 """What `send` takes for one message: ``str`` is sent as text, the rest as binary."""
 
 
-class WebSocketConnection(asyncio.Protocol):
+class WebSocketConnection(asyncio.BufferedProtocol):
     """An open WebSocket connection: receive with ``async for`` or `recv`, send with `send`.
 
     Created by `serve` (for each client) and by `connect`; not instantiated directly.
@@ -378,18 +379,21 @@ class WebSocketConnection(asyncio.Protocol):
         self.protocol.fail(_ApplicationFailure(code, reason))
         self._process_events()
 
-    # --- asyncio.Protocol ----------------------------------------------------------------
+    # --- asyncio.BufferedProtocol --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A cast, not an isinstance check: uvloop's transports don't subclass asyncio's.
         self.transport = cast(asyncio.Transport, transport)
         self.transport.set_write_buffer_limits(self.write_limit, self.write_limit // 4)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         protocol = self.protocol
         # Noted before the data is parsed, as it may carry the peer's close frame.
         waiting_for_close = protocol.close_sent is not None
-        protocol.receive_data(data)
+        protocol.receive_data(_read_buffer()[:nbytes])
         self._process_events(waiting_for_close)
 
     def eof_received(self) -> bool | None:
@@ -512,7 +516,7 @@ class WebSocketConnection(asyncio.Protocol):
             # reading never lets happen: bound it like the closing handshake.
             if self._close_handle is None:
                 self._arm_close_timer()
-        elif protocol.state is State.CLOSING and self._close_handle is None:
+        elif self._close_handle is None and protocol.close_expected():
             self._arm_close_timer()
             if self._reading_paused:
                 self._reading_paused = False
@@ -594,6 +598,25 @@ class _ApplicationFailure(PolicyViolation):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.close_code = code
+
+
+_READ_BUFFER_SIZE = 256 * 1024
+_thread_state = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """Return the buffer every connection of this thread's event loop reads into.
+
+    One per thread rather than one per connection: an event loop reads one socket at a time
+    and the protocol copies what it keeps before the next read, so a single buffer serves
+    them all, and an idle connection holds none. Reading into it spares the bytes object
+    that a plain `asyncio.Protocol` gets for each read.
+    """
+    try:
+        view: memoryview = _thread_state.read_buffer
+    except AttributeError:
+        view = _thread_state.read_buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
+    return view
 
 
 def _owned(buffer: bytearray | memoryview) -> bytes:
