@@ -179,16 +179,21 @@ class WebSocketConnection(asyncio.BufferedProtocol):
                 self.transport.resume_reading()
         return message
 
-    def __aiter__(self) -> AsyncIterator[Message]:
-        return self._iterate()
+    def __aiter__(self) -> WebSocketConnection:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Message]:
-        """Yield messages until the connection closes: normally ends the loop, otherwise raises."""
+    async def __anext__(self) -> Message:
+        """Return the next message for ``async for``, which ends after a normal close.
+
+        Raises:
+            ConnectionClosedError: the connection closed abnormally.
+        """
+        # A method rather than an async generator: no generator object per connection, and
+        # one coroutine less per message.
         try:
-            while True:
-                yield await self.recv()
+            return await self.recv()
         except ConnectionClosedOK:
-            return
+            raise StopAsyncIteration from None
 
     async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data]) -> None:
         """Send one message, and wait while the write buffer is above its limit.
@@ -553,6 +558,8 @@ class WebSocketConnection(asyncio.BufferedProtocol):
                 waiter.set_result(now - sent_at)
             if key == payload:
                 break
+        if not self._pings:
+            self._pings = {}  # an emptied dict keeps its table; a new one is smaller
 
     def _start_keepalive(self) -> None:
         """Begin the keepalive cycle once the connection is open."""
