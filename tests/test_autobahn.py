@@ -1,15 +1,33 @@
-"""RFC 6455 / RFC 7692 conformance: the whole Autobahn|Testsuite, as a server and as a client.
+"""RFC 6455 / RFC 7692 conformance: Autobahn|Testsuite, as a server and as a client.
 
 shared/tools/autobahn/run.sh (or $AUTOBAHN_DIR/run.sh) runs with AUTOBAHN_STRICT=1 against
 tests/autobahn/echo_server.py and against tests/autobahn/client.py, and each test requires
 every case of its mode to pass: no FAILED, no UNIMPLEMENTED, and a clean closing handshake.
 The two runs go on at the same time: each spends most of its time waiting on the other side
-of a connection, so together they take little longer than one. Reports go to
-build/autobahn/{server,client}/ (open index.html there); the two summaries are also copied to
-build/autobahn/{server,client}-summary.md.
+of a connection, so together they take little longer than one.
 
-FULLDUPLEX_AUTOBAHN_QUICK=1 runs the quick preset (no 9.*, 12.*, 13.*: seconds instead of
-minutes) while developing.
+Which cases run depends on the pass (`COMPILED`, `PURE`, `QUICK` below); each test asserts
+how many cases of each group ran, so that a selection cannot shrink unnoticed:
+
+- the compiled pass (the default): all 517 cases.
+- the pure-Python pass (FULLDUPLEX_NO_SPEEDUPS=1): 330 cases. The compiled extension
+  replaces frame-layer code only (src/fullduplex/_speedups.c): masking, which every case
+  exercises, and the parsing of frames on connections without extensions. So the pass runs
+  every case of groups 1-10 (framing, UTF-8, closing, messages up to 16 MiB; no extension:
+  301 cases), and of permessage-deflate (12.*/13.*: 216 cases of 1000 messages each, ~95% of
+  a full run, where only the masking differs between passes) the 18 cases of 12.1.*, which
+  cover every message size and fragment size of 12.*/13.*, plus the first case of each other
+  group (12.2-12.5: the other data sets, binary ones included; 13.1-13.7: every deflate
+  parameter negotiation). The 187 cases left out differ from those only in data or deflate
+  parameters, whose code is the same in both passes; the compiled pass runs them.
+- FULLDUPLEX_AUTOBAHN_QUICK=1, in either pass, while developing: no 9.*, 12.*, 13.*
+  (247 cases, seconds instead of minutes).
+
+Each run also checks that the echo server and the client loaded the compiled extension
+(fullduplex._speedups) in the compiled pass, and not in the pure-Python pass.
+Reports go to build/autobahn/{server,client}/ (build/autobahn/pure/… in the pure-Python
+pass; open index.html there); the summaries are also copied beside those folders as
+{server,client}-summary.md.
 """
 
 from __future__ import annotations
@@ -24,6 +42,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +54,46 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 AUTOBAHN_DIR = Path(os.environ.get("AUTOBAHN_DIR", REPO.parent / "shared" / "tools" / "autobahn"))
 WSTEST = Path(os.environ.get("AUTOBAHN_PREFIX", "/opt/autobahn")) / "bin" / "wstest"
-REPORTS = REPO / "build" / "autobahn"
+IS_PURE = os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1"
 IS_QUICK = os.environ.get("FULLDUPLEX_AUTOBAHN_QUICK") == "1"
-FULL_SUITE_CASES = 517
-QUICK_SUITE_CASES = 247
-# A full run takes about 10 minutes on an idle machine; past this, something hangs.
+REPORTS = REPO / "build" / "autobahn" / ("pure" if IS_PURE else "")
+# What the echo server and the client print about the compiled extension in this pass.
+SPEEDUPS_LINE = f"fullduplex._speedups loaded: {not IS_PURE}\n"
+# A full run takes about 15 minutes on the 2-core CI machine; past this, something hangs.
 RUN_TIMEOUT_S = 2400
+
+# Cases per group (the first number of a case id) in wstest 25.10.1, 517 in all. 12.* (5 data
+# sets) and 13.* (7 deflate parameter sets) run the same 18 message sizes for each set.
+SUITE_GROUPS = {"1": 16, "2": 11, "3": 7, "4": 10, "5": 20, "6": 145, "7": 37, "9": 54, "10": 1}
+SUITE_GROUPS |= {"12": 5 * 18, "13": 7 * 18}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The cases a pass asks run.sh for, and how many of each group its report must hold."""
+
+    cases: str  # AUTOBAHN_CASES
+    exclude: str  # AUTOBAHN_EXCLUDE
+    group_counts: dict[str, int]
+
+
+COMPILED = Selection(cases="*", exclude="", group_counts=SUITE_GROUPS)
+# The module docstring says why: 12.1.* in full, and the first case of every other 12.x/13.x.
+PURE = Selection(
+    cases=",".join(
+        ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", "12.1.*"]
+        + [f"12.{data_set}.1" for data_set in range(2, 6)]
+        + [f"13.{parameters}.1" for parameters in range(1, 8)]
+    ),
+    exclude="",
+    group_counts=SUITE_GROUPS | {"12": 18 + 4, "13": 7},
+)
+QUICK = Selection(
+    cases="*",
+    exclude="9.*,12.*,13.*",
+    group_counts={group: n for group, n in SUITE_GROUPS.items() if group not in {"9", "12", "13"}},
+)
+SELECTION = QUICK if IS_QUICK else PURE if IS_PURE else COMPILED
 
 ALLOWED_BEHAVIOR = {"OK", "NON-STRICT", "INFORMATIONAL"}
 ALLOWED_BEHAVIOR_CLOSE = {"OK", "INFORMATIONAL"}
@@ -91,6 +144,7 @@ class SuiteRun:
     mode: str
     outdir: Path
     process: subprocess.Popen[bytes]
+    peer_log: Path  # the output of fullduplex's side: the echo server's, or the client's
 
     def wait(self) -> tuple[int, str]:
         """Wait for run.sh to finish; return its exit status and its output."""
@@ -102,13 +156,14 @@ class SuiteRun:
         return status, (self.outdir / "run.log").read_text(errors="replace")
 
 
-def start_suite(mode: str, arguments: list[str], **env: str) -> SuiteRun:
+def start_suite(mode: str, arguments: list[str], peer_log: Path | None, **env: str) -> SuiteRun:
+    """Start run.sh in ``mode``; ``peer_log`` is None when run.sh runs fullduplex itself."""
     outdir = REPORTS / mode
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
     command = [str(AUTOBAHN_DIR / "run.sh"), mode, *arguments]
     process = start(command, outdir / "run.log", **env)
-    return SuiteRun(mode, outdir, process)
+    return SuiteRun(mode, outdir, process, peer_log or outdir / "run.log")
 
 
 def start_echo_server(log: Path) -> tuple[str, subprocess.Popen[bytes]]:
@@ -135,17 +190,22 @@ def autobahn_runs(require_tool: RequireTool) -> Iterator[dict[str, SuiteRun]]:
     require_tool("run.sh", AUTOBAHN_DIR / "run.sh")
     REPORTS.mkdir(parents=True, exist_ok=True)
     env = {"AUTOBAHN_STRICT": "1", "AUTOBAHN_TIMEOUT": str(RUN_TIMEOUT_S), "AUTOBAHN_ALLOW": ""}
-    env |= {"AUTOBAHN_CASES": "*", "AUTOBAHN_EXCLUDE": "", "AUTOBAHN_QUICK": str(int(IS_QUICK))}
+    env |= {"AUTOBAHN_CASES": SELECTION.cases, "AUTOBAHN_EXCLUDE": SELECTION.exclude}
+    env |= {"AUTOBAHN_QUICK": "0"}
     agent = agent_name()
+    echo_server_log = REPORTS / "echo_server.log"
     with contextlib.ExitStack() as cleanup:
-        url, server = start_echo_server(REPORTS / "echo_server.log")
+        url, server = start_echo_server(echo_server_log)
         cleanup.callback(stop, server)
         client = [sys.executable, str(REPO / "tests" / "autobahn" / "client.py")]
         runs = {
-            "server": start_suite("server", [url, str(REPORTS / "server"), agent], **env),
+            "server": start_suite(
+                "server", [url, str(REPORTS / "server"), agent], echo_server_log, **env
+            ),
             "client": start_suite(
                 "client",
                 [str(REPORTS / "client"), agent, "--", *client],
+                None,
                 AUTOBAHN_PORT=str(free_port()),
                 **env,
             ),
@@ -177,9 +237,17 @@ def check_report(run: SuiteRun) -> None:
         or result["behaviorClose"] not in ALLOWED_BEHAVIOR_CLOSE
     }
     assert not bad, f"{len(bad)} cases failed (behavior/behaviorClose): {bad}; {details}"
-    expected = QUICK_SUITE_CASES if IS_QUICK else FULL_SUITE_CASES
-    assert len(cases) == expected, f"{len(cases)} cases ran instead of {expected}; {details}"
+    group_counts = dict(Counter(case_id.split(".")[0] for case_id in cases))
+    assert group_counts == SELECTION.group_counts, (
+        f"{len(cases)} cases ran instead of {sum(SELECTION.group_counts.values())}; "
+        f"cases per group: {group_counts}, expected {SELECTION.group_counts}; {details}"
+    )
     assert status == 0, f"run.sh exited with {status}; {details}"
+    peer_output = run.peer_log.read_text(errors="replace")
+    assert SPEEDUPS_LINE in peer_output, (
+        f"fullduplex's side did not print {SPEEDUPS_LINE!r}; {run.peer_log} says:\n"
+        f"{peer_output[-3000:]}"
+    )
 
 
 def test_server_passes_every_autobahn_case(

@@ -4,12 +4,15 @@ Usage: AUTOBAHN_URL=ws://127.0.0.1:9001 AUTOBAHN_AGENT=fullduplex python tests/a
 
 Asks for the number of cases, runs each one (echoing every message, text as text and binary
 as binary, until the fuzzingserver closes), then asks the fuzzingserver to write its reports.
+Prints whether the compiled extension (fullduplex._speedups) is loaded, which
+tests/test_autobahn.py checks against the pass it runs in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from urllib.parse import quote
 
 import fullduplex
@@ -33,6 +36,7 @@ async def run_case(case: int) -> None:
 
 
 async def main() -> None:
+    print(f"fullduplex._speedups loaded: {'fullduplex._speedups' in sys.modules}", flush=True)
     async with connect("/getCaseCount") as ws:
         count = int(await ws.recv())
     print(f"running {count} cases as agent {AGENT}", flush=True)

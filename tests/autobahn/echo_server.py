@@ -4,6 +4,8 @@ Usage: python tests/autobahn/echo_server.py PORT
 
 Echoes text as text and binary as binary on ws://127.0.0.1:PORT, with permessage-deflate
 (on by default) and a 32 MiB size limit, since cases 9.* send messages of up to 16 MiB.
+Prints whether the compiled extension (fullduplex._speedups) is loaded, which
+tests/test_autobahn.py checks against the pass it runs in.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ async def echo(ws: fullduplex.ServerConnection) -> None:
 
 
 async def main(port: int) -> None:
+    print(f"fullduplex._speedups loaded: {'fullduplex._speedups' in sys.modules}", flush=True)
     async with fullduplex.serve(echo, "127.0.0.1", port, max_size=2**25) as server:
         await server.serve_forever()
 
