@@ -106,6 +106,8 @@ class Frame(NamedTuple):
     rsv3: bool = False
 
 
+_KEEP_BUFFER_BYTES = 64 * 1024
+
 _UNPACK_16 = struct.Struct("!H").unpack_from
 _UNPACK_64 = struct.Struct("!Q").unpack_from
 _PACK_2 = struct.Struct("!BB").pack
@@ -212,8 +214,7 @@ class FrameParser:
             payload = bytes(buffer[offset:end])
         self._position = end
         if end == len(buffer):
-            buffer.clear()
-            self._position = 0
+            self._forget_buffer()
         return Frame(
             opcode,
             payload,
@@ -252,9 +253,19 @@ class FrameParser:
         if count:
             self._position = start
             if start == len(buffer):
-                buffer.clear()
-                self._position = 0
+                self._forget_buffer()
         return count
+
+    def _forget_buffer(self) -> None:
+        """Empty the buffer once every byte in it was parsed."""
+        if len(self._buffer) > _KEEP_BUFFER_BYTES:
+            # A new object, not clear(): CPython shrinks a large bytearray's memory in place,
+            # and growing it again for the next large frame faults in every page anew (256 page
+            # faults per 1 MiB message), where freed memory is otherwise reused.
+            self._buffer = bytearray()
+        else:
+            self._buffer.clear()
+        self._position = 0
 
     def _next_messages_python(self, max_payload: int, events: list[Event]) -> int:
         """The loop of `next_messages`; returns the position after the frames it took."""
