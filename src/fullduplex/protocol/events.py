@@ -113,7 +113,7 @@ def _event_hash(self: tuple[Any, ...]) -> int:
 
 
 # A tuple equals any tuple with the same items; an event equals only an event of its own class,
-# as the dataclasses that events used to be did. (mypy refuses methods assigned in the body of
+# as dataclasses do. (mypy refuses methods assigned in the body of
 # a NamedTuple class, hence this loop.)
 for _event_class in get_args(Event):
     _event_class.__eq__ = _event_eq
