@@ -23,8 +23,8 @@ how many cases of each group ran, so that a selection cannot shrink unnoticed:
 - FULLDUPLEX_AUTOBAHN_QUICK=1, in either pass, while developing: no 9.*, 12.*, 13.*
   (247 cases, seconds instead of minutes).
 
-Each run also checks that the echo server and the client loaded the compiled extension
-(fullduplex._speedups) in the compiled pass, and not in the pure-Python pass.
+Each run also checks that the echo server and the client used the compiled extension
+(fullduplex._speedups) in the compiled pass, and pure Python in the pure-Python pass.
 Reports go to build/autobahn/{server,client}/ (build/autobahn/pure/… in the pure-Python
 pass; open index.html there); the summaries are also copied beside those folders as
 {server,client}-summary.md.
@@ -58,7 +58,7 @@ IS_PURE = os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1"
 IS_QUICK = os.environ.get("FULLDUPLEX_AUTOBAHN_QUICK") == "1"
 REPORTS = REPO / "build" / "autobahn" / ("pure" if IS_PURE else "")
 # What the echo server and the client print about the compiled extension in this pass.
-SPEEDUPS_LINE = f"fullduplex._speedups loaded: {not IS_PURE}\n"
+SPEEDUPS_LINE = f"fullduplex._speedups in use: {not IS_PURE}\n"
 # A full run takes about 15 minutes on the 2-core CI machine; past this, something hangs.
 RUN_TIMEOUT_S = 2400
 
