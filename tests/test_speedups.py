@@ -228,7 +228,7 @@ def test_parse_messages_rejects_invalid_values(
 def test_parse_messages_rejects_arguments_of_the_wrong_type(speedups: ModuleType) -> None:
     good = [bytearray(), 0, 0, 100, [], TextReceived, BinaryReceived]
     for index, bad, message in [
-        (0, b"bytes", "buffer must be a bytearray"),
+        (0, "text", "a bytes-like object is required"),
         (4, (), "events must be a list"),
         (5, str, "text_type must be a tuple subclass"),
         (6, BinaryReceived(b""), "binary_type must be a tuple subclass"),

@@ -324,10 +324,6 @@ parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                      "parse_messages() takes 7 positional arguments but %zd were given", nargs);
         return NULL;
     }
-    if (!PyByteArray_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "buffer must be a bytearray");
-        return NULL;
-    }
     if ((position = index_argument(args[1], "position")) < 0) {
         return NULL;
     }
@@ -361,8 +357,9 @@ parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     text_type = (PyTypeObject *)args[5];
     binary_type = (PyTypeObject *)args[6];
 
-    /* The export pins the bytearray: nothing can resize it while events are built (an
-       allocation may run the garbage collector, and with it arbitrary finalizers). */
+    /* The export pins the buffer (a bytearray, or the memoryview of one that a read filled):
+       nothing can resize it while events are built (an allocation may run the garbage
+       collector, and with it arbitrary finalizers). */
     if (PyObject_GetBuffer(args[0], &buffer, PyBUF_SIMPLE) != 0) {
         return NULL;
     }
@@ -480,6 +477,7 @@ PyDoc_STRVAR(parse_messages_doc,
 "--\n"
 "\n"
 "Parse the whole messages in one plain frame at ``buffer[position:]`` into events.\n"
+"``buffer`` is any bytes-like object.\n"
 "\n"
 "Takes every consecutive complete frame that has FIN set, RSV1-3 clear, opcode TEXT or\n"
 "BINARY, the mask bit ``mask_bit`` (0 or 0x80) and at most ``max_payload`` bytes of payload,\n"

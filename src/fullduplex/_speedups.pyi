@@ -1,9 +1,11 @@
 from fullduplex.protocol.events import BinaryReceived, Event, TextReceived
 
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes: ...
-def unmask_payload(buffer: bytearray, key_offset: int, start: int, end: int, /) -> bytes: ...
+def unmask_payload(
+    buffer: bytes | bytearray | memoryview, key_offset: int, start: int, end: int, /
+) -> bytes: ...
 def parse_messages(
-    buffer: bytearray,
+    buffer: bytes | bytearray | memoryview,
     position: int,
     mask_bit: int,
     max_payload: int,

@@ -645,6 +645,39 @@ def test_next_messages_stops_at_a_frame_for_next_frame_and_leaves_it_intact(othe
 
 
 @pytest.mark.usefixtures("parse_messages_implementation")
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+def test_feed_messages_takes_messages_from_a_reused_read_buffer_at_every_cut(masked: bool) -> None:
+    # The asyncio layer reads every connection into one shared buffer: whatever feed_messages
+    # keeps (events, buffered bytes) must be copied out of it before the next read.
+    data = b"".join(wire_as_peer(op, payload, masked=masked) for op, payload, _ in TEXT_AND_BINARY)
+    expected = [event for _, _, event in TEXT_AND_BINARY]
+    for cut in range(len(data) + 1):
+        parser = FrameParser(expect_masked=masked)
+        events: list[Event] = []
+        read_buffer = bytearray(len(data))
+        for chunk in (data[:cut], data[cut:]):
+            read_buffer[: len(chunk)] = chunk
+            parser.feed_messages(memoryview(read_buffer)[: len(chunk)], UNLIMITED, events)
+            read_buffer[:] = b"\xff" * len(read_buffer)  # the next read overwrites it
+        assert events == expected, cut
+        assert parser.buffered == 0
+
+
+@pytest.mark.usefixtures("parse_messages_implementation")
+def test_feed_messages_buffers_what_follows_the_messages() -> None:
+    ping = wire(Opcode.PING, b"p", mask=MASK)
+    data = wire(Opcode.TEXT, b"one", mask=MASK) + ping + wire(Opcode.TEXT, b"two", mask=MASK)
+    parser = FrameParser(expect_masked=True)
+    events: list[Event] = []
+    assert parser.feed_messages(data, UNLIMITED, events) == 1
+    assert events == [TextReceived("one")]
+    assert parser.buffered == len(data) - len(wire(Opcode.TEXT, b"one", mask=MASK))
+    assert parser.next_frame(UNLIMITED) == Frame(Opcode.PING, b"p")
+    assert parser.next_messages(UNLIMITED, events) == 1
+    assert events == [TextReceived("one"), TextReceived("two")]
+
+
+@pytest.mark.usefixtures("parse_messages_implementation")
 def test_next_messages_waits_for_an_incomplete_frame() -> None:
     data = wire(Opcode.TEXT, b"x" * 300, mask=MASK)
     for cut in (1, 2, 3, 4, 5, 7, 8, len(data) - 1):

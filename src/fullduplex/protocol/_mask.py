@@ -27,19 +27,34 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytea
     return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(length, "big")
 
 
-def _unmask_payload_python(buffer: bytearray, key_offset: int, start: int, end: int, /) -> bytes:
+def _unmask_payload_python(
+    buffer: bytes | bytearray | memoryview, key_offset: int, start: int, end: int, /
+) -> bytes:
     """Return ``buffer[start:end]`` unmasked with the key at ``buffer[key_offset:key_offset+4]``.
 
     The payload that the key masks starts at ``key_offset + 4``; ``start`` may lie further in.
     (Slicing costs little next to the big-integer XOR; the compiled version avoids the copy.)
     """
     turn = (start - key_offset - 4) % 4
-    key = buffer[key_offset + turn : key_offset + 4] + buffer[key_offset : key_offset + turn]
+    key = bytes(buffer[key_offset + turn : key_offset + 4]) + bytes(
+        buffer[key_offset : key_offset + turn]
+    )
     return _apply_mask_python(buffer[start:end], key)
 
 
 parse_messages: (
-    Callable[[bytearray, int, int, int, list[Event], type[TextReceived], type[BinaryReceived]], int]
+    Callable[
+        [
+            bytes | bytearray | memoryview,
+            int,
+            int,
+            int,
+            list[Event],
+            type[TextReceived],
+            type[BinaryReceived],
+        ],
+        int,
+    ]
     | None
 )
 """The compiled loop of `FrameParser.next_messages`, or None where pure Python runs."""

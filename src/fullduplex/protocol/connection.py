@@ -240,7 +240,15 @@ class Connection:
         if self.state is _CONNECTING:
             self._receive_handshake_data(data)
             return
-        self._parser.feed(data)
+        parser = self._parser
+        if self._takes_plain_messages():
+            budget = min(self.max_message_size, self.max_frame_size)
+            if parser.feed_messages(data, budget, self._events):
+                self._forget_partial_text()
+                if not parser.buffered:
+                    return
+        else:
+            parser.feed(data)
         self._parse_frames()
 
     def receive_eof(self) -> None:
@@ -407,18 +415,8 @@ class Connection:
                 budget += budget // 16 + 1024
             if self.max_frame_size < budget:
                 budget = self.max_frame_size
-            if (
-                self._message_opcode is None
-                and not self.extensions
-                and self.close_received is None
-                and self.failure is None
-                and parser.next_messages(budget, self._events)
-            ):
-                # The common case, whole messages in plain frames, in one go.
-                if self._partial_decoder is not None:
-                    # The frame the partial decoder was checking is among them.
-                    self._partial_decoder = None
-                    self._partial_validated = 0
+            if self._takes_plain_messages() and parser.next_messages(budget, self._events):
+                self._forget_partial_text()
                 if not parser.buffered:
                     return
             # Then one frame of any other kind, or the error of the frame next_messages refused.
@@ -428,9 +426,7 @@ class Connection:
                     if parser.buffered and not self.extensions and self.failure is None:
                         self._check_partial_text()
                     return
-                if self._partial_decoder is not None:
-                    self._partial_decoder = None
-                    self._partial_validated = 0
+                self._forget_partial_text()
                 self._receive_frame(frame)
             except (ProtocolViolation, PolicyViolation) as exc:
                 # Go on parsing after a failure: the peer's close frame may be right behind.
@@ -438,6 +434,23 @@ class Connection:
                 if parser.refused_opcode == _CLOSE:
                     # The peer sent its (invalid) close frame: it expects no more, so don't wait.
                     self.should_close_transport = True
+
+    def _takes_plain_messages(self) -> bool:
+        """Whether a frame with FIN set, no RSV bit and a TEXT or BINARY opcode is a whole
+        message now, for `FrameParser.next_messages`: no extension rewrites frames, no
+        fragmented message is in progress, and messages are still delivered."""
+        return (
+            self._message_opcode is None
+            and not self.extensions
+            and self.close_received is None
+            and self.failure is None
+        )
+
+    def _forget_partial_text(self) -> None:
+        """Stop checking the text frame at the head of the buffer: it was parsed whole."""
+        if self._partial_decoder is not None:
+            self._partial_decoder = None
+            self._partial_validated = 0
 
     def _receive_frame(self, frame: Frame) -> None:
         opcode = frame.opcode

@@ -241,20 +241,50 @@ class FrameParser:
             The number of events appended.
         """
         buffer = self._buffer
-        start = self._position
         count = len(events)
-        if parse_messages is not None:
-            start = parse_messages(
-                buffer, start, self._mask_bit, max_payload, events, TextReceived, BinaryReceived
-            )
-        else:
-            start = self._next_messages_python(max_payload, events)
+        start = self._take_messages(buffer, self._position, max_payload, events)
         count = len(events) - count
         if count:
             self._position = start
             if start == len(buffer):
                 self._forget_buffer()
         return count
+
+    def feed_messages(
+        self, data: bytes | bytearray | memoryview, max_payload: int, events: list[Event]
+    ) -> int:
+        """`feed` ``data``, then take its whole messages in one plain frame as `next_messages`.
+
+        When nothing is buffered, the messages are taken straight from ``data`` and only the
+        rest is buffered: a read that holds whole frames, the usual case, is never copied.
+        The same callers as `next_messages` may call this.
+
+        Returns:
+            The number of events appended.
+        """
+        if self._position < len(self._buffer) or self._discard:
+            self.feed(data)
+            return self.next_messages(max_payload, events)
+        count = len(events)
+        taken = self._take_messages(data, 0, max_payload, events)
+        if taken < len(data):
+            self.feed(data[taken:] if taken else data)
+        return len(events) - count
+
+    def _take_messages(
+        self,
+        buffer: bytes | bytearray | memoryview,
+        start: int,
+        max_payload: int,
+        events: list[Event],
+    ) -> int:
+        """Append the events of the plain one-frame messages at ``buffer[start:]``; return
+        the position after the last frame taken."""
+        if parse_messages is not None:
+            return parse_messages(
+                buffer, start, self._mask_bit, max_payload, events, TextReceived, BinaryReceived
+            )
+        return self._take_messages_python(buffer, start, max_payload, events)
 
     def _forget_buffer(self) -> None:
         """Empty the buffer once every byte in it was parsed."""
@@ -267,10 +297,14 @@ class FrameParser:
             self._buffer.clear()
         self._position = 0
 
-    def _next_messages_python(self, max_payload: int, events: list[Event]) -> int:
-        """The loop of `next_messages`; returns the position after the frames it took."""
-        buffer = self._buffer
-        start = self._position
+    def _take_messages_python(
+        self,
+        buffer: bytes | bytearray | memoryview,
+        start: int,
+        max_payload: int,
+        events: list[Event],
+    ) -> int:
+        """`_take_messages` where the compiled extension is not built."""
         size = len(buffer)
         mask_bit = self._mask_bit
         while size - start >= 2:
