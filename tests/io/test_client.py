@@ -128,11 +128,13 @@ def unix_path() -> Iterator[str]:
 
 async def test_client_connects_over_a_unix_socket(unix_path: str) -> None:
     async with (
-        serve(echo, unix_path=unix_path),
+        serve(echo, unix_path=unix_path) as server,
         connect("ws://localhost/chat", unix_path=unix_path) as ws,
     ):
         await ws.send("over AF_UNIX")
         assert await ws.recv() == "over AF_UNIX"
+        with pytest.raises(RuntimeError, match="no TCP socket"):
+            _ = server.port
 
 
 @pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")

@@ -233,8 +233,16 @@ class Server:
 
     @property
     def port(self) -> int:
-        """The TCP port of the first listening socket (handy after binding port 0)."""
-        return int(self.sockets[0].getsockname()[1])
+        """The TCP port of the first listening socket (handy after binding port 0).
+
+        Raises:
+            RuntimeError: the server listens on no TCP socket (a Unix socket, or it closed).
+        """
+        for sock in self.sockets:
+            address = sock.getsockname()
+            if isinstance(address, tuple):
+                return int(address[1])
+        raise RuntimeError("the server listens on no TCP socket, so it has no port")
 
     def close(self, code: int = CloseCode.GOING_AWAY, reason: str = "") -> None:
         """Stop listening and start closing every connection with ``code`` (1001 by default);
