@@ -5,7 +5,8 @@
 
 bench/run.py calls it at the end of a run that meets the issue's method. Every number is the
 median of the run's rounds, shown next to the rounds themselves; ratios compare medians of
-the same run.
+the same run. The section on where the time goes comes from the newest finished run of
+bench/profile.py in bench/results/profile.jsonl, when there is one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "results.jsonl"
 MARKDOWN = REPO / "docs" / "benchmarks.md"
 CHART = REPO / "docs" / "benchmarks.png"
+PROFILE = REPO / "bench" / "results" / "profile.jsonl"
 
 TITLES = {
     "a": "(a) 1 connection, 32 B text, K=1",
@@ -234,7 +236,11 @@ def client_table(results: Results, cell: str) -> list[str]:
 
 
 def markdown(
-    header: dict[str, Any], results: Results, failures: list[dict[str, Any]], elapsed: float | None
+    header: dict[str, Any],
+    results: Results,
+    failures: list[dict[str, Any]],
+    elapsed: float | None,
+    profile: Profile | None = None,
 ) -> str:
     machine, versions, params = header["machine"], header["versions"], header["params"]
     out = [
@@ -319,6 +325,8 @@ def markdown(
         else:
             out += echo_table(results, cell)
         out.append("")
+    if profile is not None:
+        out += profile_section(*profile)
     out += [
         "## Notes",
         "",
@@ -362,6 +370,241 @@ def markdown(
                 f"| {error} |"
             )
     return "\n".join(out) + "\n"
+
+
+# --- where the time goes (bench/profile.py) ------------------------------------------------
+
+Profile = tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]]]
+PROFILE_CELLS = ("b", "c", "e")
+OBJECT_LABELS = {
+    "interpreter": "… interpreter (libpython)",
+    "uvloop": "… uvloop",
+    "fullduplex": "… fullduplex `_speedups`",
+    "picows": "… picows' extension",
+    "libc": "… libc",
+    "other": "… other (`_asyncio`, `_struct`, ld.so …)",
+}
+OBJECT_NAMES = {
+    "interpreter": "the interpreter (libpython)",
+    "uvloop": "uvloop",
+    "fullduplex": "fullduplex's `_speedups`",
+    "picows": "picows' extension",
+    "libc": "libc",
+    "other": "other objects",
+}
+EVENT_LOOP_FRAME = "Runner.run (asyncio/runners.py)"
+
+
+def load_profile(path: Path) -> Profile | None:
+    """The newest finished run of bench/profile.py: its header and records by (cell, server)."""
+    if not path.exists():
+        return None
+    runs: dict[str, dict[str, Any]] = {}
+    finished: list[str] = []
+    records: dict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["type"] == "run":
+            runs[entry["run_id"]] = entry
+        elif entry["type"] == "run_end":
+            finished.append(entry["run_id"])
+        elif entry["type"] == "profile":
+            records[entry["run_id"]][entry["cell"], entry["server"]] = entry
+    finished = [run_id for run_id in finished if run_id in runs]
+    if not finished:
+        return None
+    return runs[finished[-1]], records[finished[-1]]
+
+
+def _get(record: dict[str, Any] | None, *keys: str) -> Any:
+    value: Any = record
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _profile_ratio(ours: float | None, theirs: float | None) -> str:
+    return f"{ours / theirs:.2f}" if ours is not None and theirs else "—"
+
+
+def profile_table(ours: dict[str, Any] | None, theirs: dict[str, Any] | None) -> list[str]:
+    rows: list[tuple[str, tuple[str, ...], int]] = [
+        ("messages/s (no tool attached)", ("native", "msgs_per_s"), 0),
+        ("CPU µs, user", ("native", "cpu_user_us_per_msg"), 1),
+        ("CPU µs, system (kernel)", ("native", "cpu_system_us_per_msg"), 1),
+        ("CPU µs, total", ("native", "cpu_us_per_msg"), 1),
+        ("minor page faults", ("native", "minor_faults_per_msg"), 2),
+        ("system calls (perf, no strace)", ("syscalls_counted", "syscalls_per_msg"), 2),
+        ("… of which epoll waits", ("syscalls_counted", "epoll_waits_per_msg"), 2),
+        ("system calls (under strace)", ("syscalls", "syscalls_per_msg"), 2),
+    ]
+    kinds: dict[str, None] = {}
+    for record in (ours, theirs):
+        for kind, count in (_get(record, "syscalls", "syscalls_by_kind_per_msg") or {}).items():
+            if count >= 0.01:
+                kinds[kind] = None
+    rows += [(f"… `{kind}`", ("syscalls", "syscalls_by_kind_per_msg", kind), 2) for kind in kinds]
+    rows.append(
+        ("user-space instructions (callgrind)", ("instructions", "instructions_per_msg"), 0)
+    )
+    rows += [
+        (label, ("instructions", "instructions_by_kind_per_msg", kind), 0)
+        for kind, label in OBJECT_LABELS.items()
+    ]
+    lines = [
+        "| per echoed message | fullduplex | picows+uvloop | fullduplex ÷ picows |",
+        "|---|--:|--:|--:|",
+    ]
+    for label, keys, digits in rows:
+        mine, other = _get(ours, *keys), _get(theirs, *keys)
+        if keys[0] == "syscalls" and len(keys) == 3:
+            mine, other = mine or 0.0, other or 0.0
+        lines.append(
+            f"| {label} | {_number(mine, digits)} | {_number(other, digits)} "
+            f"| {_profile_ratio(mine, other)} |"
+        )
+    return lines
+
+
+def profile_findings(cell: str, ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """A few sentences read off the numbers of one cell."""
+    findings = []
+    cpu = [_get(r, "native", "cpu_us_per_msg") for r in (ours, theirs)]
+    system = [_get(r, "native", "cpu_system_us_per_msg") for r in (ours, theirs)]
+    user = [_get(r, "native", "cpu_user_us_per_msg") for r in (ours, theirs)]
+    if all(cpu) and None not in system and None not in user:
+        findings.append(
+            f"In ({cell}) fullduplex spends {cpu[0]:,.1f} µs of CPU per message, "
+            f"{cpu[0] / cpu[1]:.2f}x picows' {cpu[1]:,.1f}: {user[0] / user[1]:.2f}x in user "
+            f"space ({user[0]:,.1f} vs {user[1]:,.1f} µs) and {system[0] / system[1]:.2f}x in "
+            f"the kernel ({system[0]:,.1f} vs {system[1]:,.1f} µs). The kernel's share of the "
+            f"server's time is {100 * system[0] / cpu[0]:.0f}% for fullduplex and "
+            f"{100 * system[1] / cpu[1]:.0f}% for picows."
+        )
+    calls = [_get(r, "syscalls_counted", "syscalls_per_msg") for r in (ours, theirs)]
+    waits = [_get(r, "syscalls_counted", "epoll_waits_per_msg") for r in (ours, theirs)]
+    traced = [_get(r, "syscalls", "syscalls_per_msg") for r in (ours, theirs)]
+    if all(calls) and None not in waits and all(traced):
+        similar = abs(traced[0] - traced[1]) <= 0.1 * max(traced)
+        findings.append(
+            (
+                f"Under strace both make about {traced[0]:.2f} system calls per message"
+                if similar
+                else f"Under strace fullduplex makes {traced[0]:.2f} system calls per message "
+                f"and picows {traced[1]:.2f}"
+            )
+            + f"; without strace, which changes how many messages one epoll wakeup finds, "
+            f"{calls[0]:.2f} and {calls[1]:.2f}, of which {waits[0]:.2f} and {waits[1]:.2f} "
+            "epoll waits."
+        )
+    instructions = [_get(r, "instructions", "instructions_per_msg") for r in (ours, theirs)]
+    by_kind = [_get(r, "instructions", "instructions_by_kind_per_msg") for r in (ours, theirs)]
+    if all(instructions) and all(by_kind):
+        gap = instructions[0] - instructions[1]
+        differences = {kind: by_kind[0][kind] - by_kind[1][kind] for kind in by_kind[0]}
+        largest = max(differences, key=lambda kind: differences[kind])
+        interpreter = [100 * by_kind[i]["interpreter"] / instructions[i] for i in (0, 1)]
+        findings.append(
+            f"In user space fullduplex executes {instructions[0]:,} instructions per message, "
+            f"{instructions[0] / instructions[1]:.2f}x picows' {instructions[1]:,}; the "
+            f"interpreter runs {interpreter[0]:.0f}% of fullduplex's and {interpreter[1]:.0f}% "
+            f"of picows'."
+            + (
+                f" The largest difference is in {OBJECT_NAMES[largest]}: "
+                f"{differences[largest]:+,} instructions, {100 * differences[largest] / gap:.0f}% "
+                "of the gap."
+                if gap > 0
+                else ""
+            )
+        )
+        size = {"b": 32, "c": 256, "e": 2**20}[cell]
+        if max(by_kind[0]["libc"], by_kind[1]["libc"]) >= size / 2 >= 2**16:
+            findings.append(
+                "callgrind counts every byte moved by `rep movsb`, which glibc's memcpy uses "
+                "for large copies, as one instruction: libc's count here is mostly bytes "
+                f"copied ({by_kind[0]['libc'] / size:.1f} vs {by_kind[1]['libc'] / size:.1f} "
+                "times the message), and much cheaper than as many ordinary instructions."
+            )
+    top = _get(ours, "python", "top_self")
+    if top:
+        named = [entry for entry in top if entry["function"] != EVENT_LOOP_FRAME]
+        loop = sum(entry["self_pct"] for entry in top if entry["function"] == EVENT_LOOP_FRAME)
+        if named:
+            findings.append(
+                f"py-spy finds fullduplex's Python code busiest in `{named[0]['function']}` "
+                f"({named[0]['self_pct']:.0f}% of samples)"
+                + (
+                    f"; {loop:.0f}% are in the event loop's own C code (uvloop, system calls)."
+                    if loop
+                    else "."
+                )
+            )
+    return findings
+
+
+def profile_section(
+    header: dict[str, Any], records: dict[tuple[str, str], dict[str, Any]]
+) -> list[str]:
+    params, machine = header["params"], header["machine"]
+    out = [
+        "## Where the time goes (per message, vs picows)",
+        "",
+        f"Generated from `bench/profile.py` run `{header['run_id']}` ({header['started']}, "
+        f"fullduplex at `{header['git']}`, {machine['cpu_model']}, {machine['cores']} cores, "
+        f"load average {' '.join(machine['loadavg_at_start'])} at start): "
+        f"`{header['command']}`. The records are in "
+        "[`bench/results/profile.jsonl`](../bench/results/profile.jsonl). To reproduce:",
+        "",
+        "```sh",
+        ".venv/bin/python bench/profile.py    # about 5 minutes; appends to profile.jsonl",
+        ".venv/bin/python bench/report.py     # rewrite this page",
+        "```",
+        "",
+        "Each server runs as above (core 1, uvloop, the load generator on core 0), and is "
+        "measured in separate windows of a few seconds: CPU time and page faults from "
+        f"/proc/PID/stat with nothing attached ({params['native_s']:g} s); system calls "
+        "counted by `perf stat` (tracepoints, the server is not stopped) and by kind by "
+        f"`strace -c -f` (which slows the server: counts only, {params['strace_s']:g} s); "
+        f"fullduplex's Python functions sampled by `py-spy record -r {params['pyspy_rate_hz']}` "
+        f"({params['pyspy_s']:g} s); user-space instructions from "
+        "`valgrind --tool=callgrind --instr-atstart=no`, switched on and off with "
+        f"`callgrind_control -i` ({params['callgrind_s']:g} s), each object file's exclusive "
+        "instructions. For the system calls and instructions the load generator is stopped "
+        "and the server left to drain before and after the window, which then holds an "
+        "exact number of messages: the bytes the server wrote in it over the size of one "
+        "echo. Instruction and system call counts repeat from run to run; CPU times vary "
+        "with what else the machine does.",
+        "",
+    ]
+    for cell in PROFILE_CELLS:
+        ours, theirs = records.get((cell, "fullduplex")), records.get((cell, "picows"))
+        if ours is None and theirs is None:
+            continue
+        out += [f"### {TITLES[cell]}", ""]
+        out += profile_table(ours, theirs)
+        out.append("")
+        for record in (ours, theirs):
+            if record is not None and "error" in record:
+                out += [f"{record['server']} failed: {record['error']}", ""]
+        if ours is not None and theirs is not None:
+            out += [" ".join(profile_findings(cell, ours, theirs)), ""]
+        top = _get(ours, "python", "top_self")
+        if top:
+            out += [
+                f"fullduplex's Python functions by self time (py-spy, "
+                f"{_get(ours, 'python', 'samples'):,} samples while busy). A sample is "
+                "charged to the innermost Python function, including the C code and system "
+                "calls it is in: `Runner.run` is uvloop's own loop and its reads, `_flush` "
+                "includes its `writev`.",
+                "",
+                "| function | self % |",
+                "|---|--:|",
+            ]
+            out += [f"| `{entry['function']}` | {entry['self_pct']:.1f} |" for entry in top]
+            out.append("")
+    return out
 
 
 # --- chart --------------------------------------------------------------------------------------
@@ -414,7 +657,7 @@ def chart(results: Results, path: Path, run_id: str) -> None:
 def write(run_id: str | None = None, results_path: Path = RESULTS) -> None:
     header, results, failures, elapsed = load(results_path, run_id)
     MARKDOWN.parent.mkdir(parents=True, exist_ok=True)
-    MARKDOWN.write_text(markdown(header, results, failures, elapsed))
+    MARKDOWN.write_text(markdown(header, results, failures, elapsed, load_profile(PROFILE)))
     chart(results, CHART, header["run_id"])
 
 
