@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from . import sync
 from .exceptions import (
+    BodyTooLarge,
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
     FullDuplexError,
     HeadersTooLarge,
+    HTTPDisconnect,
+    HTTPError,
     InvalidHandshake,
     InvalidPayload,
     InvalidRequest,
@@ -104,4 +107,7 @@ __all__ = [
     "ConnectionClosedOK",
     "ConnectionClosedError",
     "InvalidState",
+    "HTTPError",
+    "BodyTooLarge",
+    "HTTPDisconnect",
 ]

@@ -16,7 +16,10 @@
     ├── ConnectionClosed              the connection is closed; carries the close code
     │   ├── ConnectionClosedOK        ... after a normal close (1000 / 1001)
     │   └── ConnectionClosedError     ... for any other reason
-    └── InvalidState                  the caller did something the current state forbids
+    ├── InvalidState                  the caller did something the current state forbids
+    └── HTTPError                     a plain HTTP exchange (polling transports) failed
+        ├── BodyTooLarge              413: a request body exceeded its limit
+        └── HTTPDisconnect            the client went away before the response ended
 
 The peer's faults (``InvalidRequest``, ``InvalidResponse``, ``ProtocolViolation``) are kept
 apart from the caller's (``InvalidState``, and ``ValueError``/``TypeError`` for bad arguments).
@@ -48,6 +51,9 @@ __all__ = [
     "ConnectionClosedOK",
     "ConnectionClosedError",
     "InvalidState",
+    "HTTPError",
+    "BodyTooLarge",
+    "HTTPDisconnect",
 ]
 
 
@@ -156,3 +162,19 @@ class ConnectionClosedError(ConnectionClosed):
 
 class InvalidState(FullDuplexError):
     """The caller asked for something the connection's current state forbids."""
+
+
+class HTTPError(FullDuplexError):
+    """A plain HTTP exchange (a polling or streaming transport's request) failed."""
+
+    http_status: HTTPStatus = HTTPStatus.BAD_REQUEST
+
+
+class BodyTooLarge(HTTPError):
+    """A request body exceeded its limit; the answer is 413."""
+
+    http_status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class HTTPDisconnect(HTTPError):
+    """The client went away before the response ended."""

@@ -1,0 +1,13 @@
+"""Every way a peer can be reached, behind one `Session` interface.
+
+A handler written for a `Session` serves raw WebSocket connections, SockJS sessions (polling,
+streaming, WebSocket) and Engine.IO sessions alike; it never sees frames, HTTP requests or a
+particular transport. An `Endpoint` is what a server mounts at a path prefix: it answers the
+HTTP requests and WebSocket upgrades under that prefix and turns them into sessions.
+"""
+
+from __future__ import annotations
+
+from .base import Endpoint, HTTPExchange, Session
+
+__all__ = ["Session", "Endpoint", "HTTPExchange"]

@@ -1,0 +1,112 @@
+"""The interfaces between the transports layer and what is above and below it.
+
+- `Session`: one conversation with one peer, whatever carries it. The realtime layer and
+  applications only ever see this.
+- `HTTPExchange` (defined in `fullduplex.io.asyncio.exchange`, re-exported here): one HTTP
+  request and its response, as an endpoint sees it. Implemented by fullduplex's own server and
+  by the ASGI adapter, so every endpoint runs under both.
+- `Endpoint`: what a server mounts at a path prefix (SockJS, Engine.IO, a WebSocket route).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from ..io.asyncio.exchange import HTTPExchange
+from ..protocol.http11 import Request, Response
+
+__all__ = ["Session", "HTTPExchange", "Endpoint"]
+
+
+class Session(abc.ABC):
+    """One conversation with one peer: messages in order both ways, then a close.
+
+    ``async for message in session`` yields ``str`` (text) and ``bytes`` (binary) until the
+    session closes; `send` queues one message; `close` ends the session with a code and reason.
+    """
+
+    __slots__ = ()
+
+    @property
+    @abc.abstractmethod
+    def transport(self) -> str:
+        """The name of what carries this session now, e.g. ``"websocket"``, ``"xhr-polling"``,
+        ``"polling"``; it may change during the session (an Engine.IO upgrade)."""
+
+    @property
+    @abc.abstractmethod
+    def request(self) -> Request:
+        """The HTTP request that opened the session."""
+
+    @property
+    @abc.abstractmethod
+    def remote_address(self) -> Any:
+        """The peer's address as the socket gives it (``(host, port)`` for TCP), or None."""
+
+    @property
+    @abc.abstractmethod
+    def close_code(self) -> int | None:
+        """The close code, once the session is closed; None while it is open."""
+
+    @property
+    @abc.abstractmethod
+    def close_reason(self) -> str:
+        """The close reason, once the session is closed; empty while it is open."""
+
+    @abc.abstractmethod
+    async def recv(self) -> str | bytes:
+        """Return the next message.
+
+        Raises:
+            ConnectionClosed: the session is closed and every message was received.
+        """
+
+    @abc.abstractmethod
+    async def send(self, message: str | bytes) -> None:
+        """Send one message; waits while the peer reads too slowly.
+
+        Raises:
+            ConnectionClosed: the session is closed.
+            TypeError: the transport cannot carry binary messages and ``message`` is bytes.
+        """
+
+    @abc.abstractmethod
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the session with ``code`` and ``reason`` and wait until it is closed."""
+
+    def __aiter__(self) -> Session:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        from ..exceptions import ConnectionClosed
+
+        try:
+            return await self.recv()
+        except ConnectionClosed:
+            raise StopAsyncIteration from None
+
+
+class Endpoint(abc.ABC):
+    """What a server mounts at a path prefix: SockJS, Engine.IO, a plain WebSocket route.
+
+    ``path`` is the request path below the mount prefix, without the query, starting with
+    ``/`` (``""`` when the request is for the prefix itself).
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    async def handle_http(self, exchange: HTTPExchange, path: str) -> None:
+        """Answer one plain HTTP request."""
+
+    def refuse_websocket(self, request: Request, path: str) -> Response | None:
+        """Return a response refusing this WebSocket upgrade (404, 400...), or None to accept.
+
+        Called before the handshake is answered; the default refuses nothing.
+        """
+        return None
+
+    @abc.abstractmethod
+    async def handle_websocket(self, session: Session, path: str) -> None:
+        """Serve one accepted WebSocket connection; it closes when this returns."""
