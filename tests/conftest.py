@@ -40,6 +40,7 @@ HOW_TO_INSTALL = {
     "chromium": "sudo apt-get install -y chromium",
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
+    "socket.io-client": "npm ci --prefix tests (or make test)",
 }
 
 
