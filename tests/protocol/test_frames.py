@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fullduplex.exceptions import InvalidPayload, MessageTooBig, ProtocolViolation
-from fullduplex.protocol._mask import _apply_mask_python
+from fullduplex.protocol._compiled import _apply_mask_python
 from fullduplex.protocol.events import BinaryReceived, Event, TextReceived
 from fullduplex.protocol.frames import (
     MAX_CONTROL_PAYLOAD,

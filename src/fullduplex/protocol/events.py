@@ -4,8 +4,9 @@ Each event is named for what happened on the wire. The I/O layer reads them from
 `Connection.events_received()` and acts: delivers a message, resolves a ping, logs a failure.
 
 Every event is a `typing.NamedTuple`, not a dataclass, so that the compiled receive path
-(`fullduplex._speedups.parse_messages`) can build a `TextReceived` or `BinaryReceived` the way
-`tuple.__new__` does, without running a Python ``__init__`` for every message. Events still
+(`fullduplex.protocol._speedups.parse_messages`) can build a `TextReceived` or
+`BinaryReceived` the way `tuple.__new__` does, without running a Python ``__init__`` for every
+message. Events still
 compare like dataclasses: equal only to an event of the same class with equal fields, so a
 `PingReceived` never equals a `PongReceived` or a bare tuple with the same data.
 """

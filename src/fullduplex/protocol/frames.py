@@ -22,7 +22,7 @@ import struct
 from typing import NamedTuple
 
 from ..exceptions import InvalidPayload, MessageTooBig, ProtocolViolation
-from ._mask import apply_mask, parse_messages, unmask_payload
+from ._compiled import apply_mask, parse_messages, unmask_payload
 from .events import BinaryReceived, Event, TextReceived
 
 __all__ = [

@@ -1,8 +1,9 @@
-"""Masking and unmasking of payloads (RFC 6455 §5.3), and the one place that picks the compiled
-extension (`fullduplex._speedups`) or pure Python for the receive path.
+"""The one place that picks the compiled extension (`fullduplex.protocol._speedups`) or pure
+Python for the hot paths of the frame layer: masking (RFC 6455 §5.3) and whole plain messages.
 
 The pure-Python code is complete on its own: it runs when the extension is not built, and when
-``FULLDUPLEX_NO_SPEEDUPS=1`` asks for it (the test suite's pure-Python pass).
+``FULLDUPLEX_NO_SPEEDUPS=1`` asks for it at run time (the test suite's pure-Python pass).
+Whether the extension is built at all is setup.py's business (``FULLDUPLEX_BUILD_SPEEDUPS``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
     parse_messages = None
 else:
     try:
-        from .._speedups import apply_mask, parse_messages, unmask_payload
+        from ._speedups import apply_mask, parse_messages, unmask_payload
     except ImportError:  # not built, or built from an older _speedups.c
         apply_mask = _apply_mask_python
         unmask_payload = _unmask_payload_python
