@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from types import MappingProxyType
 from urllib.parse import parse_qsl, urlsplit
 
+from ...exceptions import ConnectionClosed
 from ...protocol.http11 import Request, Response
 from ..base import Endpoint, HTTPExchange, Session
 from .codec import Packet, ServerError, encode_packet, encode_payload, open_packet
@@ -278,7 +279,11 @@ class EngineIOEndpoint(Endpoint):
 
     async def _open_websocket(self, websocket: Session) -> None:
         session = self._new_session(websocket.request, websocket.remote_address, WEBSOCKET)
-        await websocket.send(encode_packet(self._open_packet(session, [])))
+        try:
+            await websocket.send(encode_packet(self._open_packet(session, [])))
+        except ConnectionClosed:
+            session._end(1006, "transport close")
+            return
         session._start()
         self._run_handler(session)
         await session._serve_websocket(websocket)

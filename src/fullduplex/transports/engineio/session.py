@@ -361,10 +361,7 @@ class EngineIOSession(Session):
         )
         try:
             while True:
-                try:
-                    packet = decode_packet(await websocket.recv())
-                except (ConnectionClosed, InvalidPacket):
-                    break
+                packet = decode_packet(await websocket.recv())
                 if packet.type is PacketType.PING and packet.data == "probe":
                     await websocket.send(encode_packet(Packet(PacketType.PONG, "probe")))
                     self._is_probed = True
@@ -375,6 +372,8 @@ class EngineIOSession(Session):
                 else:
                     # Anything else before UPGRADE ends the attempt; the session stays on polling.
                     break
+        except (ConnectionClosed, InvalidPacket):
+            pass
         finally:
             if self._upgrade_ws is websocket:
                 self._cancel_upgrade()
