@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .events import BinaryReceived, Event, TextReceived
+from typing import Any
 
 __all__ = ["apply_mask", "unmask_payload", "parse_messages"]
 
@@ -50,15 +47,16 @@ parse_messages: (
             int,
             int,
             int,
-            list[Event],
-            type[TextReceived],
-            type[BinaryReceived],
+            list[Any],
+            Callable[[str], Any],
+            Callable[[bytes], Any],
         ],
         int,
     ]
     | None
 )
-"""The compiled loop of `FrameParser.next_messages`, or None where pure Python runs."""
+"""The compiled loop of `FrameParser.next_messages` (its Python twin is `frames._take_messages`),
+or None where pure Python runs."""
 
 if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
     apply_mask = _apply_mask_python
