@@ -427,13 +427,16 @@ async def test_client_close_packet_closes_websocket(make_endpoint: Any) -> None:
     assert not endpoint.sessions
 
 
-async def test_dropped_websocket_ends_session(make_endpoint: Any) -> None:
+@pytest.mark.parametrize(("websocket_code", "session_code"), [(1000, 1000), (1001, 1006)])
+async def test_websocket_closed_without_close_packet_ends_session(
+    make_endpoint: Any, websocket_code: int, session_code: int
+) -> None:
     endpoint = make_endpoint()
     ws, opened = await open_websocket(endpoint)
     session = endpoint.sessions[opened["sid"]]
-    ws.client_close(1001)
+    ws.client_close(websocket_code)
     await asyncio.wait_for(session.wait_closed(), 1)
-    assert (session.close_code, session.close_reason) == (1006, "transport close")
+    assert (session.close_code, session.close_reason) == (session_code, "transport close")
 
 
 # --- upgrade ---

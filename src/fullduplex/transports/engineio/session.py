@@ -30,7 +30,8 @@ How a session ends (``close_code`` / ``close_reason``, the reasons are engine.io
 cause                                                  code  reason
 =====================================================  ====  =====================
 the client's CLOSE packet                              1000  ``transport close``
-the WebSocket dropped without one                      1006  ``transport close``
+the WebSocket closed cleanly without one               1000  ``transport close``
+the WebSocket dropped                                  1006  ``transport close``
 no PONG within ``ping_timeout_ms``                     1011  ``ping timeout``
 an invalid packet                                      1002  ``parse error``
 a payload above ``max_payload_bytes``                  1009  ``transport error``
@@ -469,8 +470,9 @@ class EngineIOSession(Session):
                     self._end(1002, "parse error")
                     break
                 await self._receive(packet)
-        except ConnectionClosed:
-            self._end(1006, "transport close")
+        except ConnectionClosed as closed:
+            # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
+            self._end(1000 if closed.was_clean else 1006, "transport close")
         writer = self._writer
         if writer is not None:
             await writer
