@@ -5,6 +5,7 @@ the idle timeout, and WebSocket upgrades on a keep-alive connection."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -406,3 +407,72 @@ async def test_server_without_an_application_answers_426_as_before() -> None:
         assert (await peer.read_http_response()).status == 426
         assert not server._http_connections
         await peer.close()
+
+
+async def test_server_shutdown_ends_a_held_request() -> None:
+    held = asyncio.Event()
+
+    async def hold(exchange: HTTPExchange) -> None:
+        await exchange.start(200, [])
+        held.set()
+        await exchange.wait_disconnected()
+
+    async with http_server(hold) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(get("/poll"))
+        await held.wait()
+        started = asyncio.get_running_loop().time()
+        server.close()
+        await server.wait_closed()
+        assert asyncio.get_running_loop().time() - started < 1
+        reply = await read_response(peer)
+        assert (reply.status, reply.body) == (200, b"")
+        await peer.close()
+
+
+async def test_server_times_out_a_body_that_stops_arriving() -> None:
+    async with http_server(echo_body, open_timeout=0.2) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        reply = await read_response(peer)
+        assert reply.status == 408
+        assert await peer.read_until_eof() == b""
+        await peer.close()
+
+
+async def test_server_serves_http_and_upgrades_over_tls() -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    async with http_server(hello, ssl=server_context) as server:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context, server_hostname="127.0.0.1"
+        )
+        peer = RawPeer(reader, writer, masks=True)
+        peer.write(get("/secure"))
+        assert (await read_response(peer)).body == b"/secure"
+        assert (await peer.handshake("/ws")).status == 101
+        peer.send_frame(TEXT, b"tls")
+        assert (await peer.read_frame()).payload == b"tls"
+        await peer.close()
+
+
+def test_server_serves_http_and_upgrades_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        async with asyncio.timeout(10), http_server(hello) as server:
+            peer = await RawPeer.open(server.port)
+            peer.write(get("/a") + get("/b"))
+            assert (await read_response(peer)).body == b"/a"
+            assert (await read_response(peer)).body == b"/b"
+            assert (await peer.handshake("/ws")).status == 101
+            peer.send_frame(TEXT, b"uv")
+            assert (await peer.read_frame()).payload == b"uv"
+            await peer.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())

@@ -85,6 +85,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         "_drain_waiter",
         "_is_closed",
         "_eof_received",
+        "_lost",
     )
 
     def __init__(self, server: Server) -> None:
@@ -103,6 +104,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._is_closed = False
         self._eof_received = False
+        # Created when the server shuts down, to wait for this connection's end.
+        self._lost: asyncio.Future[None] | None = None
 
     # --- asyncio.BufferedProtocol --------------------------------------------------------
 
@@ -146,6 +149,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._exchange._mark_disconnected()
         self._wake_reader()
         self._wake_writer()
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -279,13 +284,24 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self.transport.pause_reading()
 
     async def _wait_data(self) -> None:
-        """Wait for more bytes from the client (reading a body)."""
+        """Wait for more bytes from the client (reading a body).
+
+        Raises:
+            HTTPError: nothing came for ``open_timeout`` seconds (answered with 408).
+        """
         if self._reading_paused and self.transport is not None:
             self._reading_paused = False
             self.transport.resume_reading()
         waiter = self._data_waiter = self._loop.create_future()
         try:
-            await waiter
+            # A client trickling its body (slowloris) holds the request at most this long
+            # per wait.
+            async with asyncio.timeout(self.server.open_timeout):
+                await waiter
+        except TimeoutError:
+            error = HTTPError("the request body stopped arriving")
+            error.http_status = HTTPStatus.REQUEST_TIMEOUT
+            raise error from None
         finally:
             self._data_waiter = None
 
@@ -325,12 +341,23 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if self.transport is not None and not self._is_closed:
             self.transport.abort()
 
-    def _shut_down(self) -> None:
-        """The server is closing: close an idle connection, end a busy one after its response."""
-        if self._exchange is None:
+    def _shut_down(self) -> asyncio.Future[None]:
+        """The server is closing: close an idle connection; end a busy one after its response,
+        and wake a request waiting in `HTTPExchange.wait_disconnected`.
+
+        Returns:
+            A future done once the connection is closed.
+        """
+        lost = self._lost = self._loop.create_future()
+        if self._is_closed:
+            lost.set_result(None)
+        elif self._exchange is None:
             self._close()
         else:
             self.parser.close_after_response()
+            # A held request (a long-poll, a stream) ends as if the client had left.
+            self._exchange._mark_disconnected()
+        return lost
 
     def _arm_idle_timer(self, delay: float) -> None:
         self._cancel_idle_timer()

@@ -276,12 +276,15 @@ class Server:
         for connection in connections:
             connection._shut_down(code, reason)
         http_connections = list(self._http_connections)
-        for http_connection in http_connections:
-            http_connection._shut_down()
+        http_closed = [http_connection._shut_down() for http_connection in http_connections]
         # Handlers see ConnectionClosed and return. Each connection's own close timer bounds
         # its closing handshake by close_timeout; a handler that ignores the closure is
         # cancelled after close_timeout.
-        waiting = [*self._handlers, *(connection._closed for connection in connections)]
+        waiting = [
+            *self._handlers,
+            *(connection._closed for connection in connections),
+            *http_closed,
+        ]
         if waiting:
             await asyncio.wait(waiting, timeout=self.close_timeout)
         for connection in connections:
