@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
+REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a headless Chromium that makes no connection of its own: tests talk to
 # 127.0.0.1 only, and nothing is downloaded (never `playwright install`).
