@@ -427,13 +427,16 @@ async def test_client_close_packet_closes_websocket(make_endpoint: Any) -> None:
     assert not endpoint.sessions
 
 
-async def test_dropped_websocket_ends_session(make_endpoint: Any) -> None:
+@pytest.mark.parametrize(("websocket_code", "session_code"), [(1000, 1000), (1001, 1006)])
+async def test_websocket_closed_without_close_packet_ends_session(
+    make_endpoint: Any, websocket_code: int, session_code: int
+) -> None:
     endpoint = make_endpoint()
     ws, opened = await open_websocket(endpoint)
     session = endpoint.sessions[opened["sid"]]
-    ws.client_close(1001)
+    ws.client_close(websocket_code)
     await asyncio.wait_for(session.wait_closed(), 1)
-    assert (session.close_code, session.close_reason) == (1006, "transport close")
+    assert (session.close_code, session.close_reason) == (session_code, "transport close")
 
 
 # --- upgrade ---
@@ -565,3 +568,18 @@ async def test_ended_session_leaves_no_timer_or_task(make_endpoint: Any) -> None
     assert not session._closing_tasks
     assert not endpoint._handler_tasks
     assert not endpoint.sessions
+
+
+async def test_poll_held_across_probe_and_upgrade_is_refused(make_endpoint: Any) -> None:
+    # The client sent PING probe and UPGRADE at once; the poll it made meanwhile is read
+    # before them: by the time the poll runs the session is on WebSocket, so 400.
+    endpoint = make_endpoint()
+    sid = (await handshake(endpoint))["sid"]
+    ws, _ = websocket(endpoint, target(EIO="4", transport="websocket", sid=sid))
+    held = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
+    ws.client_send("2probe")
+    ws.client_send("5")
+    assert (await held.answer())[0] == 400
+    assert await ws.client_recv() == "3probe"
+    ws.client_send("4hello")
+    assert await ws.client_recv() == "4hello"

@@ -20,6 +20,11 @@ and refused with its status and JSON body (`ServerError`):
    ``EIO`` other than ``4``: 400 code 5 (``Unsupported protocol version``); ``allow_request``
    says no: 403 code 4.
 
+Serve it without permessage-deflate (``fullduplex.serve(..., compression=None)``), as engine.io
+does by default (``perMessageDeflate: false``): Node's ``ws`` client compresses on a thread
+pool, so its frames can reach the server after an HTTP request the client made later. The
+upgrade then looks out of order (the engine.io suite's two "after upgrade" tests fail with it).
+
 A WebSocket naming the sid of a session that is upgrading or has upgraded already is accepted
 and closed at once, as engine.io does (a refused handshake would be an error event in the
 client, a close is what its suite waits for).
@@ -34,6 +39,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from types import MappingProxyType
 from urllib.parse import parse_qsl, urlsplit
 
+from ...exceptions import ConnectionClosed
 from ...protocol.http11 import Request, Response
 from ..base import Endpoint, HTTPExchange, Session
 from .codec import Packet, ServerError, encode_packet, encode_payload, open_packet
@@ -278,7 +284,11 @@ class EngineIOEndpoint(Endpoint):
 
     async def _open_websocket(self, websocket: Session) -> None:
         session = self._new_session(websocket.request, websocket.remote_address, WEBSOCKET)
-        await websocket.send(encode_packet(self._open_packet(session, [])))
+        try:
+            await websocket.send(encode_packet(self._open_packet(session, [])))
+        except ConnectionClosed:
+            session._end(1006, "transport close")
+            return
         session._start()
         self._run_handler(session)
         await session._serve_websocket(websocket)

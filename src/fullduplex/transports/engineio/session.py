@@ -30,7 +30,8 @@ How a session ends (``close_code`` / ``close_reason``, the reasons are engine.io
 cause                                                  code  reason
 =====================================================  ====  =====================
 the client's CLOSE packet                              1000  ``transport close``
-the WebSocket dropped without one                      1006  ``transport close``
+the WebSocket closed cleanly without one               1000  ``transport close``
+the WebSocket dropped                                  1006  ``transport close``
 no PONG within ``ping_timeout_ms``                     1011  ``ping timeout``
 an invalid packet                                      1002  ``parse error``
 a payload above ``max_payload_bytes``                  1009  ``transport error``
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -132,6 +134,7 @@ class EngineIOSession(Session):
         "_inbox_ready",
         "_inbox_space",
         "_pending_poll",
+        "_last_packet",
         "_is_posting",
         "_upgrade_ws",
         "_is_probed",
@@ -172,7 +175,9 @@ class EngineIOSession(Session):
         self._inbox: deque[str | bytes] = deque()
         self._inbox_ready = asyncio.Event()
         self._inbox_space = asyncio.Event()
-        self._pending_poll: asyncio.Future[bytes | None] | None = None
+        # Resolved True to wake the held poll, False when its client went away.
+        self._pending_poll: asyncio.Future[bool] | None = None
+        self._last_packet = _CLOSE
         self._is_posting = False
         self._upgrade_ws: Session | None = None
         self._is_probed = False
@@ -294,25 +299,34 @@ class EngineIOSession(Session):
             self._end(1008, "transport error")
             await _refuse(exchange, headers, ServerError.BAD_REQUEST)
             return
-        if self._state is _State.CLOSING:
-            body = self._take_payload(_CLOSE)
-            self._end(self._ending_code, self._ending_reason)
-        elif self._is_poll_answerable():
-            body = self._take_payload(None)
-        else:
-            poll: asyncio.Future[bytes | None] = self._loop.create_future()
+        # The answer is taken from the state when the poll runs, not when it was woken: the
+        # WebSocket's probe and UPGRADE may have been read meanwhile (a held poll then gets
+        # 400, like any poll after the upgrade), or the session may have ended.
+        while True:
+            if self._transport == WEBSOCKET:
+                await _refuse(exchange, headers, ServerError.BAD_REQUEST)
+                return
+            if self._state is _State.CLOSED:
+                body = self._take_payload(self._last_packet)
+                break
+            if self._state is _State.CLOSING:
+                body = self._take_payload(_CLOSE)
+                self._end(self._ending_code, self._ending_reason)
+                break
+            if self._is_poll_answerable():
+                body = self._take_payload(None)
+                break
+            poll: asyncio.Future[bool] = self._loop.create_future()
             self._pending_poll = poll
             watcher = asyncio.ensure_future(exchange.wait_disconnected())
-            watcher.add_done_callback(lambda _: _settle(poll, None))
+            watcher.add_done_callback(functools.partial(_client_left, poll))
             try:
-                answer = await poll
+                is_woken = await poll
             finally:
                 watcher.cancel()
-                if self._pending_poll is poll:
-                    self._pending_poll = None
-            if answer is None:
+                self._pending_poll = None
+            if not is_woken:
                 return
-            body = answer
         await exchange.respond(200, [*TEXT_HEADERS, *headers], body)
 
     async def _serve_post(self, exchange: HTTPExchange, headers: list[tuple[str, str]]) -> None:
@@ -361,10 +375,7 @@ class EngineIOSession(Session):
         )
         try:
             while True:
-                try:
-                    packet = decode_packet(await websocket.recv())
-                except (ConnectionClosed, InvalidPacket):
-                    break
+                packet = decode_packet(await websocket.recv())
                 if packet.type is PacketType.PING and packet.data == "probe":
                     await websocket.send(encode_packet(Packet(PacketType.PONG, "probe")))
                     self._is_probed = True
@@ -375,6 +386,8 @@ class EngineIOSession(Session):
                 else:
                     # Anything else before UPGRADE ends the attempt; the session stays on polling.
                     break
+        except (ConnectionClosed, InvalidPacket):
+            pass
         finally:
             if self._upgrade_ws is websocket:
                 self._cancel_upgrade()
@@ -416,9 +429,8 @@ class EngineIOSession(Session):
 
     def _wake_poll(self) -> None:
         poll = self._pending_poll
-        if poll is not None and not poll.done() and self._is_poll_answerable():
-            self._pending_poll = None
-            poll.set_result(self._take_payload(None))
+        if poll is not None and self._is_poll_answerable():
+            _settle(poll, True)
 
     def _wake_senders(self) -> None:
         self._outbox_space.set()
@@ -458,8 +470,9 @@ class EngineIOSession(Session):
                     self._end(1002, "parse error")
                     break
                 await self._receive(packet)
-        except ConnectionClosed:
-            self._end(1006, "transport close")
+        except ConnectionClosed as closed:
+            # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
+            self._end(1000 if closed.was_clean else 1006, "transport close")
         writer = self._writer
         if writer is not None:
             await writer
@@ -490,10 +503,10 @@ class EngineIOSession(Session):
     def _finish_upgrade(self, websocket: Session) -> None:
         self._cancel_upgrade()
         self._attach_websocket(websocket)
-        poll = self._pending_poll
-        if poll is not None and not poll.done():
-            self._pending_poll = None
-            poll.set_result(encode_payload((_NOOP,)))
+        # A client holds no poll by now (it waits for its last one before UPGRADE); one that
+        # does gets 400, as every poll after the upgrade.
+        if self._pending_poll is not None:
+            _settle(self._pending_poll, True)
 
     def _cancel_upgrade(self) -> None:
         if self._upgrade_timer is not None:
@@ -541,27 +554,33 @@ class EngineIOSession(Session):
             if timer is not None:
                 timer.cancel()
         self._ping_timer = self._pong_deadline = self._linger_timer = None
-        poll = self._pending_poll
-        if poll is not None and not poll.done():
-            self._pending_poll = None
-            poll.set_result(self._take_payload(last))
+        self._last_packet = last
+        if self._pending_poll is not None:
+            # The held poll takes the outbox and ``last`` when it runs.
+            _settle(self._pending_poll, True)
+        else:
+            self._outbox.clear()
         upgrade_ws = self._upgrade_ws
         self._cancel_upgrade()
         if upgrade_ws is not None:
             self._close_websocket(upgrade_ws, 1000, reason)
         if self._websocket is not None and self._websocket.close_code is None:
             self._close_websocket(self._websocket, code, reason)
-        self._outbox.clear()
         self._outbox_ready.set()
         self._wake_senders()
         self._ended.set()
         self._on_end(self)
 
 
-def _settle(poll: asyncio.Future[bytes | None], answer: bytes | None) -> None:
-    """Answer a held poll unless it was answered already."""
+def _client_left(poll: asyncio.Future[bool], _: object) -> None:
+    """The held poll's client went away: the poll ends without an answer."""
+    _settle(poll, False)
+
+
+def _settle(poll: asyncio.Future[bool], is_woken: bool) -> None:
+    """Wake a held poll (or tell it its client left) unless that happened already."""
     if not poll.done():
-        poll.set_result(answer)
+        poll.set_result(is_woken)
 
 
 def _sendable(code: int) -> int:
