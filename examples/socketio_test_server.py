@@ -94,7 +94,8 @@ def build() -> tuple[Router, list[EngineIOEndpoint], Server]:
 async def main(port: int) -> None:
     """Serve until interrupted."""
     app, endpoints, sio = build()
-    async with fullduplex.serve(app, "127.0.0.1", port) as server:
+    # Without permessage-deflate, as the reference server (engine.io's default).
+    async with fullduplex.serve(app, "127.0.0.1", port, compression=None) as server:
         print(f"Engine.IO and Socket.IO on http://127.0.0.1:{server.port}/", flush=True)
         try:
             await server.serve_forever()

@@ -37,7 +37,7 @@ example = load_example()
 @contextlib.asynccontextmanager
 async def our_server() -> AsyncIterator[tuple[str, Server]]:
     app, endpoints, sio = example.build()
-    async with fullduplex.serve(app, "127.0.0.1", 0) as server:
+    async with fullduplex.serve(app, "127.0.0.1", 0, compression=None) as server:
         try:
             yield f"http://127.0.0.1:{server.port}", sio
         finally:
