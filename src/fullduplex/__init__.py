@@ -19,6 +19,7 @@ from .exceptions import (
     HTTPError,
     InvalidHandshake,
     InvalidPayload,
+    InvalidRedirect,
     InvalidRequest,
     InvalidResponse,
     InvalidState,
@@ -27,8 +28,10 @@ from .exceptions import (
     NegotiationError,
     PolicyViolation,
     ProtocolViolation,
+    ProxyError,
 )
 from .io.asyncio import (
+    Backoff,
     ClientConnection,
     Data,
     Handler,
@@ -72,6 +75,7 @@ __all__ = [
     "Data",
     "WebSocketURI",
     "parse_uri",
+    "Backoff",
     # the blocking client
     "sync",
     # the browser's WebSocket interface (WHATWG)
@@ -98,6 +102,7 @@ __all__ = [
     "HeadersTooLarge",
     "InvalidResponse",
     "InvalidStatus",
+    "InvalidRedirect",
     "NegotiationError",
     "ProtocolViolation",
     "InvalidPayload",
@@ -106,6 +111,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
+    "ProxyError",
     "InvalidState",
     "HTTPError",
     "BodyTooLarge",
