@@ -34,7 +34,7 @@ _SERVING = re.compile(r"Serving on \S+ 127\.0\.0\.1:(\d+)")
 
 @contextmanager
 def run_pproxy(
-    protocols: str, *, auth: bool = True, certificate: Path | None = None
+    protocols: str, *, auth: bool = True, certificate: str | Path | None = None
 ) -> Iterator[int]:
     """Run a pproxy server on 127.0.0.1; yield its port, stop it at the end.
 
@@ -42,7 +42,8 @@ def run_pproxy(
         protocols: pproxy's scheme for the listener: ``http``, ``socks5``, ``http+socks5``...
             (``+ssl`` with ``certificate`` for TLS to the proxy).
         auth: require `PROXY_USER` and `PROXY_PASSWORD`.
-        certificate: a PEM file with the certificate chain and key, for ``+ssl``.
+        certificate: for ``+ssl``, a PEM file with the certificate chain and the key, or
+            ``CERT,KEY`` (pproxy's ``--ssl``).
     """
     credentials = f"#{PROXY_USER}:{PROXY_PASSWORD}" if auth else ""
     command = [sys.executable, "-u", "-c", _MAIN, "-l", f"{protocols}://127.0.0.1:0{credentials}"]

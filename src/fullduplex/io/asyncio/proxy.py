@@ -29,7 +29,7 @@ import ssl as ssl_module
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from ...exceptions import InvalidResponse, ProxyError
@@ -250,8 +250,8 @@ class _Tunnel(asyncio.Protocol):
         self.established: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(self.request)
+        # uvloop's transports do not derive from asyncio.Transport: no isinstance check.
+        cast(asyncio.WriteTransport, transport).write(self.request)
 
     def data_received(self, data: bytes) -> None:
         if self.established.done():

@@ -1,4 +1,5 @@
-"""The blocking WebSocket client: `connect` opens a connection, or keeps one open by reconnecting."""
+"""The blocking WebSocket client: `connect` opens a connection, or keeps one open by
+reconnecting."""
 
 from __future__ import annotations
 
