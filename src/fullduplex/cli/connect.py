@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import ssl
@@ -422,15 +421,21 @@ async def _stdin_lines() -> AsyncIterator[bytes]:
     def read() -> None:
         # os.read, not sys.stdin: a daemon thread blocked in a buffered read can make the
         # interpreter abort at exit, when it tries to take the buffer's lock.
-        with contextlib.suppress(Exception):  # the loop may be gone: nobody to tell
-            while True:
-                try:
-                    chunk = os.read(0, 65536)
-                except OSError:
-                    chunk = b""
-                asyncio.run_coroutine_threadsafe(chunks.put(chunk), loop).result()
-                if not chunk:
-                    return
+        while True:
+            try:
+                chunk = os.read(0, 65536)
+            except OSError:
+                chunk = b""
+            put = chunks.put(chunk)
+            try:
+                asyncio.run_coroutine_threadsafe(put, loop).result()
+            except Exception:
+                # The loop is gone (the command ended before stdin did): nobody to tell. The
+                # coroutine never ran; close it, or Python warns that it was never awaited.
+                put.close()
+                return
+            if not chunk:
+                return
 
     threading.Thread(target=read, name="fullduplex-stdin", daemon=True).start()
     pending = b""
