@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 AUTOBAHN_DIR = Path(os.environ.get("AUTOBAHN_DIR", REPO.parent / "shared" / "tools" / "autobahn"))
+SOCKJS_SUITE_DIR = Path(
+    os.environ.get("SOCKJS_SUITE_DIR", REPO.parent / "shared" / "tools" / "sockjs")
+)
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a headless Chromium that makes no connection of its own: tests talk to
 # 127.0.0.1 only, and nothing is downloaded (never `playwright install`).
@@ -40,6 +43,8 @@ HOW_TO_INSTALL = {
     "chromium": "sudo apt-get install -y chromium",
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
+    "sockjs-suite": f"{SOCKJS_SUITE_DIR / 'setup.sh'}",
+    "sockjs-client": "make src/fullduplex/transports/sockjs/client/node_modules/.installed",
 }
 
 
