@@ -81,6 +81,7 @@ async def test_messages_sent_while_no_request_is_held_come_all_at_once() -> None
         assert await post(client, url + "/xhr_send", b'["50"]') == (204, "")
         await asyncio.sleep(0.05)
         status, body = await post(client, url + "/xhr")
+        assert status == 200
         assert json.loads(body[1:]) == [f"m{index}" for index in range(50)]
 
 
