@@ -51,6 +51,7 @@ def test_script_wrappings_cannot_end_the_script_element(messages: list[str]) -> 
 def test_transport_wrappings_match_the_protocol() -> None:
     assert codec.xhr_chunk("o") == b"o\n"
     assert codec.eventsource_chunk('a["x"]') == b'data: a["x"]\r\n\r\n'
+    assert codec.eventsource_chunk('a["%41"]') == b'data: a["%2541"]\r\n\r\n'
     assert codec.htmlfile_chunk('a["x"]') == b'<script>\np("a[\\"x\\"]");\n</script>\r\n'
     assert codec.jsonp_body("x", "o") == b'/**/x("o");\r\n'
 

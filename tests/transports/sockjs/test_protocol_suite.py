@@ -37,6 +37,8 @@ def test_server() -> Iterator[str]:
         assert match, f"the server printed {line!r}"
         yield match.group()
     finally:
+        if process.stdout is not None:
+            process.stdout.close()
         process.terminate()
         try:
             process.wait(timeout=5)

@@ -25,7 +25,8 @@ Escaping, where other servers fail:
 - htmlfile and jsonp carry a frame inside a script, so ``<``, ``>`` and ``&`` are written as
   ``\\u003c``...: a message holding ``</script>`` cannot end the script element early.
 - EventSource lines end at CR or LF; a frame is JSON with those characters escaped, so it is
-  always one ``data:`` line, whatever the message holds (``%``, line breaks, NUL).
+  always one ``data:`` line, whatever the message holds (line breaks, NUL). sockjs-client
+  runs ``decodeURI`` on each line, so ``%`` is written ``%25``.
 """
 
 from __future__ import annotations
@@ -191,8 +192,13 @@ def xhr_chunk(frame: str) -> bytes:
 
 
 def eventsource_chunk(frame: str) -> bytes:
-    """Wrap a frame as one EventSource event (a frame never holds CR or LF)."""
-    return ("data: " + frame + "\r\n\r\n").encode()
+    """Wrap a frame as one EventSource event (a frame never holds CR or LF).
+
+    sockjs-client passes each event's data through ``decodeURI``, so ``%`` goes out as
+    ``%25``: a message holding ``%41`` arrives as ``%41``, not ``A``, and ``%%`` does not make
+    the client fail.
+    """
+    return ("data: " + frame.replace("%", "%25") + "\r\n\r\n").encode()
 
 
 def htmlfile_chunk(frame: str) -> bytes:

@@ -331,8 +331,9 @@ class SockJSEndpoint(Endpoint):
                 await self._stream(exchange, session, receiver, headers, gone)
             else:
                 frame = await _pull(session, gone)
-                if frame is not None:
-                    await exchange.respond(200, headers, receiver.wrap(frame))
+                # After an interruption the client is gone; the answer is only for the books.
+                frame = frame if frame is not None else _close_frame(session)
+                await exchange.respond(200, headers, receiver.wrap(frame))
         except HTTPDisconnect:
             session.interrupt()
         finally:
@@ -409,6 +410,13 @@ class SockJSEndpoint(Endpoint):
         )
         if not is_websocket_url or not self.websocket:
             return Response(404)
+        # sockjs-protocol answers these itself: 405 without a body, and 400 when a proxy
+        # rewrote the Connection header.
+        if request.method != "GET":
+            return Response(405, [("Allow", "GET")])
+        connection = ",".join(request.headers.get_all("Connection")).lower()
+        if "upgrade" not in (token.strip() for token in connection.split(",")):
+            return Response(400, [_TEXT], b'"Connection" must be "Upgrade".')
         return None
 
     async def handle_websocket(self, session: Session, path: str) -> None:
