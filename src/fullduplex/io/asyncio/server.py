@@ -18,6 +18,7 @@ from ...protocol.handshake import ServerNegotiation, SubprotocolSelector
 from ...protocol.http11 import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, Request, Response
 from ...protocol.server import ServerProtocol
 from .connection import WebSocketConnection
+from .http import HTTPApplication, HTTPConnection
 
 __all__ = ["serve", "Server", "ServerConnection", "Handler", "RequestHook"]
 
@@ -201,8 +202,12 @@ class Server:
         close_timeout: float,
         protocol_options: dict[str, Any],
         connection_options: dict[str, Any],
+        app: HTTPApplication | None = None,
+        http_keepalive_timeout: float = 5,
     ) -> None:
         self.handler = handler
+        self.app = app
+        self.http_keepalive_timeout = http_keepalive_timeout
         self.negotiation = negotiation
         self.process_request = process_request
         self.extra_headers = tuple(extra_headers)
@@ -211,6 +216,9 @@ class Server:
         self._protocol_options = protocol_options
         self._connection_options = connection_options
         self._connections: set[ServerConnection] = set()
+        # Connections speaking plain HTTP (with an `app` only); they become ServerConnections
+        # on a WebSocket upgrade.
+        self._http_connections: set[HTTPConnection] = set()
         self._handlers: set[asyncio.Future[None]] = set()
         self._server: asyncio.Server | None = None
         self._closing: asyncio.Task[None] | None = None
@@ -220,6 +228,9 @@ class Server:
         return ServerConnection(
             self, protocol, close_timeout=self.close_timeout, **self._connection_options
         )
+
+    def _new_http_connection(self) -> HTTPConnection:
+        return HTTPConnection(self)
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -264,15 +275,23 @@ class Server:
         connections = list(self._connections)
         for connection in connections:
             connection._shut_down(code, reason)
+        http_connections = list(self._http_connections)
+        http_closed = [http_connection._shut_down() for http_connection in http_connections]
         # Handlers see ConnectionClosed and return. Each connection's own close timer bounds
         # its closing handshake by close_timeout; a handler that ignores the closure is
         # cancelled after close_timeout.
-        waiting = [*self._handlers, *(connection._closed for connection in connections)]
+        waiting = [
+            *self._handlers,
+            *(connection._closed for connection in connections),
+            *http_closed,
+        ]
         if waiting:
             await asyncio.wait(waiting, timeout=self.close_timeout)
         for connection in connections:
             if connection.transport is not None and not connection._closed.done():
                 connection.transport.abort()
+        for http_connection in http_connections:
+            http_connection._abort()
         handlers = [task for task in self._handlers if not task.done()]
         for task in handlers:
             task.cancel()
@@ -319,8 +338,20 @@ class serve:
         async with serve(echo, "127.0.0.1", 8000) as server:
             await server.serve_forever()
 
+    ``handler`` may also be an `HTTPApplication`, such as a `fullduplex.transports.Router`
+    holding WebSocket routes, mounted endpoints (SockJS, Engine.IO), HTTP routes and static
+    files: then the port serves HTTP/1.1 with keep-alive as well, and WebSocket upgrades go to
+    the application's routes::
+
+        app = Router()
+        app.websocket("/echo", echo_session)
+        app.static("/", "public")
+        async with serve(app, "127.0.0.1", 8000) as server:
+            await server.serve_forever()
+
     Args:
-        handler: coroutine function called with each open `ServerConnection`.
+        handler: coroutine function called with each open `ServerConnection`, or an
+            `HTTPApplication`.
         host, port: where to listen; port 0 picks a free port (see `Server.port`).
         unix_path: listen on this Unix socket path instead of TCP.
         ssl: an `ssl.SSLContext` to serve ``wss://``.
@@ -341,11 +372,13 @@ class serve:
             `WebSocketConnection`).
         write_limit: bytes buffered for writing before `send` waits.
         backlog: the listen backlog.
+        http_keepalive_timeout: seconds an HTTP connection may stay idle between requests
+            (with an `HTTPApplication` only).
     """
 
     def __init__(
         self,
-        handler: Handler,
+        handler: Handler | HTTPApplication,
         host: str | Sequence[str] | None = None,
         port: int | None = None,
         *,
@@ -369,7 +402,12 @@ class serve:
         max_queue: int = 32,
         write_limit: int = 64 * 1024,
         backlog: int = 1024,
+        http_keepalive_timeout: float = 5,
     ) -> None:
+        app: HTTPApplication | None = None
+        if isinstance(handler, HTTPApplication):
+            app = handler
+            handler = app.serve_websocket
         if compression not in ("deflate", None):
             raise ValueError(f"unsupported compression {compression!r}; use 'deflate' or None")
         negotiation = ServerNegotiation(
@@ -380,6 +418,8 @@ class serve:
         )
         self._server = Server(
             handler,
+            app=app,
+            http_keepalive_timeout=http_keepalive_timeout,
             negotiation=negotiation,
             process_request=process_request,
             extra_headers=extra_headers,
@@ -407,7 +447,8 @@ class serve:
 
     async def _start(self) -> Server:
         loop = asyncio.get_running_loop()
-        factory = self._server._new_connection
+        server = self._server
+        factory = server._new_connection if server.app is None else server._new_http_connection
         host, port, unix_path = self._address
         if unix_path is not None:
             listener = await loop.create_unix_server(factory, unix_path, **self._listen_options)
