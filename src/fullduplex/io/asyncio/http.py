@@ -241,6 +241,14 @@ class HTTPConnection(asyncio.BufferedProtocol):
         request = event.request
         server = self.server
         assert server.app is not None and self.transport is not None
+        if (
+            "Sec-WebSocket-Key1" in request.headers
+            and "Sec-WebSocket-Version" not in request.headers
+        ):
+            # A draft-76 (hixie) upgrade is not RFC 6455: it goes to the application, which
+            # may speak it itself with `NativeExchange.take_over` (SockJS does).
+            self._start_exchange(event)
+            return
         if event.http_version != "1.1":
             # RFC 6455 §4.1: the handshake is an HTTP/1.1 (or later) request.
             refusal: Response | None = Response(505, [("Content-Type", "text/plain")], b"")
@@ -270,6 +278,25 @@ class HTTPConnection(asyncio.BufferedProtocol):
             transport.resume_reading()
         connection.protocol.receive_data(data)
         connection._process_events()
+
+    def _take_over(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Hand the transport to asyncio streams, with the bytes already read after the head."""
+        transport = self.transport
+        assert transport is not None
+        data = self.parser.take_buffered()
+        self._cancel_idle_timer()
+        self.server._http_connections.discard(self)
+        self.transport = None
+        self._is_closed = True
+        reader = asyncio.StreamReader(loop=self._loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=self._loop)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if data:
+            reader.feed_data(data)
+        if self._reading_paused:
+            transport.resume_reading()
+        return reader, asyncio.StreamWriter(transport, protocol, reader, self._loop)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -515,6 +542,19 @@ class NativeExchange(HTTPExchange):
         data = connection.parser.end_response()
         self._state = "done"
         connection._write(data)
+
+    def take_over(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Take the connection over, for a protocol this server does not speak itself (the
+        draft-76 WebSocket the SockJS suite checks); no HTTP response is sent.
+
+        The caller owns the connection from now on and closes it (``writer.close()``).
+
+        Raises:
+            InvalidState: a response was already started.
+        """
+        self._check_state("new")
+        self._state = "taken"
+        return self._connection._take_over()
 
     async def wait_disconnected(self) -> None:
         """Return once the client has gone away (connection closed, or its end of the stream).

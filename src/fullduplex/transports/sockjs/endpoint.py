@@ -35,6 +35,7 @@ from ...exceptions import BodyTooLarge, ConnectionClosed, HTTPDisconnect
 from ...protocol.http11 import Request, Response
 from ..base import Endpoint, HTTPExchange, Session
 from . import codec
+from .hixie76 import Hixie76Connection, is_hixie76_request
 from .session import Overflow, SessionState, SockJSSession, another_connection_frame
 from .websocket import SockJSWebSocketSession
 
@@ -177,7 +178,7 @@ class SockJSEndpoint(Endpoint):
         elif path == _CLIENT_SCRIPT_URL and self._client_script is not None:
             await self._static(exchange, self._client_script, _JAVASCRIPT[1])
         elif path == "/websocket":
-            await self._not_upgraded(exchange, method)
+            await self._not_upgraded(exchange, method, is_raw=True)
         elif (match := _SESSION_URL.fullmatch(path)) is not None:
             await self._session_request(exchange, method, match.group(2), match.group(3))
         else:
@@ -217,11 +218,29 @@ class SockJSEndpoint(Endpoint):
         else:
             await exchange.respond(200, [("Content-Type", content_type), *headers], body)
 
-    async def _not_upgraded(self, exchange: HTTPExchange, method: str) -> None:
+    async def _not_upgraded(self, exchange: HTTPExchange, method: str, *, is_raw: bool) -> None:
+        """A WebSocket URL asked without an RFC 6455 upgrade: draft 76, or a mistake."""
+        take_over = getattr(exchange, "take_over", None)
         if method != "GET":
             await _method_not_allowed(exchange, "GET")
+        elif self.websocket and take_over is not None and is_hixie76_request(exchange.request):
+            reader, writer = take_over()
+            await self._serve_hixie76(Hixie76Connection(exchange.request, reader, writer), is_raw)
         else:
             await exchange.respond(400, [_TEXT], b'Can "Upgrade" only to "WebSocket".')
+
+    async def _serve_hixie76(self, connection: Hixie76Connection, is_raw: bool) -> None:
+        request = connection.request
+        location = f"ws://{request.headers.get('Host', '')}{request.path}"
+        try:
+            await connection.accept(location)
+        except (ValueError, asyncio.IncompleteReadError, ConnectionError):
+            await connection.close()
+            return
+        try:
+            await self._serve_websocket(connection, is_raw)
+        finally:
+            await connection.close()
 
     async def _session_request(
         self, exchange: HTTPExchange, method: str, session_id: str, transport: str
@@ -264,7 +283,7 @@ class SockJSEndpoint(Endpoint):
                 )
                 await self._receive(exchange, session_id, receiver)
             elif transport == "websocket":
-                await self._not_upgraded(exchange, method)
+                await self._not_upgraded(exchange, method, is_raw=False)
             else:
                 await self._send(exchange, session_id, is_jsonp=transport == "jsonp_send")
         except codec.BadRequest as error:
@@ -421,7 +440,10 @@ class SockJSEndpoint(Endpoint):
 
     async def handle_websocket(self, session: Session, path: str) -> None:
         """Serve a raw WebSocket (``/websocket``) or a SockJS one (``.../websocket``)."""
-        if path == "/websocket":
+        await self._serve_websocket(session, path == "/websocket")
+
+    async def _serve_websocket(self, session: Session, is_raw: bool) -> None:
+        if is_raw:
             await self._serve(session)
             return
         sockjs = SockJSWebSocketSession(session, heartbeat_s=self.heartbeat_s)
