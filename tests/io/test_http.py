@@ -476,3 +476,35 @@ def test_server_serves_http_and_upgrades_on_uvloop() -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(scenario())
+
+
+async def test_handler_takes_the_stream_over_after_a_head() -> None:
+    async def hixie_like(exchange: HTTPExchange) -> None:
+        assert isinstance(exchange, NativeExchange)
+        reader, writer = await exchange.take_over(
+            101, [("Upgrade", "WebSocket"), ("Connection", "Upgrade")]
+        )
+        key3 = await reader.readexactly(8)
+        writer.write(key3[::-1])
+        while data := await reader.read(100):
+            writer.write(data.upper())
+            await writer.drain()
+
+    async with http_server(hixie_like) as server:
+        peer = await RawPeer.open(server.port)
+        # hixie-76: no Sec-WebSocket-Key, so this is plain HTTP; 8 bytes follow the head.
+        peer.write(
+            get("/", "Upgrade: WebSocket", "Connection: Upgrade", "Sec-WebSocket-Key1: 1 2")
+            + b"abcd"
+        )
+        reply = await peer.read_http_response()
+        assert (reply.status, reply.headers["upgrade"]) == (101, "WebSocket")
+        assert "content-length" not in reply.headers
+        peer.write(b"efgh")
+        assert await peer.reader.readexactly(8) == b"hgfedcba"
+        peer.write(b"more")
+        assert await peer.reader.readexactly(4) == b"MORE"
+        peer.writer.write_eof()
+        assert await peer.read_until_eof() == b""
+        assert not server._http_connections
+        await peer.close()

@@ -265,15 +265,21 @@ def test_response_methods_check_the_state() -> None:
         parser.respond(200, Headers())
 
 
-def test_websocket_upgrade_is_recognized_by_its_upgrade_header() -> None:
+@pytest.mark.parametrize(
+    ("fields", "is_upgrade"),
+    [
+        (b"Upgrade: WebSocket\r\nSec-WebSocket-Key: x\r\n", True),
+        (b"Upgrade: websocket\r\n", False),  # not RFC 6455: no key
+        (b"Upgrade: WebSocket\r\nSec-WebSocket-Key1: 1 2\r\n", False),  # hixie-76
+        (b"Upgrade: h2c\r\nSec-WebSocket-Key: x\r\n", False),
+    ],
+)
+def test_websocket_upgrade_is_an_rfc_6455_request(fields: bytes, is_upgrade: bool) -> None:
     parser = HTTPServerProtocol()
-    parser.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\n\r\n")
+    parser.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n" + fields + b"\r\n")
     head = parser.next_event()
-    assert isinstance(head, HTTPRequestReceived) and is_websocket_upgrade(head.request)
-    parser = HTTPServerProtocol()
-    parser.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n\r\n")
-    head = parser.next_event()
-    assert isinstance(head, HTTPRequestReceived) and not is_websocket_upgrade(head.request)
+    assert isinstance(head, HTTPRequestReceived)
+    assert is_websocket_upgrade(head.request) is is_upgrade
 
 
 def feed_in_pieces(data: bytes, cuts: list[int]) -> tuple[list[HTTPEvent], HTTPServerProtocol]:
@@ -342,3 +348,13 @@ def test_garbage_request_only_yields_a_request_or_a_refusal(garbage: bytes) -> N
     for event in events(parser):
         if isinstance(event, RequestFailed):
             assert 400 <= event.error.http_status < 600
+
+
+def test_leaving_http_sends_the_head_as_given_and_ends_http() -> None:
+    parser = HTTPServerProtocol()
+    parser.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\n\r\nrest")
+    events(parser)
+    head = parser.leave_http(101, Headers([("Upgrade", "x"), ("Connection", "Upgrade")]))
+    assert head == b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"
+    assert parser.must_close
+    assert parser.take_buffered() == b"rest"

@@ -113,12 +113,19 @@ HTTPEvent = HTTPRequestReceived | BodyReceived | BodyEnded | RequestFailed
 
 
 def is_websocket_upgrade(request: Request) -> bool:
-    """Whether ``request`` asks for a WebSocket upgrade (``Upgrade: websocket``), valid or not.
+    """Whether ``request`` asks for an RFC 6455 WebSocket upgrade: ``Upgrade: websocket`` and a
+    ``Sec-WebSocket-Key``.
 
-    Such a request goes to the WebSocket handshake, which validates the rest.
+    Such a request goes to the WebSocket handshake, which validates the rest. Other upgrade
+    requests (the hixie-76 draft's, with ``Sec-WebSocket-Key1``) are plain HTTP requests to
+    whatever answers the path.
     """
     upgrade = request.headers.get("Upgrade")
-    return upgrade is not None and "websocket" in upgrade.lower()
+    return (
+        upgrade is not None
+        and "websocket" in upgrade.lower()
+        and "Sec-WebSocket-Key" in request.headers
+    )
 
 
 def _tokens(values: list[str]) -> list[str]:
@@ -490,6 +497,18 @@ class HTTPServerProtocol:
         self._check_response_state("streaming")
         self._response_state = "done"
         return b"0\r\n\r\n" if self._response_chunked else b""
+
+    def leave_http(self, status: int, headers: Headers) -> bytes:
+        """Return a response head exactly as given, after which the connection carries
+        another protocol (``101 Switching Protocols``): no framing, no further request.
+
+        Raises:
+            InvalidState: no request awaits a response, or the response has started.
+        """
+        self._check_response_state("not_started")
+        self._keep_alive = False
+        self._response_state = "done"
+        return _status_line(status) + _fields(headers)
 
     def refuse(self, error: InvalidRequest) -> bytes:
         """Return the error response for a `RequestFailed`; then close the connection."""

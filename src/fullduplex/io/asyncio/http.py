@@ -202,6 +202,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
             await exchange._fail(int(error.http_status))
         except asyncio.CancelledError:
             self._abort()
+            if exchange._taken_writer is not None:
+                exchange._taken_writer.transport.abort()
             raise
         except Exception:
             logger.exception("HTTP handler failed")
@@ -212,6 +214,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 await exchange._fail(500)
             elif exchange._state == "streaming":
                 await exchange.end()
+        if exchange._taken_writer is not None:
+            # The handler took the stream over; the connection ends with it.
+            exchange._taken_writer.close()
+            return
         self._exchange_done(exchange)
 
     def _exchange_done(self, exchange: NativeExchange) -> None:
@@ -241,14 +247,6 @@ class HTTPConnection(asyncio.BufferedProtocol):
         request = event.request
         server = self.server
         assert server.app is not None and self.transport is not None
-        if (
-            "Sec-WebSocket-Key1" in request.headers
-            and "Sec-WebSocket-Version" not in request.headers
-        ):
-            # A draft-76 (hixie) upgrade is not RFC 6455: it goes to the application, which
-            # may speak it itself with `NativeExchange.take_over` (SockJS does).
-            self._start_exchange(event)
-            return
         if event.http_version != "1.1":
             # RFC 6455 §4.1: the handshake is an HTTP/1.1 (or later) request.
             refusal: Response | None = Response(505, [("Content-Type", "text/plain")], b"")
@@ -280,23 +278,27 @@ class HTTPConnection(asyncio.BufferedProtocol):
         connection._process_events()
 
     def _take_over(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Hand the transport to asyncio streams, with the bytes already read after the head."""
+        """Give the transport to an asyncio stream pair; this object lets go of it."""
         transport = self.transport
         assert transport is not None
-        data = self.parser.take_buffered()
-        self._cancel_idle_timer()
+        reader = asyncio.StreamReader(loop=self._loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=self._loop)
+        buffered = self.parser.take_buffered()
         self.server._http_connections.discard(self)
         self.transport = None
         self._is_closed = True
-        reader = asyncio.StreamReader(loop=self._loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=self._loop)
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
-        if data:
-            reader.feed_data(data)
+        if buffered:
+            reader.feed_data(buffered)
+        if self._eof_received:
+            reader.feed_eof()
         if self._reading_paused:
             transport.resume_reading()
-        return reader, asyncio.StreamWriter(transport, protocol, reader, self._loop)
+        if self._writing_paused:
+            protocol.pause_writing()
+        writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
+        return reader, writer
 
     # --- internals -----------------------------------------------------------------------
 
@@ -411,7 +413,15 @@ class HTTPConnection(asyncio.BufferedProtocol):
 class NativeExchange(HTTPExchange):
     """One request on an `HTTPConnection` and its response: fullduplex's own `HTTPExchange`."""
 
-    __slots__ = ("_connection", "_event", "_state", "_body", "_is_disconnected", "_gone")
+    __slots__ = (
+        "_connection",
+        "_event",
+        "_state",
+        "_body",
+        "_is_disconnected",
+        "_gone",
+        "_taken_writer",
+    )
 
     def __init__(self, connection: HTTPConnection, event: HTTPRequestReceived) -> None:
         self._connection = connection
@@ -420,6 +430,8 @@ class NativeExchange(HTTPExchange):
         self._body: bytes | None = None
         self._is_disconnected = False
         self._gone: asyncio.Future[None] | None = None
+        # Kept so that the writer outlives the handler: the server closes it after.
+        self._taken_writer: asyncio.StreamWriter | None = None
 
     @property
     def request(self) -> Request:
@@ -543,19 +555,6 @@ class NativeExchange(HTTPExchange):
         self._state = "done"
         connection._write(data)
 
-    def take_over(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Take the connection over, for a protocol this server does not speak itself (the
-        draft-76 WebSocket the SockJS suite checks); no HTTP response is sent.
-
-        The caller owns the connection from now on and closes it (``writer.close()``).
-
-        Raises:
-            InvalidState: a response was already started.
-        """
-        self._check_state("new")
-        self._state = "taken"
-        return self._connection._take_over()
-
     async def wait_disconnected(self) -> None:
         """Return once the client has gone away (connection closed, or its end of the stream).
 
@@ -567,6 +566,32 @@ class NativeExchange(HTTPExchange):
         if self._gone is None:
             self._gone = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._gone)
+
+    async def take_over(
+        self, status: int, headers: Iterable[tuple[str, str]]
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Send a response head, then take the connection's byte stream over.
+
+        For protocols that leave HTTP after a head: the hixie-76 WebSocket draft that SockJS
+        still answers, other ``Upgrade`` schemes. The head goes out as given, with no
+        ``Content-Length`` and no body framing (status 101, typically). The reader starts
+        with any bytes the client sent after its request. The connection serves no more HTTP
+        requests and closes when the handler returns (or the writer is closed).
+
+        fullduplex's own server only: an ASGI server owns its connections, so
+        `fullduplex.asgi` offers no such thing.
+
+        Raises:
+            InvalidState: a response was already started.
+        """
+        self._check_state("new")
+        connection = self._connection
+        head = connection.parser.leave_http(status, Headers(headers))
+        self._state = "done"
+        connection._write(head)
+        reader, writer = connection._take_over()
+        self._taken_writer = writer
+        return reader, writer
 
     def _mark_disconnected(self) -> None:
         if self._state == "done":

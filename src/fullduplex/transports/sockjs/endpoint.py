@@ -34,7 +34,7 @@ from typing import Any
 from ...exceptions import BodyTooLarge, ConnectionClosed, HTTPDisconnect
 from ...protocol.http11 import Request, Response
 from ..base import Endpoint, HTTPExchange, Session
-from . import codec
+from . import codec, hixie76
 from .hixie76 import Hixie76Connection, is_hixie76_request
 from .session import Overflow, SessionState, SockJSSession, another_connection_frame
 from .websocket import SockJSWebSocketSession
@@ -224,16 +224,21 @@ class SockJSEndpoint(Endpoint):
         if method != "GET":
             await _method_not_allowed(exchange, "GET")
         elif self.websocket and take_over is not None and is_hixie76_request(exchange.request):
-            reader, writer = take_over()
-            await self._serve_hixie76(Hixie76Connection(exchange.request, reader, writer), is_raw)
+            request = exchange.request
+            location = f"ws://{request.headers.get('Host', '')}{request.path}"
+            reader, writer = await take_over(101, hixie76.response_headers(request, location))
+            await self._serve_hixie76(Hixie76Connection(request, reader, writer), is_raw)
+        elif _has_token(exchange.request, "Upgrade", "websocket") and not _has_token(
+            exchange.request, "Connection", "upgrade"
+        ):
+            # A proxy rewrote the Connection header (sockjs-protocol: refuse, 400).
+            await exchange.respond(400, [_TEXT], b'"Connection" must be "Upgrade".')
         else:
             await exchange.respond(400, [_TEXT], b'Can "Upgrade" only to "WebSocket".')
 
     async def _serve_hixie76(self, connection: Hixie76Connection, is_raw: bool) -> None:
-        request = connection.request
-        location = f"ws://{request.headers.get('Host', '')}{request.path}"
         try:
-            await connection.accept(location)
+            await connection.answer_nonce()
         except (ValueError, asyncio.IncompleteReadError, ConnectionError):
             await connection.close()
             return
@@ -433,8 +438,7 @@ class SockJSEndpoint(Endpoint):
         # rewrote the Connection header.
         if request.method != "GET":
             return Response(405, [("Allow", "GET")])
-        connection = ",".join(request.headers.get_all("Connection")).lower()
-        if "upgrade" not in (token.strip() for token in connection.split(",")):
+        if not _has_token(request, "Connection", "upgrade"):
             return Response(400, [_TEXT], b'"Connection" must be "Upgrade".')
         return None
 
@@ -523,6 +527,11 @@ def _cookie(request: Request, name: str) -> str | None:
             if key == name and value:
                 return value
     return None
+
+
+def _has_token(request: Request, name: str, token: str) -> bool:
+    values = ",".join(request.headers.get_all(name)).lower()
+    return token in (item.strip() for item in values.split(","))
 
 
 def _query(request: Request) -> str:

@@ -20,7 +20,7 @@ from ...protocol.http11 import Request
 from ..base import Session
 from . import codec
 
-__all__ = ["is_hixie76_request", "Hixie76Connection"]
+__all__ = ["is_hixie76_request", "response_headers", "Hixie76Connection"]
 
 _MAX_MESSAGE_BYTES = 1024 * 1024
 
@@ -35,12 +35,28 @@ def is_hixie76_request(request: Request) -> bool:
     )
 
 
+def response_headers(request: Request, location: str) -> list[tuple[str, str]]:
+    """The 101 response's headers, sent before the client's nonce is read (HAProxy's order).
+
+    Args:
+        request: the upgrade request.
+        location: its ``ws://`` URL, for ``Sec-WebSocket-Location``.
+    """
+    return [
+        ("Upgrade", "WebSocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Origin", request.headers.get("Origin") or ""),
+        ("Sec-WebSocket-Location", location),
+    ]
+
+
 class Hixie76Connection(Session):
     """A draft-76 WebSocket connection over asyncio streams, as a `Session` (text only).
 
     Args:
         request: the upgrade request.
-        reader: the connection's incoming bytes, after the request head.
+        reader: the connection's incoming bytes, after the request head (as
+            `NativeExchange.take_over` gives them, once the 101 head went out).
         writer: its outgoing side.
     """
 
@@ -77,27 +93,14 @@ class Hixie76Connection(Session):
         """Always empty: draft 76 has no close reasons."""
         return ""
 
-    async def accept(self, location: str) -> None:
-        """Answer the handshake: the head first, then the nonce's answer (HAProxy's order).
-
-        Args:
-            location: the ``ws://`` URL of the request, for ``Sec-WebSocket-Location``.
+    async def answer_nonce(self) -> None:
+        """Read the client's 8-byte nonce and send its answer; the head went out already.
 
         Raises:
             ValueError: the keys are malformed (close the connection).
             asyncio.IncompleteReadError: the client left before sending its nonce.
         """
         headers = self._request.headers
-        origin = headers.get("Origin", "")
-        head = (
-            "HTTP/1.1 101 WebSocket Protocol Handshake\r\n"
-            "Upgrade: WebSocket\r\n"
-            "Connection: Upgrade\r\n"
-            f"Sec-WebSocket-Origin: {origin}\r\n"
-            f"Sec-WebSocket-Location: {location}\r\n\r\n"
-        )
-        self._writer.write(head.encode("latin-1"))
-        await self._writer.drain()
         nonce = await self._reader.readexactly(8)
         answer = codec.hixie76_challenge_response(
             headers["Sec-WebSocket-Key1"], headers["Sec-WebSocket-Key2"], nonce
