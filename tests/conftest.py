@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser
 
 REPO = Path(__file__).resolve().parents[1]
-AUTOBAHN_DIR = Path(os.environ.get("AUTOBAHN_DIR", REPO.parent / "shared" / "tools" / "autobahn"))
 SOCKJS_SUITE_DIR = Path(
     os.environ.get("SOCKJS_SUITE_DIR", REPO.parent / "shared" / "tools" / "sockjs")
 )
@@ -38,8 +37,10 @@ CHROMIUM_ARGS = [
 ]
 
 HOW_TO_INSTALL = {
-    "wstest": f"sudo {AUTOBAHN_DIR / 'setup.sh'}",
-    "run.sh": f"a checkout of shared/ beside the repository, or AUTOBAHN_DIR={AUTOBAHN_DIR}",
+    "wstest": (
+        "sudo scripts/install-autobahn.sh (or AUTOBAHN_PREFIX=DIR scripts/install-autobahn.sh, "
+        "then run the tests with the same AUTOBAHN_PREFIX)"
+    ),
     "chromium": "sudo apt-get install -y chromium",
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
