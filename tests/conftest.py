@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser
 
 REPO = Path(__file__).resolve().parents[1]
+SOCKJS_SUITE_DIR = Path(
+    os.environ.get("SOCKJS_SUITE_DIR", REPO.parent / "shared" / "tools" / "sockjs")
+)
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a headless Chromium that makes no connection of its own: tests talk to
 # 127.0.0.1 only, and nothing is downloaded (never `playwright install`).
@@ -42,6 +45,8 @@ HOW_TO_INSTALL = {
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
     "socket.io-client": "npm ci --prefix tests (or make test)",
+    "sockjs-suite": f"{SOCKJS_SUITE_DIR / 'setup.sh'}",
+    "sockjs-client": "make src/fullduplex/transports/sockjs/client/node_modules/.installed",
     "engine.io-client": "npm ci --prefix tests (or make test)",
     "socketio-tools": "a checkout of shared/ beside the repository, or SOCKETIO_TOOLS=DIR",
     "socketio-suites": f"{REPO.parent / 'shared' / 'tools' / 'socketio' / 'setup.sh'}",
