@@ -306,16 +306,19 @@ class connect:
             protocol = ClientProtocol(uri.host_header, uri.path, **protocol_options)
             return ClientConnection(protocol, **self._connection_options)
 
-        tls = self._ssl or (ssl_module.create_default_context() if uri.secure else None)
-        # server_hostname names the first server; a redirect elsewhere is checked by its name.
-        server_hostname = uri.host
-        if self._server_hostname is not None and uri.host == self.uri.host:
-            server_hostname = self._server_hostname
+        tls: ssl_module.SSLContext | None = None
+        tls_options: dict[str, Any] = {}
+        if uri.secure:
+            if self._ssl is None:  # made once: loading the system's CAs takes milliseconds
+                self._ssl = ssl_module.create_default_context()
+            tls = self._ssl
+            # server_hostname names the first server; a redirect elsewhere is checked by name.
+            server_hostname = uri.host
+            if self._server_hostname is not None and uri.host == self.uri.host:
+                server_hostname = self._server_hostname
+            tls_options = dict(ssl=tls, server_hostname=server_hostname)
         proxy = self._proxy_for(uri)
         if self._unix_path is not None:
-            tls_options: dict[str, Any] = {}
-            if tls is not None:
-                tls_options = dict(ssl=tls, server_hostname=server_hostname)
             _, connection = await loop.create_unix_connection(
                 factory, self._unix_path, **tls_options
             )
@@ -327,13 +330,10 @@ class connect:
                 uri.port,
                 factory,
                 ssl=tls,
-                server_hostname=server_hostname,
+                server_hostname=tls_options.get("server_hostname"),
                 proxy_ssl=self._proxy_ssl,
             )
         else:
-            tls_options = {}
-            if tls is not None:
-                tls_options = dict(ssl=tls, server_hostname=server_hostname)
             _, connection = await loop.create_connection(factory, uri.host, uri.port, **tls_options)
         try:
             await connection.opened
