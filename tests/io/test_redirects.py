@@ -159,7 +159,11 @@ async def test_client_follows_a_redirect_from_ws_to_wss(server_tls: ssl.SSLConte
 
 @pytest.mark.parametrize(
     ("location", "message"),
-    [("", "without a Location"), ("ftp://127.0.0.1/", "not a WebSocket URL")],
+    [
+        ("", "without a Location"),
+        ("ftp://127.0.0.1/", "not a WebSocket URL"),
+        ("ws://127.0.0.1:99999/", "invalid redirect"),
+    ],
 )
 async def test_client_refuses_an_unusable_redirect(location: str, message: str) -> None:
     hook = redirects({"/": (302, location)})
