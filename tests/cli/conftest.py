@@ -78,17 +78,29 @@ def _context(cert: trustme.LeafCert) -> ssl.SSLContext:
     return context
 
 
-@pytest.fixture
-async def silent_listener() -> AsyncIterator[int]:
+@dataclass
+class SilentListener:
     """A port where TCP connections are accepted and then nothing is ever said."""
-    writers: list[asyncio.StreamWriter] = []
 
-    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    port: int
+    request_arrived: asyncio.Event
+    """Set once a client sent its first bytes: it is running and waits for an answer."""
+
+
+@pytest.fixture
+async def silent_listener() -> AsyncIterator[SilentListener]:
+    """A `SilentListener` on 127.0.0.1."""
+    writers: list[asyncio.StreamWriter] = []
+    request_arrived = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
+        if await reader.read(1):
+            request_arrived.set()
 
     listener = await asyncio.start_server(hold, "127.0.0.1", 0)
     try:
-        yield listener.sockets[0].getsockname()[1]
+        yield SilentListener(listener.sockets[0].getsockname()[1], request_arrived)
     finally:
         for writer in writers:
             writer.close()
