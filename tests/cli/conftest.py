@@ -6,14 +6,12 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from .support import SERVERS, Peer
 
@@ -47,35 +45,6 @@ def server(request: pytest.FixtureRequest) -> ServerFactory:
     ``async with server(behaviour, **options) as peer``."""
     factory: ServerFactory = SERVERS[request.param]
     return factory
-
-
-@dataclass(frozen=True)
-class TLSFiles:
-    ca_pem: Path
-    cert_pem: Path
-    key_pem: Path
-    server_context: ssl.SSLContext
-
-
-@pytest.fixture(scope="session")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    """A trustme test CA and a certificate it issued for 127.0.0.1, as files and a context."""
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    directory = tmp_path_factory.mktemp("cli-tls")
-    files = TLSFiles(
-        directory / "ca.pem", directory / "cert.pem", directory / "key.pem", _context(cert)
-    )
-    ca.cert_pem.write_to_path(files.ca_pem)
-    files.cert_pem.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    cert.private_key_pem.write_to_path(files.key_pem)
-    return files
-
-
-def _context(cert: trustme.LeafCert) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(context)
-    return context
 
 
 @dataclass

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import ServerFactory, SilentListener, TLSFiles
+from ..conftest import TestCA
+from .conftest import ServerFactory, SilentListener
 from .support import (
     TIMEOUT_S,
     Peer,
@@ -261,7 +262,7 @@ async def test_connect_accepts_http_urls_and_bare_hosts(server: ServerFactory) -
 
 
 async def test_connect_over_tls_trusts_the_ca_given_with_cacert(
-    server: ServerFactory, tls: TLSFiles
+    server: ServerFactory, tls: TestCA
 ) -> None:
     async with server(ssl=tls.server_context) as peer:
         assert peer.url.startswith("wss://")
@@ -272,7 +273,7 @@ async def test_connect_over_tls_trusts_the_ca_given_with_cacert(
 
 
 async def test_connect_over_tls_exits_5_on_an_untrusted_certificate(
-    server: ServerFactory, tls: TLSFiles
+    server: ServerFactory, tls: TestCA
 ) -> None:
     async with server(ssl=tls.server_context) as peer:
         result = await run_cli("connect", peer.url, "--once", stdin=b"secret\n")
@@ -283,7 +284,7 @@ async def test_connect_over_tls_exits_5_on_an_untrusted_certificate(
 
 
 async def test_connect_over_tls_with_insecure_skips_verification(
-    server: ServerFactory, tls: TLSFiles
+    server: ServerFactory, tls: TestCA
 ) -> None:
     async with server(ssl=tls.server_context) as peer:
         result = await run_cli("connect", peer.url, "--insecure", "--once", stdin=b"hi\n")

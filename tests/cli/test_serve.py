@@ -16,7 +16,7 @@ import websockets.asyncio.client
 
 import fullduplex
 
-from .conftest import TLSFiles
+from ..conftest import TestCA
 from .support import TIMEOUT_S, read_banner, run_cli, started_cli
 
 LOG_LINE = re.compile(
@@ -211,7 +211,7 @@ async def test_serve_exits_1_when_the_port_is_taken() -> None:
         assert await stop(first) == 0
 
 
-async def test_serve_over_tls(tls: TLSFiles) -> None:
+async def test_serve_over_tls(tls: TestCA) -> None:
     args = ["--tls-cert", str(tls.cert_pem), "--tls-key", str(tls.key_pem), "--port", "0"]
     async with started_cli("serve", "--echo", *args) as server:
         assert server.stderr is not None
