@@ -1,4 +1,9 @@
-"""Fixtures shared by the whole suite.
+"""Fixtures shared by the whole suite, and its one timeout mechanism.
+
+Every test is bounded in time: `DEFAULT_TIMEOUT_S`, or the seconds of its
+``@pytest.mark.timeout_s(N)`` marker. A coroutine test runs inside ``asyncio.timeout``, so that a
+hang cancels it and its fixtures still clean up; any other test gets a ``SIGALRM`` that raises in
+it. Either way a bug that hangs fails its test instead of the whole run.
 
 External tools (Autobahn's wstest, Chromium, Node) are looked up with `require_tool`:
 outside CI a missing tool skips the test with the command that installs it; under
@@ -7,12 +12,16 @@ outside CI a missing tool skips the test with the command that installs it; unde
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import hashlib
+import inspect
 import os
+import signal
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +61,50 @@ HOW_TO_INSTALL = {
     "socketio-tools": "a checkout of shared/ beside the repository, or SOCKETIO_TOOLS=DIR",
     "socketio-suites": f"{REPO.parent / 'shared' / 'tools' / 'socketio' / 'setup.sh'}",
 }
+
+
+DEFAULT_TIMEOUT_S = 120
+
+
+def _timeout_s(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout_s")
+    return float(marker.args[0]) if marker is not None else DEFAULT_TIMEOUT_S
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # pytest-asyncio runs `item.obj`; the wrapper keeps the signature for fixtures.
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.obj = _bounded(item.obj, _timeout_s(item))
+
+
+def _bounded(
+    test: Callable[..., Awaitable[None]], timeout_s: float
+) -> Callable[..., Awaitable[None]]:
+    @functools.wraps(test)
+    async def run(*args: Any, **kwargs: Any) -> None:
+        async with asyncio.timeout(timeout_s):
+            await test(*args, **kwargs)
+
+    return run
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+        return (yield)  # bounded by asyncio.timeout
+    timeout_s = _timeout_s(item)
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"the test ran for more than {timeout_s} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        return (yield)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def in_ci() -> bool:

@@ -1,40 +1,15 @@
-"""Every coroutine test in tests/cli runs under `TEST_TIMEOUT_S`; helpers live in support.py."""
+"""Fixtures of the command-line tests; helpers live in support.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from .support import SERVERS, Peer
-
-TEST_TIMEOUT_S = 60
-HERE = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # pytest-asyncio runs `item.obj`; the wrapper keeps the signature for fixtures.
-    for item in items:
-        in_here = isinstance(item, pytest.Function) and HERE in item.path.parents
-        if in_here and inspect.iscoroutinefunction(item.obj):
-            item.obj = _bounded(item.obj)
-
-
-def _bounded(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    @functools.wraps(test)
-    async def run(*args: Any, **kwargs: Any) -> None:
-        async with asyncio.timeout(TEST_TIMEOUT_S):
-            await test(*args, **kwargs)
-
-    return run
-
 
 ServerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Peer]]
 
