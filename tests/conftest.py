@@ -1,9 +1,10 @@
 """Fixtures shared by the whole suite, and its one timeout mechanism.
 
-Every test is bounded in time: `DEFAULT_TIMEOUT_S`, or the seconds of its
-``@pytest.mark.timeout_s(N)`` marker. A coroutine test runs inside ``asyncio.timeout``, so that a
-hang cancels it and its fixtures still clean up; any other test gets a ``SIGALRM`` that raises in
-it. Either way a bug that hangs fails its test instead of the whole run.
+Every test is bounded in time: `DEFAULT_TIMEOUT_S` (`BROWSER_TIMEOUT_S` when it drives
+Chromium), or the seconds of its ``@pytest.mark.timeout_s(N)`` marker. A coroutine test runs
+inside ``asyncio.timeout``, so that a hang cancels it and its fixtures still clean up; any other
+test gets a ``SIGALRM`` that raises in it. Either way a bug that hangs fails its test instead of
+the whole run.
 
 External tools (Autobahn's wstest, Chromium, Node) are looked up with `require_tool`:
 outside CI a missing tool skips the test with the command that installs it; under
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser
 
 REPO = Path(__file__).resolve().parents[1]
+SOCKJS_SUITE_DIR = Path(
+    os.environ.get("SOCKJS_SUITE_DIR", REPO.parent / "shared" / "tools" / "sockjs")
+)
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a headless Chromium that makes no connection of its own: tests talk to
 # 127.0.0.1 only, and nothing is downloaded (never `playwright install`).
@@ -57,6 +61,9 @@ HOW_TO_INSTALL = {
     "chromium": "sudo apt-get install -y chromium",
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
+    "socket.io-client": "npm ci --prefix tests (or make test)",
+    "sockjs-suite": f"{SOCKJS_SUITE_DIR / 'setup.sh'}",
+    "sockjs-client": "make src/fullduplex/transports/sockjs/client/node_modules/.installed",
     "engine.io-client": "npm ci --prefix tests (or make test)",
     "socketio-tools": "a checkout of shared/ beside the repository, or SOCKETIO_TOOLS=DIR",
     "socketio-suites": f"{REPO.parent / 'shared' / 'tools' / 'socketio' / 'setup.sh'}",
@@ -64,11 +71,15 @@ HOW_TO_INSTALL = {
 
 
 DEFAULT_TIMEOUT_S = 120
+BROWSER_TIMEOUT_S = 300
+"""The default of tests marked ``browser``: Chromium starts slowly on a loaded machine."""
 
 
 def _timeout_s(item: pytest.Item) -> float:
     marker = item.get_closest_marker("timeout_s")
-    return float(marker.args[0]) if marker is not None else DEFAULT_TIMEOUT_S
+    if marker is not None:
+        return float(marker.args[0])
+    return BROWSER_TIMEOUT_S if item.get_closest_marker("browser") else DEFAULT_TIMEOUT_S
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .client import ClientConnection, WebSocketURI, connect, parse_uri
+from .client import Backoff, ClientConnection, WebSocketURI, connect, parse_uri
 from .connection import Data, Message, WebSocketConnection
 from .runner import run
 from .server import Handler, RequestHook, Server, ServerConnection, serve
@@ -13,6 +13,7 @@ __all__ = [
     "ClientConnection",
     "WebSocketURI",
     "parse_uri",
+    "Backoff",
     "serve",
     "Server",
     "ServerConnection",

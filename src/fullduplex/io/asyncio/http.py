@@ -79,12 +79,14 @@ class HTTPConnection(asyncio.BufferedProtocol):
         "_loop",
         "_exchange",
         "_idle_handle",
+        "_idle_deadline",
         "_reading_paused",
         "_data_waiter",
         "_writing_paused",
         "_drain_waiter",
         "_is_closed",
         "_eof_received",
+        "_is_lingering",
         "_lost",
     )
 
@@ -98,12 +100,14 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._exchange: NativeExchange | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
+        self._idle_deadline = 0.0
         self._reading_paused = False
         self._data_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._is_closed = False
         self._eof_received = False
+        self._is_lingering = False
         # Created when the server shuts down, to wait for this connection's end.
         self._lost: asyncio.Future[None] | None = None
 
@@ -125,11 +129,15 @@ class HTTPConnection(asyncio.BufferedProtocol):
         return _read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._is_lingering:
+            return  # closing: what the client still sends is dropped
         self.parser.receive_data(_read_buffer()[:nbytes])
         self._wake_reader()
         self._advance()
 
     def eof_received(self) -> bool:
+        if self._is_lingering:
+            return False  # the client closed its side too: asyncio closes the transport
         self._eof_received = True
         self.parser.receive_eof()
         self._wake_reader()
@@ -171,11 +179,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         event = self.parser.next_event()
         if event is None:
             return
-        self._cancel_idle_timer()
         if isinstance(event, RequestFailed):
             logger.info("%s: bad HTTP request: %s", self._describe_peer(), event.error)
             self._write(self.parser.refuse(event.error))
-            self._close()
+            self._close(has_unread_bytes=True)
         elif isinstance(event, HTTPRequestReceived):
             if is_websocket_upgrade(event.request):
                 self._upgrade(event)
@@ -358,13 +365,35 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if data and transport is not None and not transport.is_closing():
             transport.write(data)
 
-    def _close(self) -> None:
-        """Close once what was written has gone out; bounded like the WebSocket side."""
+    def _close(self, has_unread_bytes: bool | None = None) -> None:
+        """Close once what was written has gone out; bounded like the WebSocket side.
+
+        Args:
+            has_unread_bytes: whether the client may have sent bytes nobody read; by default,
+                whether part of a request is still waiting.
+        """
         transport = self.transport
-        if transport is not None and not transport.is_closing():
+        if transport is None or transport.is_closing() or self._is_lingering:
+            return
+        if has_unread_bytes is None:
+            parser = self.parser
+            has_unread_bytes = (
+                parser.buffered_bytes > 0 or not parser.body_done or self._reading_paused
+            )
+        if not has_unread_bytes or self._eof_received or not transport.can_write_eof():
             transport.close()
-            # A client that stopped reading never lets the buffer drain.
-            self._loop.call_later(self.server.close_timeout, self._abort)
+        else:
+            # RFC 9112 §9.6: closing with the client's bytes unread (a refused body, pipelined
+            # requests) makes the kernel send a reset, which can destroy the answer before
+            # the client reads it. Half-close instead, drop what comes, and close when the
+            # client does.
+            self._is_lingering = True
+            transport.write_eof()
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+        # A client that stops reading (or never closes) is cut off after close_timeout.
+        self._loop.call_later(self.server.close_timeout, self._abort)
 
     def _abort(self) -> None:
         if self.transport is not None and not self._is_closed:
@@ -388,9 +417,23 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._exchange._mark_disconnected()
         return lost
 
-    def _arm_idle_timer(self, delay: float) -> None:
-        self._cancel_idle_timer()
-        self._idle_handle = self._loop.call_later(delay, self._idle_timed_out)
+    def _arm_idle_timer(self, delay: float | None) -> None:
+        """Close the connection if no request comes within ``delay`` seconds from now (None:
+        no limit).
+
+        One timer serves many requests: it is moved only when it fires early, rather than
+        cancelled and created again for each request of a busy keep-alive connection.
+        """
+        if delay is None:
+            self._cancel_idle_timer()
+            return
+        deadline = self._idle_deadline = self._loop.time() + delay
+        handle = self._idle_handle
+        if handle is not None and handle.when() > deadline:
+            handle.cancel()  # the first request's timeout was longer
+            handle = None
+        if handle is None:
+            self._idle_handle = self._loop.call_at(deadline, self._idle_timed_out)
 
     def _cancel_idle_timer(self) -> None:
         if self._idle_handle is not None:
@@ -399,9 +442,13 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def _idle_timed_out(self) -> None:
         self._idle_handle = None
-        if self._exchange is None:
-            logger.debug("%s: idle HTTP connection timed out", self._describe_peer())
-            self._close()
+        if self._exchange is not None:
+            return  # busy: the timer starts again once the response is done
+        if self._loop.time() < self._idle_deadline:
+            self._idle_handle = self._loop.call_at(self._idle_deadline, self._idle_timed_out)
+            return
+        logger.debug("%s: idle HTTP connection timed out", self._describe_peer())
+        self._close()
 
     def _describe_peer(self) -> str:
         address = self.transport.get_extra_info("peername") if self.transport else None
