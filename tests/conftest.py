@@ -44,6 +44,7 @@ HOW_TO_INSTALL = {
     "chromium": "sudo apt-get install -y chromium",
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
+    "socket.io-client": "npm ci --prefix tests (or make test)",
     "sockjs-suite": f"{SOCKJS_SUITE_DIR / 'setup.sh'}",
     "sockjs-client": "make src/fullduplex/transports/sockjs/client/node_modules/.installed",
     "engine.io-client": "npm ci --prefix tests (or make test)",

@@ -508,3 +508,17 @@ async def test_handler_takes_the_stream_over_after_a_head() -> None:
         assert await peer.read_until_eof() == b""
         assert not server._http_connections
         await peer.close()
+
+
+async def test_refusal_reaches_a_client_still_sending_its_body() -> None:
+    async with http_server(echo_body) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+        peer.write(b"x" * 1_000_000)  # unread by the server: a plain close would reset
+        reply = await read_response(peer)
+        assert (reply.status, reply.headers["connection"]) == (413, "close")
+        # The server half-closed and drops the rest; it closes once the client does.
+        assert await peer.read_until_eof() == b""
+        (connection,) = server._http_connections
+        assert connection._is_lingering
+        await peer.close()
