@@ -286,7 +286,7 @@ async def test_ended_session_leaves_no_timer_or_task(make_endpoint: Any) -> None
     await asyncio.sleep(0.01)
     assert session._ping_timer is None and session._pong_deadline is None
     assert session._linger_timer is None and session._upgrade_timer is None
-    assert session._writer is not None and session._writer.done()
+    assert session._writer is None
     assert not session._closing_tasks
     assert not endpoint._handler_tasks
     assert not endpoint.sessions
