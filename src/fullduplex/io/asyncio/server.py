@@ -359,7 +359,9 @@ class serve:
         subprotocols: supported subprotocols, by preference.
         select_subprotocol: a function choosing among the client's subprotocols.
         compression: ``"deflate"`` to accept permessage-deflate, None to refuse it.
-        process_request: a hook answering plain HTTP requests on the same port.
+        process_request: a hook answering plain HTTP requests on the same port. With an
+            `HTTPApplication`, it sees only the WebSocket upgrade requests the application
+            accepted; the application answers every other request.
         extra_headers: headers added to every 101 response.
         max_size: largest incoming message in bytes (1009 beyond); None for no limit.
         max_frame_size: largest incoming frame payload; None for no limit but ``max_size``.
