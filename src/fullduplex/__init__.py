@@ -33,6 +33,8 @@ from .io.asyncio import (
     Data,
     Handler,
     Message,
+    MessageCallback,
+    Options,
     RequestHook,
     Server,
     ServerConnection,
@@ -70,6 +72,8 @@ __all__ = [
     "RequestHook",
     "Message",
     "Data",
+    "MessageCallback",
+    "Options",
     "WebSocketURI",
     "parse_uri",
     # the blocking client

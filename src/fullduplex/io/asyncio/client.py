@@ -6,15 +6,16 @@ import asyncio
 import ssl as ssl_module
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 from ...exceptions import InvalidHandshake
 from ...protocol.client import ClientProtocol
-from ...protocol.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, State
+from ...protocol.connection import State
 from ...protocol.events import HandshakeCompleted
 from ...protocol.extensions.permessage_deflate import ClientPerMessageDeflate
-from ...protocol.http11 import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, Response
+from ...protocol.http11 import Response
+from ..options import DEFAULT_OPTIONS, OptionOverrides, Options
 from .connection import WebSocketConnection
 
 __all__ = ["connect", "ClientConnection", "WebSocketURI", "parse_uri"]
@@ -67,8 +68,8 @@ class ClientConnection(WebSocketConnection):
 
     __slots__ = ("opened",)
 
-    def __init__(self, protocol: ClientProtocol, **options: Any) -> None:
-        super().__init__(protocol, **options)
+    def __init__(self, protocol: ClientProtocol, options: Options) -> None:
+        super().__init__(protocol, options)
         self.opened: asyncio.Future[None] = self._loop.create_future()
 
     @property
@@ -126,19 +127,21 @@ class connect:
             ``ws.subprotocol``.
         origin: the ``Origin`` header to send, if any.
         extra_headers: more request headers (``[("Authorization", "Bearer ...")]``).
-        compression: ``"deflate"`` to offer permessage-deflate, None not to.
         ssl: an `ssl.SSLContext` for ``wss://``; the default context when None.
         server_hostname: the name to verify the server's certificate against.
         unix_path: connect to this Unix socket instead of the URL's host and port.
-        open_timeout: seconds for the TCP connection and the opening handshake together.
-        close_timeout, ping_interval, ping_timeout, max_queue, write_limit: as for `serve`.
-        max_size, max_frame_size, max_fragments, max_header_bytes, max_headers: incoming limits.
+        options: timeouts, keepalive, limits, buffering and compression (see `Options`);
+            ``open_timeout`` bounds the TCP connection and the opening handshake together.
+        overrides: any field of `Options` as a keyword argument (``ping_interval=None``,
+            ``compression=None``), which overrides ``options``.
 
     Raises:
         InvalidStatus: the server refused the upgrade (its response is attached).
         InvalidHandshake: the handshake failed otherwise.
         OSError: the connection could not be made.
         TimeoutError: the opening handshake took longer than ``open_timeout``.
+        TypeError: a keyword argument names no field of `Options`.
+        ValueError: the URL or an option is invalid.
     """
 
     def __init__(
@@ -148,51 +151,33 @@ class connect:
         subprotocols: Sequence[str] = (),
         origin: str | None = None,
         extra_headers: Iterable[tuple[str, str]] = (),
-        compression: Literal["deflate"] | None = "deflate",
         ssl: ssl_module.SSLContext | None = None,
         server_hostname: str | None = None,
         unix_path: str | None = None,
-        open_timeout: float | None = 10,
-        close_timeout: float = 10,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
-        max_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        max_frame_size: int | None = None,
-        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
-        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-        max_headers: int = DEFAULT_MAX_HEADERS,
-        max_queue: int = 32,
-        write_limit: int = 64 * 1024,
+        options: Options = DEFAULT_OPTIONS,
+        **overrides: Unpack[OptionOverrides],
     ) -> None:
-        if compression not in ("deflate", None):
-            raise ValueError(f"unsupported compression {compression!r}; use 'deflate' or None")
+        options = options.updated(overrides)
         self.uri = parse_uri(url)
         if ssl is not None and not self.uri.secure:
             raise ValueError("an SSL context was given for a ws:// URL; use wss://")
         self._protocol_options: dict[str, Any] = dict(
             origin=origin,
             subprotocols=subprotocols,
-            extensions=[ClientPerMessageDeflate()] if compression == "deflate" else [],
+            extensions=[ClientPerMessageDeflate()] if options.compression == "deflate" else [],
             extra_headers=tuple(extra_headers),
-            max_header_bytes=max_header_bytes,
-            max_headers=max_headers,
-            max_message_size=max_size,
-            max_frame_size=max_frame_size,
-            max_fragments=max_fragments,
+            max_header_bytes=options.max_header_bytes,
+            max_headers=options.max_headers,
+            max_message_size=options.max_size,
+            max_frame_size=options.max_frame_size,
+            max_fragments=options.max_fragments,
         )
-        self._connection_options: dict[str, Any] = dict(
-            close_timeout=close_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            max_queue=max_queue,
-            write_limit=write_limit,
-        )
+        self._options = options
         if ssl is None and self.uri.secure:
             ssl = ssl_module.create_default_context()
         self._ssl = ssl
         self._server_hostname = server_hostname
         self._unix_path = unix_path
-        self._open_timeout = open_timeout
         self._connection: ClientConnection | None = None
 
     async def _open(self) -> ClientConnection:
@@ -201,12 +186,12 @@ class connect:
 
         def factory() -> ClientConnection:
             protocol = ClientProtocol(uri.host_header, uri.path, **self._protocol_options)
-            return ClientConnection(protocol, **self._connection_options)
+            return ClientConnection(protocol, self._options)
 
         tls: dict[str, Any] = {}
         if self._ssl is not None:
             tls = dict(ssl=self._ssl, server_hostname=self._server_hostname or uri.host)
-        async with asyncio.timeout(self._open_timeout):
+        async with asyncio.timeout(self._options.open_timeout):
             if self._unix_path is not None:
                 _, connection = await loop.create_unix_connection(factory, self._unix_path, **tls)
             else:

@@ -41,10 +41,9 @@ def connect(url: str, **options: Any) -> ClientConnection:
     Args:
         url: a ``ws://`` or ``wss://`` URL.
         options: the keyword arguments of `fullduplex.connect`: ``subprotocols``, ``origin``,
-            ``extra_headers``, ``compression``, ``ssl``, ``server_hostname``, ``unix_path``,
-            ``open_timeout``, ``close_timeout``, ``ping_interval``, ``ping_timeout``,
-            ``max_size``, ``max_frame_size``, ``max_fragments``, ``max_header_bytes``,
-            ``max_headers``, ``max_queue``, ``write_limit``.
+            ``extra_headers``, ``ssl``, ``server_hostname``, ``unix_path``, ``options`` (an
+            `Options`), and any field of `Options` (``open_timeout``, ``ping_interval``,
+            ``max_size``, ``compression`` ...).
 
     Raises:
         InvalidStatus: the server refused the upgrade (its response is attached).
