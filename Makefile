@@ -11,7 +11,7 @@ PIP_FILTER := { grep -v 'is neither a file nor a directory' || true; }
 VENV := .venv
 BIN := $(VENV)/bin
 # Each stamp records one finished `pip install`; it is redone when the packaging changes.
-PACKAGING := pyproject.toml setup.py src/fullduplex/_speedups.c
+PACKAGING := pyproject.toml setup.py src/fullduplex/protocol/_speedups.c
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 NODE_STAMP := tests/node_modules/.installed
@@ -48,8 +48,10 @@ $(RUN_STAMP): $(PACKAGING) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[speed]' 2>&1 | $(PIP_FILTER)
 	@touch $@
 
+# The tests need the compiled extension (their pure-Python pass runs with FULLDUPLEX_NO_SPEEDUPS=1):
+# a failed compile stops here instead of testing pure Python twice.
 $(TEST_STAMP): $(PACKAGING) | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,speed]' 2>&1 | $(PIP_FILTER)
+	FULLDUPLEX_BUILD_SPEEDUPS=require $(BIN)/pip install -q -e '.[test,speed]' 2>&1 | $(PIP_FILTER)
 	@touch $@ $(RUN_STAMP)
 
 $(NODE_STAMP): tests/package.json tests/package-lock.json
@@ -61,7 +63,7 @@ clean:
 	rm -rf $(VENV) build dist src/*.egg-info tests/node_modules \
 		.pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find src tests examples bench -name __pycache__ -prune -exec rm -rf {} +
-	rm -f src/fullduplex/*.so
+	rm -f src/fullduplex/protocol/*.so
 
 # The benchmark (bench/run.py, about 20 minutes): every cell against fullduplex, picows, websockets,
 # aiohttp and Node ws; rewrites docs/benchmarks.md. Options: make bench BENCH_ARGS='--cells b,c'.

@@ -224,7 +224,9 @@ def library_versions() -> dict[str, Any]:
         package = BENCH / "node_modules" / name / "package.json"
         versions[name] = json.loads(package.read_text())["version"] if package.exists() else None
     speedups = subprocess.run(
-        [sys.executable, "-c", "import fullduplex._speedups"], capture_output=True, cwd=REPO
+        [sys.executable, "-c", "import fullduplex.protocol._speedups"],
+        capture_output=True,
+        cwd=REPO,
     )
     versions["fullduplex_speedups"] = speedups.returncode == 0
     git = subprocess.run(

@@ -40,6 +40,9 @@ HOW_TO_INSTALL = {
     "chromium": "sudo apt-get install -y chromium",
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
+    "engine.io-client": "npm ci --prefix tests (or make test)",
+    "socketio-tools": "a checkout of shared/ beside the repository, or SOCKETIO_TOOLS=DIR",
+    "socketio-suites": f"{REPO.parent / 'shared' / 'tools' / 'socketio' / 'setup.sh'}",
 }
 
 

@@ -11,7 +11,7 @@ how many cases of each group ran, so that a selection cannot shrink unnoticed:
 
 - the compiled pass (the default): all 517 cases.
 - the pure-Python pass (FULLDUPLEX_NO_SPEEDUPS=1): 330 cases. The compiled extension
-  replaces frame-layer code only (src/fullduplex/_speedups.c): masking, which every case
+  replaces frame-layer code only (src/fullduplex/protocol/_speedups.c): masking, which every case
   exercises, and the parsing of frames on connections without extensions. So the pass runs
   every case of groups 1-10 (framing, UTF-8, closing, messages up to 16 MiB; no extension:
   301 cases), and of permessage-deflate (12.*/13.*: 216 cases of 1000 messages each, ~95% of
@@ -24,7 +24,7 @@ how many cases of each group ran, so that a selection cannot shrink unnoticed:
   (247 cases, seconds instead of minutes).
 
 Each run also checks that the echo server and the client used the compiled extension
-(fullduplex._speedups) in the compiled pass, and pure Python in the pure-Python pass.
+(fullduplex.protocol._speedups) in the compiled pass, and pure Python in the pure-Python pass.
 Reports go to build/autobahn/{server,client}/ (build/autobahn/pure/… in the pure-Python
 pass; open index.html there); the summaries are also copied beside those folders as
 {server,client}-summary.md.
@@ -58,7 +58,7 @@ IS_PURE = os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1"
 IS_QUICK = os.environ.get("FULLDUPLEX_AUTOBAHN_QUICK") == "1"
 REPORTS = REPO / "build" / "autobahn" / ("pure" if IS_PURE else "")
 # What the echo server and the client print about the compiled extension in this pass.
-SPEEDUPS_LINE = f"fullduplex._speedups in use: {not IS_PURE}\n"
+SPEEDUPS_LINE = f"fullduplex.protocol._speedups in use: {not IS_PURE}\n"
 # A full run takes about 15 minutes on the 2-core CI machine; past this, something hangs.
 RUN_TIMEOUT_S = 2400
 

@@ -1,8 +1,9 @@
 """fullduplex: the WebSocket protocol, and what real-time web applications need, for Python.
 
 The sans-I/O protocol lives in `fullduplex.protocol`; the asyncio server and client are
-re-exported here: `serve`, `connect`; so are the browser's interface, `WebSocket`, and the
-blocking client, `fullduplex.sync`.
+re-exported here: `serve`, `connect`; so are the browser's interface, `WebSocket`, the
+blocking client, `fullduplex.sync`, and the `Router` that puts WebSocket routes, transports
+such as SockJS, HTTP routes and static files on one `serve` port.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from .io.dom import (
     MessageEvent,
 )
 from .protocol import CloseCode, Headers, Request, Response, State
+from .transports import Endpoint, HTTPExchange, Router, Session
 
 __all__ = [
     # asyncio server and client
@@ -76,6 +78,11 @@ __all__ = [
     "Options",
     "WebSocketURI",
     "parse_uri",
+    # one port for WebSocket, polling transports, HTTP routes and files
+    "Router",
+    "Session",
+    "Endpoint",
+    "HTTPExchange",
     # the blocking client
     "sync",
     # the browser's WebSocket interface (WHATWG)

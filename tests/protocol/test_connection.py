@@ -40,6 +40,7 @@ from fullduplex.protocol import (
     State,
     TextReceived,
 )
+from fullduplex.protocol.connection import _Input, _Phase, _transitions
 from fullduplex.protocol.extensions.permessage_deflate import (
     ClientPerMessageDeflate,
     ServerPerMessageDeflate,
@@ -450,6 +451,32 @@ def test_client_waits_for_server_to_close_transport_after_closing_handshake() ->
         True,
         True,
     )
+
+
+def test_client_ignores_a_second_close_frame_while_waiting_for_the_server_to_hang_up() -> None:
+    client = open_connection("client")
+    client.receive_data(from_peer(client, Opcode.CLOSE, close_payload(1001, "first")))
+    assert client.events_received() == [CloseReceived(1001, "first")]
+    client.data_to_send()
+    client.receive_data(from_peer(client, Opcode.CLOSE, close_payload(1000, "second")))
+    assert client.events_received() == []
+    assert (client.close_code, client.close_reason) == (1001, "first")
+    assert not client.should_close_transport
+
+
+@pytest.mark.parametrize("is_client", [True, False])
+def test_every_closing_phase_is_reachable_and_ends_closed_on_eof(is_client: bool) -> None:
+    table = _transitions(is_client=is_client)
+    reached = {_Phase.CONNECTING}
+    frontier = [_Phase.CONNECTING]
+    while frontier:
+        for phase in table[frontier.pop()].values():
+            if phase not in reached:
+                reached.add(phase)
+                frontier.append(phase)
+    awaits_eof = {_Phase.AWAITING_EOF} if is_client else set()
+    assert reached == set(_Phase) - ({_Phase.AWAITING_EOF} - awaits_eof)
+    assert all(moves[_Input.EOF] is _Phase.CLOSED for moves in table.values())
 
 
 def test_connection_still_receives_messages_after_sending_close(conn: Connection) -> None:

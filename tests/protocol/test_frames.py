@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fullduplex.exceptions import InvalidPayload, MessageTooBig, ProtocolViolation
-from fullduplex.protocol._mask import _apply_mask_python
+from fullduplex.protocol._compiled import _apply_mask_python
 from fullduplex.protocol.events import BinaryReceived, Event, TextReceived
 from fullduplex.protocol.frames import (
     MAX_CONTROL_PAYLOAD,
@@ -513,6 +513,8 @@ def test_parser_only_raises_protocol_violation_on_garbage(
 
 # --- next_messages: whole messages in one plain frame, straight to events --------------------
 
+MESSAGE_TYPES = (TextReceived, BinaryReceived)
+
 TEXT_AND_BINARY = [
     (Opcode.TEXT, b"", TextReceived("")),
     (Opcode.BINARY, b"", BinaryReceived(b"")),
@@ -552,7 +554,7 @@ def parse_with(
         parser.feed(chunk)
         for _ in range(len(chunk) + 1):  # every frame is at least 2 bytes: this ends the loop
             if use_next_messages:
-                parser.next_messages(max_payload, results)
+                parser.next_messages(max_payload, results, *MESSAGE_TYPES)
             try:
                 frame = parser.next_frame(max_payload)
             except ProtocolViolation as exc:
@@ -573,13 +575,13 @@ def test_next_messages_reads_messages_split_at_every_byte_boundary(masked: bool)
         parser = FrameParser(expect_masked=masked)
         events: list[Event] = []
         parser.feed(data[:cut])
-        first = parser.next_messages(UNLIMITED, events)
+        first = parser.next_messages(UNLIMITED, events, *MESSAGE_TYPES)
         assert first == len(events)
         parser.feed(data[cut:])
-        assert parser.next_messages(UNLIMITED, events) == len(expected) - first
+        assert parser.next_messages(UNLIMITED, events, *MESSAGE_TYPES) == len(expected) - first
         assert events == expected, cut
         assert parser.buffered == 0
-        assert parser.next_messages(UNLIMITED, events) == 0
+        assert parser.next_messages(UNLIMITED, events, *MESSAGE_TYPES) == 0
 
 
 @pytest.mark.usefixtures("parse_messages_implementation")
@@ -595,7 +597,7 @@ def test_next_messages_reads_every_length_encoding(size: int, masked: bool) -> N
         + wire_as_peer(Opcode.TEXT, text.encode(), masked=masked)
     )
     events: list[Event] = []
-    assert parser.next_messages(size, events) == 2
+    assert parser.next_messages(size, events, *MESSAGE_TYPES) == 2
     assert events == [BinaryReceived(binary), TextReceived(text)]
     assert parser.buffered == 0
 
@@ -627,10 +629,10 @@ def test_next_messages_stops_at_a_frame_for_next_frame_and_leaves_it_intact(othe
     parser = FrameParser(expect_masked=True)
     parser.feed(before + other + after)
     events: list[Event] = []
-    assert parser.next_messages(100, events) == 1
+    assert parser.next_messages(100, events, *MESSAGE_TYPES) == 1
     assert events == [TextReceived("before")]
     assert parser.buffered == len(other) + len(after)
-    assert parser.next_messages(100, events) == 0
+    assert parser.next_messages(100, events, *MESSAGE_TYPES) == 0
     # next_frame sees the frame exactly as a parser that never called next_messages.
     alone = FrameParser(expect_masked=True)
     alone.feed(other + after)
@@ -657,7 +659,9 @@ def test_feed_messages_takes_messages_from_a_reused_read_buffer_at_every_cut(mas
         read_buffer = bytearray(len(data))
         for chunk in (data[:cut], data[cut:]):
             read_buffer[: len(chunk)] = chunk
-            parser.feed_messages(memoryview(read_buffer)[: len(chunk)], UNLIMITED, events)
+            parser.feed_messages(
+                memoryview(read_buffer)[: len(chunk)], UNLIMITED, events, *MESSAGE_TYPES
+            )
             read_buffer[:] = b"\xff" * len(read_buffer)  # the next read overwrites it
         assert events == expected, cut
         assert parser.buffered == 0
@@ -669,11 +673,11 @@ def test_feed_messages_buffers_what_follows_the_messages() -> None:
     data = wire(Opcode.TEXT, b"one", mask=MASK) + ping + wire(Opcode.TEXT, b"two", mask=MASK)
     parser = FrameParser(expect_masked=True)
     events: list[Event] = []
-    assert parser.feed_messages(data, UNLIMITED, events) == 1
+    assert parser.feed_messages(data, UNLIMITED, events, *MESSAGE_TYPES) == 1
     assert events == [TextReceived("one")]
     assert parser.buffered == len(data) - len(wire(Opcode.TEXT, b"one", mask=MASK))
     assert parser.next_frame(UNLIMITED) == Frame(Opcode.PING, b"p")
-    assert parser.next_messages(UNLIMITED, events) == 1
+    assert parser.next_messages(UNLIMITED, events, *MESSAGE_TYPES) == 1
     assert events == [TextReceived("one"), TextReceived("two")]
 
 
@@ -684,7 +688,7 @@ def test_next_messages_waits_for_an_incomplete_frame() -> None:
         parser = FrameParser(expect_masked=True)
         parser.feed(data[:cut])
         events: list[Event] = []
-        assert parser.next_messages(UNLIMITED, events) == 0
+        assert parser.next_messages(UNLIMITED, events, *MESSAGE_TYPES) == 0
         assert events == []
         assert parser.buffered == cut
         assert parser.next_frame(UNLIMITED) is None
@@ -695,10 +699,10 @@ def test_next_messages_accepts_exactly_max_payload_and_stops_one_byte_over() -> 
     parser = FrameParser(expect_masked=False)
     parser.feed(wire(Opcode.BINARY, bytes(10)) + wire(Opcode.BINARY, bytes(11)))
     events: list[Event] = []
-    assert parser.next_messages(10, events) == 1
-    assert parser.next_messages(0, events) == 0
-    assert parser.next_messages(-1, events) == 0
-    assert parser.next_messages(2**100, events) == 1
+    assert parser.next_messages(10, events, *MESSAGE_TYPES) == 1
+    assert parser.next_messages(0, events, *MESSAGE_TYPES) == 0
+    assert parser.next_messages(-1, events, *MESSAGE_TYPES) == 0
+    assert parser.next_messages(2**100, events, *MESSAGE_TYPES) == 1
     assert events == [BinaryReceived(bytes(10)), BinaryReceived(bytes(11))]
 
 
@@ -711,7 +715,7 @@ def test_next_messages_reads_the_frame_after_a_refused_frame_discarded_as_it_arr
         parser.next_frame(100)
     parser.feed(big[20:] + wire(Opcode.TEXT, b"next", mask=MASK))
     events: list[Event] = []
-    assert parser.next_messages(100, events) == 1
+    assert parser.next_messages(100, events, *MESSAGE_TYPES) == 1
     assert events == [TextReceived("next")]
     assert parser.buffered == 0
 

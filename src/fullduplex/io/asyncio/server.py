@@ -19,6 +19,7 @@ from ...protocol.http11 import Request, Response
 from ...protocol.server import ServerProtocol
 from ..options import DEFAULT_OPTIONS, OptionOverrides, Options
 from .connection import WebSocketConnection
+from .http import HTTPApplication, HTTPConnection
 
 __all__ = ["serve", "Server", "ServerConnection", "Handler", "RequestHook"]
 
@@ -222,14 +223,21 @@ class Server:
         process_request: RequestHook | None,
         extra_headers: Iterable[tuple[str, str]],
         options: Options,
+        app: HTTPApplication | None = None,
+        http_keepalive_timeout: float = 5,
     ) -> None:
         self.handler = handler
+        self.app = app
+        self.http_keepalive_timeout = http_keepalive_timeout
         self.negotiation = negotiation
         self.process_request = process_request
         self.extra_headers = tuple(extra_headers)
         self.options = options
         """The settings of every connection (see `Options`)."""
         self._connections: set[ServerConnection] = set()
+        # Connections speaking plain HTTP (with an `app` only); they become ServerConnections
+        # on a WebSocket upgrade.
+        self._http_connections: set[HTTPConnection] = set()
         self._handlers: set[asyncio.Future[None]] = set()
         # Handlers that wait for this server's shutdown themselves: it does not wait for them.
         self._waiting_handlers: set[asyncio.Future[None]] = set()
@@ -248,6 +256,9 @@ class Server:
             max_fragments=options.max_fragments,
         )
         return ServerConnection(self, protocol, options)
+
+    def _new_http_connection(self) -> HTTPConnection:
+        return HTTPConnection(self)
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -292,14 +303,19 @@ class Server:
         connections = list(self._connections)
         for connection in connections:
             connection._shut_down(code, reason)
+        http_connections = list(self._http_connections)
+        http_closed = [http_connection._shut_down() for http_connection in http_connections]
         # Handlers see ConnectionClosed and return. Each connection's own close timer bounds
         # its closing handshake by close_timeout; a handler that ignores the closure is
         # cancelled after close_timeout.
         close_timeout = self.options.close_timeout
-        await self._wait([*self._handlers, *(c._closed for c in connections)], close_timeout)
+        waiting = [*self._handlers, *(c._closed for c in connections), *http_closed]
+        await self._wait(waiting, close_timeout)
         for connection in connections:
             if connection.transport is not None and not connection._closed.done():
                 connection.transport.abort()
+        for http_connection in http_connections:
+            http_connection._abort()
         handlers = [task for task in self._handlers if not task.done()]
         handlers = [task for task in handlers if task not in self._waiting_handlers]
         for task in handlers:
@@ -387,8 +403,20 @@ class serve:
         async with serve(echo, "127.0.0.1", 8000) as server:
             await server.serve_forever()
 
+    ``handler`` may also be an `HTTPApplication`, such as a `fullduplex.transports.Router`
+    holding WebSocket routes, mounted endpoints (SockJS, Engine.IO), HTTP routes and static
+    files: then the port serves HTTP/1.1 with keep-alive as well, and WebSocket upgrades go to
+    the application's routes::
+
+        app = Router()
+        app.websocket("/echo", echo_session)
+        app.static("/", "public")
+        async with serve(app, "127.0.0.1", 8000) as server:
+            await server.serve_forever()
+
     Args:
-        handler: coroutine function called with each open `ServerConnection`.
+        handler: coroutine function called with each open `ServerConnection`, or an
+            `HTTPApplication`.
         host, port: where to listen; port 0 picks a free port (see `Server.port`).
         unix_path: listen on this Unix socket path instead of TCP.
         ssl: an `ssl.SSLContext` to serve ``wss://``.
@@ -399,6 +427,8 @@ class serve:
         extra_headers: headers added to every 101 response.
         options: timeouts, keepalive, limits, buffering and compression (see `Options`).
         backlog: the listen backlog.
+        http_keepalive_timeout: seconds an HTTP connection may stay idle between requests
+            (with an `HTTPApplication` only).
         overrides: any field of `Options` as a keyword argument (``max_size=2**20``,
             ``ping_interval=None``, ``compression=None``), which overrides ``options``.
 
@@ -409,7 +439,7 @@ class serve:
 
     def __init__(
         self,
-        handler: Handler,
+        handler: Handler | HTTPApplication,
         host: str | Sequence[str] | None = None,
         port: int | None = None,
         *,
@@ -422,9 +452,14 @@ class serve:
         extra_headers: Iterable[tuple[str, str]] = (),
         options: Options = DEFAULT_OPTIONS,
         backlog: int = 1024,
+        http_keepalive_timeout: float = 5,
         **overrides: Unpack[OptionOverrides],
     ) -> None:
         options = options.updated(overrides)
+        app: HTTPApplication | None = None
+        if isinstance(handler, HTTPApplication):
+            app = handler
+            handler = app.serve_websocket
         negotiation = ServerNegotiation(
             origins=origins,
             subprotocols=subprotocols,
@@ -433,6 +468,8 @@ class serve:
         )
         self._server = Server(
             handler,
+            app=app,
+            http_keepalive_timeout=http_keepalive_timeout,
             negotiation=negotiation,
             process_request=process_request,
             extra_headers=extra_headers,
@@ -446,7 +483,8 @@ class serve:
 
     async def _start(self) -> Server:
         loop = asyncio.get_running_loop()
-        factory = self._server._new_connection
+        server = self._server
+        factory = server._new_connection if server.app is None else server._new_http_connection
         host, port, unix_path = self._address
         if unix_path is not None:
             listener = await loop.create_unix_server(factory, unix_path, **self._listen_options)
