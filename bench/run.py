@@ -114,7 +114,15 @@ CELLS = {
     ]
 }
 # fullduplex-callbacks: the same library on its callback API (`on_message` + `send_nowait`).
-SERVERS = ("fullduplex", "fullduplex-callbacks", "picows", "websockets", "aiohttp", "node", "c-echo")
+SERVERS = (
+    "fullduplex",
+    "fullduplex-callbacks",
+    "picows",
+    "websockets",
+    "aiohttp",
+    "node",
+    "c-echo",
+)
 # bench/echo_server.c under the load generator shows the harness's ceiling: one short round.
 CEILING = "c-echo"
 
