@@ -15,6 +15,9 @@ PACKAGING := pyproject.toml setup.py src/fullduplex/protocol/_speedups.c
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 NODE_STAMP := tests/node_modules/.installed
+# sockjs-client, which the SockJS endpoint serves to browsers (never from a CDN).
+SOCKJS_CLIENT := src/fullduplex/transports/sockjs/client
+SOCKJS_CLIENT_STAMP := $(SOCKJS_CLIENT)/node_modules/.installed
 
 .PHONY: demo test lint test-speedups test-pure system-packages clean
 
@@ -27,12 +30,12 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict src
 
-test-speedups: $(TEST_STAMP) $(NODE_STAMP) system-packages
+test-speedups: $(TEST_STAMP) $(NODE_STAMP) $(SOCKJS_CLIENT_STAMP) system-packages
 	$(BIN)/pytest
 
 # The same suite on the pure-Python code path; tests/test_autobahn.py runs a smaller Autobahn
 # selection there (its docstring says which cases and why).
-test-pure: $(TEST_STAMP) $(NODE_STAMP) system-packages
+test-pure: $(TEST_STAMP) $(NODE_STAMP) $(SOCKJS_CLIENT_STAMP) system-packages
 	FULLDUPLEX_NO_SPEEDUPS=1 $(BIN)/pytest
 
 system-packages:
@@ -59,8 +62,13 @@ $(NODE_STAMP): tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(SOCKJS_CLIENT_STAMP): $(SOCKJS_CLIENT)/package.json $(SOCKJS_CLIENT)/package-lock.json
+	scripts/ensure-system-packages.sh nodejs npm
+	cd $(SOCKJS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info tests/node_modules \
+	rm -rf $(VENV) build dist src/*.egg-info tests/node_modules $(SOCKJS_CLIENT)/node_modules \
 		.pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find src tests examples bench -name __pycache__ -prune -exec rm -rf {} +
 	rm -f src/fullduplex/protocol/*.so

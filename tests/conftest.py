@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser
 
 REPO = Path(__file__).resolve().parents[1]
-AUTOBAHN_DIR = Path(os.environ.get("AUTOBAHN_DIR", REPO.parent / "shared" / "tools" / "autobahn"))
+SOCKJS_SUITE_DIR = Path(
+    os.environ.get("SOCKJS_SUITE_DIR", REPO.parent / "shared" / "tools" / "sockjs")
+)
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a headless Chromium that makes no connection of its own: tests talk to
 # 127.0.0.1 only, and nothing is downloaded (never `playwright install`).
@@ -35,11 +37,16 @@ CHROMIUM_ARGS = [
 ]
 
 HOW_TO_INSTALL = {
-    "wstest": f"sudo {AUTOBAHN_DIR / 'setup.sh'}",
-    "run.sh": f"a checkout of shared/ beside the repository, or AUTOBAHN_DIR={AUTOBAHN_DIR}",
+    "wstest": (
+        "sudo scripts/install-autobahn.sh (or AUTOBAHN_PREFIX=DIR scripts/install-autobahn.sh, "
+        "then run the tests with the same AUTOBAHN_PREFIX)"
+    ),
     "chromium": "sudo apt-get install -y chromium",
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
+    "socket.io-client": "npm ci --prefix tests (or make test)",
+    "sockjs-suite": f"{SOCKJS_SUITE_DIR / 'setup.sh'}",
+    "sockjs-client": "make src/fullduplex/transports/sockjs/client/node_modules/.installed",
     "engine.io-client": "npm ci --prefix tests (or make test)",
     "socketio-tools": "a checkout of shared/ beside the repository, or SOCKETIO_TOOLS=DIR",
     "socketio-suites": f"{REPO.parent / 'shared' / 'tools' / 'socketio' / 'setup.sh'}",

@@ -20,6 +20,7 @@ from .exceptions import (
     HTTPError,
     InvalidHandshake,
     InvalidPayload,
+    InvalidRedirect,
     InvalidRequest,
     InvalidResponse,
     InvalidState,
@@ -28,8 +29,10 @@ from .exceptions import (
     NegotiationError,
     PolicyViolation,
     ProtocolViolation,
+    ProxyError,
 )
 from .io.asyncio import (
+    Backoff,
     ClientConnection,
     Data,
     Handler,
@@ -78,6 +81,7 @@ __all__ = [
     "Options",
     "WebSocketURI",
     "parse_uri",
+    "Backoff",
     # one port for WebSocket, polling transports, HTTP routes and files
     "Router",
     "Session",
@@ -109,6 +113,7 @@ __all__ = [
     "HeadersTooLarge",
     "InvalidResponse",
     "InvalidStatus",
+    "InvalidRedirect",
     "NegotiationError",
     "ProtocolViolation",
     "InvalidPayload",
@@ -117,6 +122,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
+    "ProxyError",
     "InvalidState",
     "HTTPError",
     "BodyTooLarge",

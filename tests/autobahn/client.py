@@ -1,4 +1,4 @@
-"""Client tested by Autobahn|Testsuite's fuzzingserver, started by shared/tools/autobahn/run.sh.
+"""Client tested by Autobahn|Testsuite's fuzzingserver, started by tests/test_autobahn.py.
 
 Usage: AUTOBAHN_URL=ws://127.0.0.1:9001 AUTOBAHN_AGENT=fullduplex python tests/autobahn/client.py
 

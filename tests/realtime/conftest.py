@@ -1,5 +1,6 @@
 """Every coroutine test in tests/realtime (except the Chromium ones) runs under
-`TEST_TIMEOUT_S`, so a bug that hangs fails its test instead of the whole run."""
+`TEST_TIMEOUT_S`, or its module's ``TIMEOUT_S``, so a bug that hangs fails its test instead of
+the whole run."""
 
 from __future__ import annotations
 
@@ -24,13 +25,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             and inspect.iscoroutinefunction(item.obj)
             and item.get_closest_marker("browser") is None
         ):
-            item.obj = _bounded(item.obj)
+            limit = getattr(item.module, "TIMEOUT_S", TEST_TIMEOUT_S)
+            item.obj = _bounded(item.obj, limit)
 
 
-def _bounded(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+def _bounded(
+    test: Callable[..., Awaitable[None]], limit_s: float
+) -> Callable[..., Awaitable[None]]:
     @functools.wraps(test)
     async def run(*args: Any, **kwargs: Any) -> None:
-        async with asyncio.timeout(TEST_TIMEOUT_S):
+        async with asyncio.timeout(limit_s):
             await test(*args, **kwargs)
 
     return run

@@ -261,7 +261,7 @@ def test_refused_handshake_raises_and_leaves_no_thread() -> None:
 
     with server_thread(echo, process_request=refuse) as port:
         with pytest.raises(InvalidStatus) as caught:
-            sync.connect(f"ws://127.0.0.1:{port}/")
+            sync.connect(f"ws://127.0.0.1:{port}/").open()
         assert caught.value.response.status == 403
 
 
@@ -269,7 +269,7 @@ def test_unreachable_server_raises_os_error() -> None:
     with server_thread(echo) as port:
         pass  # closed: nobody listens on that port any more
     with pytest.raises(OSError):
-        sync.connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT_S)
+        sync.connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT_S).open()
 
 
 def test_bad_options_raise_before_any_thread_starts() -> None:
@@ -280,7 +280,7 @@ def test_bad_options_raise_before_any_thread_starts() -> None:
 
 
 def test_close_then_recv_returns_the_messages_received_before(echo_port: int) -> None:
-    ws = sync.connect(f"ws://127.0.0.1:{echo_port}/")
+    ws = sync.connect(f"ws://127.0.0.1:{echo_port}/").open()
     ws.send("kept")
     time.sleep(0.1)  # echoed before the close
     ws.close(4000, "bye")
@@ -305,7 +305,7 @@ def test_calls_after_the_block_raise_connection_closed(echo_port: int) -> None:
 
 
 def test_a_forgotten_connection_stops_its_thread_when_collected(echo_port: int) -> None:
-    ws = sync.connect(f"ws://127.0.0.1:{echo_port}/")
+    ws = sync.connect(f"ws://127.0.0.1:{echo_port}/").open()
     ws.send("x")
     del ws  # `no_thread_left_behind` checks that its thread ended
 

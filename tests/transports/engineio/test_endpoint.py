@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -583,3 +584,17 @@ async def test_poll_held_across_probe_and_upgrade_is_refused(make_endpoint: Any)
     assert await ws.client_recv() == "3probe"
     ws.client_send("4hello")
     assert await ws.client_recv() == "4hello"
+
+
+async def test_request_after_overdue_pong_sees_session_gone_on_a_busy_loop(
+    make_endpoint: Any,
+) -> None:
+    endpoint = make_endpoint(ping_interval_ms=20, ping_timeout_ms=20)
+    sid = (await handshake(endpoint))["sid"]
+    await asyncio.sleep(0.03)
+    assert endpoint.sessions[sid]._pong_deadline is not None
+    # The loop is blocked past the deadline: its timer has not run when the poll is read.
+    time.sleep(0.03)
+    status, body = await poll(endpoint, sid)
+    assert (status, json.loads(body)["code"]) == (400, 1)
+    assert sid not in endpoint.sessions

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..options import Options
-from .client import ClientConnection, WebSocketURI, connect, parse_uri
+from .client import Backoff, ClientConnection, WebSocketURI, connect, parse_uri
 from .connection import Data, Message, WebSocketConnection
 from .inbox import MessageCallback
 from .runner import run
@@ -15,6 +15,7 @@ __all__ = [
     "ClientConnection",
     "WebSocketURI",
     "parse_uri",
+    "Backoff",
     "serve",
     "Server",
     "ServerConnection",

@@ -79,6 +79,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         "_loop",
         "_exchange",
         "_idle_handle",
+        "_idle_deadline",
         "_reading_paused",
         "_data_waiter",
         "_writing_paused",
@@ -98,6 +99,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._exchange: NativeExchange | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
+        self._idle_deadline = 0.0
         self._reading_paused = False
         self._data_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
@@ -171,7 +173,6 @@ class HTTPConnection(asyncio.BufferedProtocol):
         event = self.parser.next_event()
         if event is None:
             return
-        self._cancel_idle_timer()
         if isinstance(event, RequestFailed):
             logger.info("%s: bad HTTP request: %s", self._describe_peer(), event.error)
             self._write(self.parser.refuse(event.error))
@@ -389,9 +390,22 @@ class HTTPConnection(asyncio.BufferedProtocol):
         return lost
 
     def _arm_idle_timer(self, delay: float | None) -> None:
-        self._cancel_idle_timer()
-        if delay is not None:  # None: no limit (``open_timeout=None``)
-            self._idle_handle = self._loop.call_later(delay, self._idle_timed_out)
+        """Close the connection if no request comes within ``delay`` seconds from now
+        (never when None: ``open_timeout=None``).
+
+        One timer serves many requests: it is moved only when it fires early, rather than
+        cancelled and created again for each request of a busy keep-alive connection.
+        """
+        if delay is None:
+            self._cancel_idle_timer()
+            return
+        deadline = self._idle_deadline = self._loop.time() + delay
+        handle = self._idle_handle
+        if handle is not None and handle.when() > deadline:
+            handle.cancel()  # the first request's timeout was longer
+            handle = None
+        if handle is None:
+            self._idle_handle = self._loop.call_at(deadline, self._idle_timed_out)
 
     def _cancel_idle_timer(self) -> None:
         if self._idle_handle is not None:
@@ -400,9 +414,13 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def _idle_timed_out(self) -> None:
         self._idle_handle = None
-        if self._exchange is None:
-            logger.debug("%s: idle HTTP connection timed out", self._describe_peer())
-            self._close()
+        if self._exchange is not None:
+            return  # busy: the timer starts again once the response is done
+        if self._loop.time() < self._idle_deadline:
+            self._idle_handle = self._loop.call_at(self._idle_deadline, self._idle_timed_out)
+            return
+        logger.debug("%s: idle HTTP connection timed out", self._describe_peer())
+        self._close()
 
     def _describe_peer(self) -> str:
         address = self.transport.get_extra_info("peername") if self.transport else None

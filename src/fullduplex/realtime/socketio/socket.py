@@ -204,6 +204,8 @@ class Socket:
 
     async def _on_event(self, packet: Packet) -> None:
         event, *args = packet.data
+        if self.namespace._handler(str(event)) is None:
+            return  # nobody listens: no ack either, as the reference server does
         try:
             result = await self.namespace._call(str(event), self, *args)
         except Exception:

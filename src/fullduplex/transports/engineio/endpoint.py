@@ -220,7 +220,7 @@ class EngineIOEndpoint(Endpoint):
         sid = query.get("sid")
         if sid is not None:
             session = self._sessions.get(sid)
-            if session is None:
+            if session is None or session._has_timed_out():
                 return ServerError.UNKNOWN_SID
             if transport == POLLING and session.transport == WEBSOCKET:
                 return ServerError.BAD_REQUEST

@@ -251,6 +251,15 @@ class EngineIOSession(Session):
         """
         if not isinstance(message, str | bytes):
             raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+        websocket = self._websocket
+        if websocket is not None and not self._outbox and self._state is _State.OPEN:
+            # Nothing queued ahead: straight to the WebSocket, which writes it before any later
+            # send and waits while the client reads slowly. No hop through the writer task.
+            try:
+                await websocket.send(f"4{message}" if isinstance(message, str) else message)
+            except ConnectionClosed:
+                raise self._closed_error() from None
+            return
         while True:
             if self._state is not _State.OPEN:
                 raise self._closed_error()
@@ -287,6 +296,18 @@ class EngineIOSession(Session):
         await self._ended.wait()
 
     # --- the endpoint's side ---
+
+    def _has_timed_out(self) -> bool:
+        """End the session if its PONG is overdue; return whether it has ended.
+
+        The endpoint asks before serving a request: on a busy loop the deadline's timer may
+        not have run yet when the next request is read, and that request must see the
+        session gone (400), as it would have on an idle loop.
+        """
+        deadline = self._pong_deadline
+        if deadline is not None and deadline.when() <= self._loop.time():
+            self._end(1011, "ping timeout")
+        return self._state is _State.CLOSED
 
     def _start(self) -> None:
         """Arm the heartbeat; called once the OPEN packet is on its way."""
