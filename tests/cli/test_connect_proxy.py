@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .conftest import TLSFiles
+from ..conftest import TestCA
 from .support import fullduplex_server, run_cli
 
 # tests/io's proxy launcher; tests/ is not a package, so load it by path.
@@ -55,7 +55,7 @@ async def test_connect_reports_a_proxy_refusal_with_its_status() -> None:
     assert result.stdout == b""
 
 
-async def test_connect_speaks_tls_to_an_https_proxy_it_trusts(tls: TLSFiles) -> None:
+async def test_connect_speaks_tls_to_an_https_proxy_it_trusts(tls: TestCA) -> None:
     with run_pproxy("http+ssl", certificate=f"{tls.cert_pem},{tls.key_pem}") as proxy_port:
         async with fullduplex_server() as peer:
             proxy = f"https://{CREDENTIALS}127.0.0.1:{proxy_port}"

@@ -4,8 +4,11 @@ taken from the environment; and the parsing that decides which proxy applies."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -354,3 +357,67 @@ async def test_proxy_sees_the_server_handler_unchanged(http_proxy: int) -> None:
     ):
         await ws.wait_closed()
     assert paths == ["/room?id=7"]
+
+
+# --- proxies that misbehave, and TLS failures inside the tunnel ------------------------------
+
+
+@contextlib.asynccontextmanager
+async def answering_proxy(answer: bytes) -> AsyncIterator[int]:
+    """A TCP listener that reads a request head, writes ``answer`` and hangs up: a broken proxy."""
+
+    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(respond, "127.0.0.1", 0)
+    try:
+        yield listener.sockets[0].getsockname()[1]
+    finally:
+        listener.close()
+        await listener.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"SSH-2.0-OpenSSH\r\n\r\n", "invalid answer"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"x" * 70_000, "oversized answer"),
+        (b"", "closed the connection without opening the tunnel"),
+    ],
+    ids=["not HTTP", "endless head", "hang-up"],
+)
+async def test_broken_http_proxy_raises_proxy_error(answer: bytes, message: str) -> None:
+    async with answering_proxy(answer) as proxy_port:
+        with pytest.raises(ProxyError, match=message):
+            await connect("ws://127.0.0.1:1/", proxy=f"http://127.0.0.1:{proxy_port}")
+
+
+@pytest.mark.parametrize("scheme", ["http", "socks5"])
+async def test_client_checks_the_server_certificate_inside_the_tunnel(
+    http_proxy: int, server_tls: ssl.SSLContext, scheme: str
+) -> None:
+    async with serve(echo, "127.0.0.1", 0, ssl=server_tls) as server:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await connect(
+                f"wss://127.0.0.1:{server.port}/",  # the system's CAs only
+                proxy=f"{scheme}://{CREDENTIALS}127.0.0.1:{http_proxy}",
+            )
+
+
+async def test_unreachable_socks_proxy_raises_a_transient_proxy_error() -> None:
+    with run_pproxy("socks5") as proxy_port:
+        pass  # stopped: nothing listens there any more
+    with pytest.raises(ProxyError, match="cannot connect to proxy") as caught:
+        await connect("ws://127.0.0.1:1/", proxy=f"socks5://127.0.0.1:{proxy_port}")
+    assert caught.value.is_transient
+
+
+async def test_socks_proxy_without_the_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "python_socks", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"fullduplex\[socks\]"):
+        await connect("ws://127.0.0.1:1/", proxy="socks5://127.0.0.1:1")

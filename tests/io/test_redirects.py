@@ -159,7 +159,11 @@ async def test_client_follows_a_redirect_from_ws_to_wss(server_tls: ssl.SSLConte
 
 @pytest.mark.parametrize(
     ("location", "message"),
-    [("", "without a Location"), ("ftp://127.0.0.1/", "not a WebSocket URL")],
+    [
+        ("", "without a Location"),
+        ("ftp://127.0.0.1/", "not a WebSocket URL"),
+        ("ws://127.0.0.1:99999/", "invalid redirect"),
+    ],
 )
 async def test_client_refuses_an_unusable_redirect(location: str, message: str) -> None:
     hook = redirects({"/": (302, location)})
@@ -181,3 +185,25 @@ async def test_client_does_not_follow_other_3xx(status: int) -> None:
 def test_negative_max_redirects_raises_value_error() -> None:
     with pytest.raises(ValueError, match="max_redirects"):
         connect("ws://127.0.0.1:1/", max_redirects=-1)
+
+
+async def test_client_keeps_credentials_from_another_host() -> None:
+    seen: list[dict[str, str]] = []
+
+    async def headers(ws: ServerConnection) -> None:
+        seen.append({name.lower(): value for name, value in ws.request.headers})
+        await ws.close()
+
+    credentials = [("Authorization", "Bearer t0ken"), ("Cookie", "id=1"), ("X-Trace", "7")]
+    async with serve(headers, "127.0.0.1", 0) as target:
+        same_host = redirects({"/": (302, f"ws://127.0.0.1:{target.port}/")})
+        other_host = redirects({"/": (302, f"ws://localhost:{target.port}/")})
+        for hook in (same_host, other_host):
+            async with (
+                serve(echo, "127.0.0.1", 0, process_request=hook) as front,
+                connect(f"ws://127.0.0.1:{front.port}/", extra_headers=credentials) as ws,
+            ):
+                await ws.wait_closed()
+    assert seen[0]["authorization"] == "Bearer t0ken" and seen[0]["cookie"] == "id=1"
+    assert "authorization" not in seen[1] and "cookie" not in seen[1]
+    assert seen[1]["x-trace"] == "7"

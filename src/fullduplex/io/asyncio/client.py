@@ -28,6 +28,8 @@ logger = logging.getLogger("fullduplex")
 DEFAULT_MAX_REDIRECTS = 10
 # RFC 9110 §15.4: the redirections that name a new target in Location (not 300, 304, 305).
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Credentials meant for one host do not follow a redirect to another (curl and requests agree).
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,8 @@ class connect:
     closed with 1000 when the loop asks for the next one, which ends the iteration.
 
     The handshake follows redirects (301, 302, 303, 307, 308), resolving a relative
-    ``Location``; ``http(s)://`` targets are read as ``ws(s)://``.
+    ``Location``; ``http(s)://`` targets are read as ``ws(s)://``. ``Authorization`` and
+    ``Cookie`` among ``extra_headers`` are not sent to another host than the URL's.
 
     Args:
         url: a ``ws://`` or ``wss://`` URL.
@@ -274,20 +277,32 @@ class connect:
         """Connect to ``uri`` (through its proxy, if any) and complete the opening handshake."""
         loop = asyncio.get_running_loop()
 
+        protocol_options = self._protocol_options
+        if uri.host != self.uri.host:
+            protocol_options = dict(protocol_options)
+            protocol_options["extra_headers"] = tuple(
+                (name, value)
+                for name, value in protocol_options["extra_headers"]
+                if name.lower() not in CREDENTIAL_HEADERS
+            )
+
         def factory() -> ClientConnection:
-            protocol = ClientProtocol(uri.host_header, uri.path, **self._protocol_options)
+            protocol = ClientProtocol(uri.host_header, uri.path, **protocol_options)
             return ClientConnection(protocol, self._options)
 
-        tls = self._ssl or (ssl_module.create_default_context() if uri.secure else None)
-        # server_hostname names the first server; a redirect elsewhere is checked by its name.
-        server_hostname = uri.host
-        if self._server_hostname is not None and uri.host == self.uri.host:
-            server_hostname = self._server_hostname
+        tls: ssl_module.SSLContext | None = None
+        tls_options: dict[str, Any] = {}
+        if uri.secure:
+            if self._ssl is None:  # made once: loading the system's CAs takes milliseconds
+                self._ssl = ssl_module.create_default_context()
+            tls = self._ssl
+            # server_hostname names the first server; a redirect elsewhere is checked by name.
+            server_hostname = uri.host
+            if self._server_hostname is not None and uri.host == self.uri.host:
+                server_hostname = self._server_hostname
+            tls_options = dict(ssl=tls, server_hostname=server_hostname)
         proxy = self._proxy_for(uri)
         if self._unix_path is not None:
-            tls_options: dict[str, Any] = {}
-            if tls is not None:
-                tls_options = dict(ssl=tls, server_hostname=server_hostname)
             _, connection = await loop.create_unix_connection(
                 factory, self._unix_path, **tls_options
             )
@@ -299,13 +314,10 @@ class connect:
                 uri.port,
                 factory,
                 ssl=tls,
-                server_hostname=server_hostname,
+                server_hostname=tls_options.get("server_hostname"),
                 proxy_ssl=self._proxy_ssl,
             )
         else:
-            tls_options = {}
-            if tls is not None:
-                tls_options = dict(ssl=tls, server_hostname=server_hostname)
             _, connection = await loop.create_connection(factory, uri.host, uri.port, **tls_options)
         try:
             await connection.opened
