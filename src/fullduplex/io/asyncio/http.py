@@ -556,7 +556,7 @@ class NativeExchange(HTTPExchange):
         """
         self._check_state("new")
         connection = self._connection
-        data = connection.parser.respond(status, Headers(headers), body)
+        data = connection.parser.respond(status, headers, body)
         self._state = "done"
         connection._write(data)
         await connection._drain()
@@ -569,7 +569,7 @@ class NativeExchange(HTTPExchange):
         """
         self._check_state("new")
         connection = self._connection
-        data = connection.parser.start_response(status, Headers(headers))
+        data = connection.parser.start_response(status, headers)
         self._state = "streaming"
         connection._write(data)
 
@@ -633,7 +633,7 @@ class NativeExchange(HTTPExchange):
         """
         self._check_state("new")
         connection = self._connection
-        head = connection.parser.leave_http(status, Headers(headers))
+        head = connection.parser.leave_http(status, headers)
         self._state = "done"
         connection._write(head)
         reader, writer = connection._take_over()
