@@ -30,8 +30,8 @@ from ...protocol.http_server import (
     RequestFailed,
     is_websocket_upgrade,
 )
-from .plumbing import _read_buffer
 from .exchange import HTTPExchange
+from .plumbing import _read_buffer
 
 if TYPE_CHECKING:
     from .server import Server, ServerConnection
