@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 import pytest
 
+from ..conftest import TestCA
 from ..io.proxy_servers import PROXY_PASSWORD, PROXY_USER, run_pproxy
-from .conftest import TLSFiles
 from .support import fullduplex_server, run_cli
 
 CREDENTIALS = f"{quote(PROXY_USER)}:{quote(PROXY_PASSWORD, safe='')}@"
@@ -43,7 +43,7 @@ async def test_connect_reports_a_proxy_refusal_with_its_status() -> None:
     assert result.stdout == b""
 
 
-async def test_connect_speaks_tls_to_an_https_proxy_it_trusts(tls: TLSFiles) -> None:
+async def test_connect_speaks_tls_to_an_https_proxy_it_trusts(tls: TestCA) -> None:
     with run_pproxy("http+ssl", certificate=f"{tls.cert_pem},{tls.key_pem}") as proxy_port:
         async with fullduplex_server() as peer:
             proxy = f"https://{CREDENTIALS}127.0.0.1:{proxy_port}"

@@ -5,7 +5,6 @@ the idle timeout, and WebSocket upgrades on a keep-alive connection."""
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -15,6 +14,7 @@ from fullduplex import HTTPDisconnect, Request, Response, Server, ServerConnecti
 from fullduplex.io.asyncio.exchange import HTTPExchange
 from fullduplex.io.asyncio.http import HTTPApplication, HTTPConnection, NativeExchange
 
+from ..conftest import TestCA
 from .peers import TEXT, HTTPReply, RawPeer, upgrade_request
 
 ExchangeHandler = Callable[[HTTPExchange], Awaitable[None]]
@@ -440,16 +440,10 @@ async def test_server_times_out_a_body_that_stops_arriving() -> None:
         await peer.close()
 
 
-async def test_server_serves_http_and_upgrades_over_tls() -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    async with http_server(hello, ssl=server_context) as server:
+async def test_server_serves_http_and_upgrades_over_tls(tls: TestCA) -> None:
+    async with http_server(hello, ssl=tls.server_context) as server:
         reader, writer = await asyncio.open_connection(
-            "127.0.0.1", server.port, ssl=client_context, server_hostname="127.0.0.1"
+            "127.0.0.1", server.port, ssl=tls.client_context, server_hostname="127.0.0.1"
         )
         peer = RawPeer(reader, writer, masks=True)
         peer.write(get("/secure"))
@@ -507,4 +501,18 @@ async def test_handler_takes_the_stream_over_after_a_head() -> None:
         peer.writer.write_eof()
         assert await peer.read_until_eof() == b""
         assert not server._http_connections
+        await peer.close()
+
+
+async def test_refusal_reaches_a_client_still_sending_its_body() -> None:
+    async with http_server(echo_body) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+        peer.write(b"x" * 1_000_000)  # unread by the server: a plain close would reset
+        reply = await read_response(peer)
+        assert (reply.status, reply.headers["connection"]) == (413, "close")
+        # The server half-closed and drops the rest; it closes once the client does.
+        assert await peer.read_until_eof() == b""
+        (connection,) = server._http_connections
+        assert connection._is_lingering
         await peer.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,7 +16,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import trustme
 
 from fullduplex import (
     ConnectionClosedError,
@@ -31,6 +29,8 @@ from fullduplex import (
     sync,
 )
 from fullduplex.io.sync.loop import LoopStopped, LoopThread
+
+from ...conftest import TestCA
 
 TIMEOUT_S = 10
 
@@ -241,15 +241,10 @@ def test_client_applies_the_size_limit() -> None:
         assert caught.value.code == 1009
 
 
-def test_client_connects_over_tls() -> None:
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
+def test_client_connects_over_tls(tls: TestCA) -> None:
     with (
-        server_thread(echo, ssl=server_context) as port,
-        sync.connect(f"wss://127.0.0.1:{port}/", ssl=client_context) as ws,
+        server_thread(echo, ssl=tls.server_context) as port,
+        sync.connect(f"wss://127.0.0.1:{port}/", ssl=tls.client_context) as ws,
     ):
         ws.send("secret")
         assert ws.recv(timeout=TIMEOUT_S) == "secret"

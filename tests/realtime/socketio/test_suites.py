@@ -10,9 +10,12 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from .support import SOCKETIO_NODE_DIR, SOCKETIO_TOOLS, example_server
 
 TIMEOUT_S = 400
+pytestmark = pytest.mark.timeout_s(TIMEOUT_S)
 
 
 async def test_both_protocol_suites_pass_in_full(

@@ -86,6 +86,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         "_drain_waiter",
         "_is_closed",
         "_eof_received",
+        "_is_lingering",
         "_lost",
     )
 
@@ -106,6 +107,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._is_closed = False
         self._eof_received = False
+        self._is_lingering = False
         # Created when the server shuts down, to wait for this connection's end.
         self._lost: asyncio.Future[None] | None = None
 
@@ -127,11 +129,15 @@ class HTTPConnection(asyncio.BufferedProtocol):
         return _read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._is_lingering:
+            return  # closing: what the client still sends is dropped
         self.parser.receive_data(_read_buffer()[:nbytes])
         self._wake_reader()
         self._advance()
 
     def eof_received(self) -> bool:
+        if self._is_lingering:
+            return False  # the client closed its side too: asyncio closes the transport
         self._eof_received = True
         self.parser.receive_eof()
         self._wake_reader()
@@ -176,7 +182,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if isinstance(event, RequestFailed):
             logger.info("%s: bad HTTP request: %s", self._describe_peer(), event.error)
             self._write(self.parser.refuse(event.error))
-            self._close()
+            self._close(has_unread_bytes=True)
         elif isinstance(event, HTTPRequestReceived):
             if is_websocket_upgrade(event.request):
                 self._upgrade(event)
@@ -359,13 +365,35 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if data and transport is not None and not transport.is_closing():
             transport.write(data)
 
-    def _close(self) -> None:
-        """Close once what was written has gone out; bounded like the WebSocket side."""
+    def _close(self, has_unread_bytes: bool | None = None) -> None:
+        """Close once what was written has gone out; bounded like the WebSocket side.
+
+        Args:
+            has_unread_bytes: whether the client may have sent bytes nobody read; by default,
+                whether part of a request is still waiting.
+        """
         transport = self.transport
-        if transport is not None and not transport.is_closing():
+        if transport is None or transport.is_closing() or self._is_lingering:
+            return
+        if has_unread_bytes is None:
+            parser = self.parser
+            has_unread_bytes = (
+                parser.buffered_bytes > 0 or not parser.body_done or self._reading_paused
+            )
+        if not has_unread_bytes or self._eof_received or not transport.can_write_eof():
             transport.close()
-            # A client that stopped reading never lets the buffer drain.
-            self._loop.call_later(self.server.close_timeout, self._abort)
+        else:
+            # RFC 9112 §9.6: closing with the client's bytes unread (a refused body, pipelined
+            # requests) makes the kernel send a reset, which can destroy the answer before
+            # the client reads it. Half-close instead, drop what comes, and close when the
+            # client does.
+            self._is_lingering = True
+            transport.write_eof()
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+        # A client that stops reading (or never closes) is cut off after close_timeout.
+        self._loop.call_later(self.server.close_timeout, self._abort)
 
     def _abort(self) -> None:
         if self.transport is not None and not self._is_closed:
@@ -389,12 +417,16 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._exchange._mark_disconnected()
         return lost
 
-    def _arm_idle_timer(self, delay: float) -> None:
-        """Close the connection if no request comes within ``delay`` seconds from now.
+    def _arm_idle_timer(self, delay: float | None) -> None:
+        """Close the connection if no request comes within ``delay`` seconds from now (None:
+        no limit).
 
         One timer serves many requests: it is moved only when it fires early, rather than
         cancelled and created again for each request of a busy keep-alive connection.
         """
+        if delay is None:
+            self._cancel_idle_timer()
+            return
         deadline = self._idle_deadline = self._loop.time() + delay
         handle = self._idle_handle
         if handle is not None and handle.when() > deadline:
@@ -524,7 +556,7 @@ class NativeExchange(HTTPExchange):
         """
         self._check_state("new")
         connection = self._connection
-        data = connection.parser.respond(status, Headers(headers), body)
+        data = connection.parser.respond(status, headers, body)
         self._state = "done"
         connection._write(data)
         await connection._drain()
@@ -537,7 +569,7 @@ class NativeExchange(HTTPExchange):
         """
         self._check_state("new")
         connection = self._connection
-        data = connection.parser.start_response(status, Headers(headers))
+        data = connection.parser.start_response(status, headers)
         self._state = "streaming"
         connection._write(data)
 
@@ -601,7 +633,7 @@ class NativeExchange(HTTPExchange):
         """
         self._check_state("new")
         connection = self._connection
-        head = connection.parser.leave_http(status, Headers(headers))
+        head = connection.parser.leave_http(status, headers)
         self._state = "done"
         connection._write(head)
         reader, writer = connection._take_over()
