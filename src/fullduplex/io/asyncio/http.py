@@ -80,6 +80,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         "_exchange",
         "_idle_handle",
         "_idle_deadline",
+        "_abort_handle",
         "_reading_paused",
         "_data_waiter",
         "_writing_paused",
@@ -101,6 +102,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._exchange: NativeExchange | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._idle_deadline = 0.0
+        self._abort_handle: asyncio.TimerHandle | None = None
         self._reading_paused = False
         self._data_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
@@ -152,6 +154,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._is_closed = True
         self._cancel_idle_timer()
+        if self._abort_handle is not None:
+            # Dropped, so that the loop does not keep this object until the timer's end.
+            self._abort_handle.cancel()
+            self._abort_handle = None
         self.server._http_connections.discard(self)
         if self._exchange is not None:
             self._exchange._mark_disconnected()
@@ -393,7 +399,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 self._reading_paused = False
                 transport.resume_reading()
         # A client that stops reading (or never closes) is cut off after close_timeout.
-        self._loop.call_later(self.server.close_timeout, self._abort)
+        self._cancel_idle_timer()
+        self._abort_handle = self._loop.call_later(self.server.close_timeout, self._abort)
 
     def _abort(self) -> None:
         if self.transport is not None and not self._is_closed:
