@@ -30,8 +30,8 @@ from ...protocol.http_server import (
     RequestFailed,
     is_websocket_upgrade,
 )
-from .connection import _read_buffer
 from .exchange import HTTPExchange
+from .plumbing import _read_buffer
 
 if TYPE_CHECKING:
     from .server import Server, ServerConnection
@@ -93,9 +93,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        options = server._protocol_options
+        options = server.options
         self.parser = HTTPServerProtocol(
-            max_header_bytes=options["max_header_bytes"], max_headers=options["max_headers"]
+            max_header_bytes=options.max_header_bytes, max_headers=options.max_headers
         )
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
@@ -122,10 +122,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if server._closing is not None:
             transport.close()
             return
-        write_limit = server._connection_options["write_limit"]
+        write_limit = server.options.write_limit
         self.transport.set_write_buffer_limits(write_limit, write_limit // 4)
         server._http_connections.add(self)
-        self._arm_idle_timer(server.open_timeout)
+        self._arm_idle_timer(server.options.open_timeout)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return _read_buffer()
@@ -338,7 +338,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         try:
             # A client trickling its body (slowloris) holds the request at most this long
             # per wait.
-            async with asyncio.timeout(self.server.open_timeout):
+            async with asyncio.timeout(self.server.options.open_timeout):
                 await waiter
         except TimeoutError:
             error = HTTPError("the request body stopped arriving")
@@ -400,7 +400,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 transport.resume_reading()
         # A client that stops reading (or never closes) is cut off after close_timeout.
         self._cancel_idle_timer()
-        self._abort_handle = self._loop.call_later(self.server.close_timeout, self._abort)
+        self._abort_handle = self._loop.call_later(self.server.options.close_timeout, self._abort)
 
     def _abort(self) -> None:
         if self.transport is not None and not self._is_closed:
