@@ -6,7 +6,8 @@ The same as the reference server (``../shared/tools/socketio/node/server.mjs``) 
 - ``/socket.io/``: Socket.IO with namespaces ``/`` and ``/custom``, each emitting ``auth`` (the
   client's auth payload) on connect, answering ``message`` with ``message-back`` and
   acknowledging ``message-with-ack`` with its arguments; plus ``join`` / ``leave`` (room, ack)
-  and ``to-room`` (room, payload, ack), which broadcasts ``room-message`` to the room.
+  and ``to-room`` (room, payload, ack), which broadcasts ``room-message`` to the room, and
+  ``presence`` (room, ack: the ids of the sockets in it).
   Namespace ``/recovery`` has the same handlers with connection-state recovery on (the suites
   expect none on ``/`` and ``/custom``: their CONNECT answer must hold only ``sid``).
 
@@ -70,6 +71,10 @@ def add_suite_handlers(namespace: Namespace) -> None:
     async def leave(socket: Socket, room: str) -> str:
         await socket.leave(room)
         return room
+
+    @namespace.on("presence")
+    async def presence(socket: Socket, room: str) -> list[str]:
+        return sorted(await namespace.presence(room))
 
     @namespace.on("to-room")
     async def to_room(socket: Socket, room: str, payload: Any) -> str:

@@ -32,7 +32,7 @@ from ...exceptions import ConnectionClosed
 from ...transports.base import Session
 from ..backends.base import Backend, Broadcast
 from ..backends.memory import MemoryBackend
-from ..hub import Hub
+from ..hub import Hub, new_member_id
 from ..outbox import Outbox
 from .codec import Decoder, InvalidPacket, Packet, PacketType, encode
 from .namespace import (
@@ -43,7 +43,7 @@ from .namespace import (
     Namespace,
     Recovery,
 )
-from .socket import Handshake, Socket, new_id, session_key
+from .socket import Handshake, Socket, session_key
 
 __all__ = ["Server", "Connection"]
 
@@ -316,7 +316,7 @@ class Connection:
                             state["rooms"],
                         )
             if pid is None:
-                pid = new_id()
+                pid = new_member_id()
         request = self.session.request
         socket = Socket(
             namespace,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -12,20 +11,16 @@ from typing import TYPE_CHECKING, Any
 from ...exceptions import ConnectionClosedError
 from ...protocol.http11 import Headers
 from ..backends.base import Broadcast
+from ..hub import new_member_id
 from .codec import Packet, PacketType, encode
 from .namespace import BroadcastOperator, Namespace
 
 if TYPE_CHECKING:
     from .server import Connection
 
-__all__ = ["Socket", "Handshake", "AckTimeout", "new_id", "session_key"]
+__all__ = ["Socket", "Handshake", "AckTimeout", "session_key"]
 
 logger = logging.getLogger("fullduplex.realtime.socketio")
-
-
-def new_id() -> str:
-    """A random, URL-safe identifier (socket ids, session ids)."""
-    return secrets.token_urlsafe(15)
 
 
 class AckTimeout(TimeoutError):
@@ -74,7 +69,7 @@ class Socket:
         data: dict[str, Any] | None = None,
         recovered: bool = False,
     ) -> None:
-        self.id = sid or new_id()
+        self.id = sid or new_member_id()
         """The socket id; also the name of a room holding only this socket."""
         self.pid = pid
         """The private session id a client sends back to recover, when recovery is on."""
