@@ -28,6 +28,7 @@ from fullduplex import ClientConnection, ServerConnection, connect, serve
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's sample key
+MASK = b"\x01\x02\x03\x04"  # for frames a raw client writes itself
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 

@@ -5,6 +5,7 @@ the idle timeout, and WebSocket upgrades on a keep-alive connection."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -516,3 +517,21 @@ async def test_refusal_reaches_a_client_still_sending_its_body() -> None:
         (connection,) = server._http_connections
         assert connection._is_lingering
         await peer.close()
+
+
+async def test_closed_connections_are_not_kept_by_timers() -> None:
+    app = App(hello)
+    async with serve(app, "127.0.0.1", 0) as server:  # type: ignore[arg-type]
+        for _ in range(3):
+            peer = await RawPeer.open(server.port)
+            peer.write(get("/", "Connection: close"))
+            await read_response(peer)
+            assert await peer.read_until_eof() == b""
+            await peer.close()
+        await asyncio.sleep(0.05)
+        app.exchanges.clear()
+        gc.collect()
+        alive = [
+            o for o in gc.get_objects() if isinstance(o, HTTPConnection) and o.server is server
+        ]
+        assert alive == []

@@ -30,8 +30,8 @@ from ...protocol.http_server import (
     RequestFailed,
     is_websocket_upgrade,
 )
-from .connection import _read_buffer
 from .exchange import HTTPExchange
+from .plumbing import _read_buffer
 
 if TYPE_CHECKING:
     from .server import Server, ServerConnection
@@ -80,6 +80,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         "_exchange",
         "_idle_handle",
         "_idle_deadline",
+        "_abort_handle",
         "_reading_paused",
         "_data_waiter",
         "_writing_paused",
@@ -92,15 +93,16 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        options = server._protocol_options
+        options = server.options
         self.parser = HTTPServerProtocol(
-            max_header_bytes=options["max_header_bytes"], max_headers=options["max_headers"]
+            max_header_bytes=options.max_header_bytes, max_headers=options.max_headers
         )
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._exchange: NativeExchange | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._idle_deadline = 0.0
+        self._abort_handle: asyncio.TimerHandle | None = None
         self._reading_paused = False
         self._data_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
@@ -120,10 +122,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if server._closing is not None:
             transport.close()
             return
-        write_limit = server._connection_options["write_limit"]
+        write_limit = server.options.write_limit
         self.transport.set_write_buffer_limits(write_limit, write_limit // 4)
         server._http_connections.add(self)
-        self._arm_idle_timer(server.open_timeout)
+        self._arm_idle_timer(server.options.open_timeout)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return _read_buffer()
@@ -152,6 +154,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._is_closed = True
         self._cancel_idle_timer()
+        if self._abort_handle is not None:
+            # Dropped, so that the loop does not keep this object until the timer's end.
+            self._abort_handle.cancel()
+            self._abort_handle = None
         self.server._http_connections.discard(self)
         if self._exchange is not None:
             self._exchange._mark_disconnected()
@@ -332,7 +338,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         try:
             # A client trickling its body (slowloris) holds the request at most this long
             # per wait.
-            async with asyncio.timeout(self.server.open_timeout):
+            async with asyncio.timeout(self.server.options.open_timeout):
                 await waiter
         except TimeoutError:
             error = HTTPError("the request body stopped arriving")
@@ -393,7 +399,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 self._reading_paused = False
                 transport.resume_reading()
         # A client that stops reading (or never closes) is cut off after close_timeout.
-        self._loop.call_later(self.server.close_timeout, self._abort)
+        self._cancel_idle_timer()
+        self._abort_handle = self._loop.call_later(self.server.options.close_timeout, self._abort)
 
     def _abort(self) -> None:
         if self.transport is not None and not self._is_closed:
