@@ -535,3 +535,22 @@ async def test_closed_connections_are_not_kept_by_timers() -> None:
             o for o in gc.get_objects() if isinstance(o, HTTPConnection) and o.server is server
         ]
         assert alive == []
+
+
+async def test_process_request_sees_the_upgrades_an_application_accepted() -> None:
+    seen: list[str] = []
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        seen.append(request.path)
+        return Response(401, [], b"") if request.path == "/ws?token=bad" else None
+
+    async with http_server(hello, process_request=process_request) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(get("/plain"))
+        assert (await read_response(peer)).body == b"/plain"
+        assert (await peer.handshake("/ws?token=bad")).status == 401
+        await peer.close()
+        peer = await RawPeer.open(server.port)
+        assert (await peer.handshake("/ws?token=good")).status == 101
+        await peer.close()
+    assert seen == ["/ws?token=bad", "/ws?token=good"]
