@@ -455,6 +455,28 @@ async def test_server_serves_http_and_upgrades_over_tls(tls: TestCA) -> None:
         await peer.close()
 
 
+async def test_held_request_over_tls_notices_the_client_leaving(
+    tls: TestCA, caplog: pytest.LogCaptureFixture
+) -> None:
+    noticed = asyncio.Event()
+
+    async def hold(exchange: HTTPExchange) -> None:
+        await exchange.start(200, [])
+        await exchange.wait_disconnected()
+        noticed.set()
+
+    async with http_server(hold, ssl=tls.server_context) as server:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=tls.client_context, server_hostname="127.0.0.1"
+        )
+        peer = RawPeer(reader, writer, masks=True)
+        peer.write(get("/poll"))
+        await peer.read_http_response()
+        await peer.close()
+        await noticed.wait()
+    assert "has no effect when using ssl" not in caplog.text
+
+
 def test_server_serves_http_and_upgrades_on_uvloop() -> None:
     uvloop = pytest.importorskip("uvloop")
 

@@ -147,9 +147,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if exchange is None:
             return False  # idle: asyncio closes the transport
         # The client will send nothing more. A held request takes that for the client going
-        # away; a response already being written still goes out on the half-open stream.
+        # away; a response already being written still goes out on the half-open stream,
+        # except over TLS, which has no half-open state (asyncio closes it and warns).
         exchange._mark_disconnected()
-        return True
+        assert self.transport is not None
+        return self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._is_closed = True
