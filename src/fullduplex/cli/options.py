@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import InvalidHandshake, InvalidRedirect, InvalidStatus, ProxyError
 from ..io.asyncio import WebSocketURI, parse_uri
-from ..protocol.connection import DEFAULT_MAX_MESSAGE_SIZE
+from ..io.options import DEFAULT_OPTIONS
 
 __all__ = [
     "ExitStatus",
@@ -161,7 +161,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
         "--max-size",
         metavar="BYTES",
         type=byte_size,
-        default=DEFAULT_MAX_MESSAGE_SIZE,
+        default=DEFAULT_OPTIONS.max_size,
         help="largest message accepted, e.g. 64K, 16M, none (default: 1M); "
         "a larger one closes the connection with 1009",
     )

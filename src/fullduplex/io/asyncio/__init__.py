@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..options import Options
 from .client import Backoff, ClientConnection, WebSocketURI, connect, parse_uri
 from .connection import Data, Message, WebSocketConnection
+from .inbox import MessageCallback
 from .runner import run
 from .server import Handler, RequestHook, Server, ServerConnection, serve
 
@@ -22,4 +24,6 @@ __all__ = [
     "WebSocketConnection",
     "Message",
     "Data",
+    "MessageCallback",
+    "Options",
 ]

@@ -7,15 +7,16 @@ import logging
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ...exceptions import InvalidHandshake, InvalidRedirect, InvalidStatus
 from ...protocol.client import ClientProtocol
-from ...protocol.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, State
+from ...protocol.connection import State
 from ...protocol.events import HandshakeCompleted
 from ...protocol.extensions.permessage_deflate import ClientPerMessageDeflate
-from ...protocol.http11 import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, Response
+from ...protocol.http11 import Response
+from ..options import DEFAULT_OPTIONS, OptionOverrides, Options
 from .connection import WebSocketConnection
 from .proxy import ProxyURL, open_through_proxy, parse_proxy_url, proxy_from_environment
 from .reconnect import Backoff, RetrySchedule, ends_conversation, is_retryable
@@ -83,8 +84,8 @@ class ClientConnection(WebSocketConnection):
 
     __slots__ = ("opened",)
 
-    def __init__(self, protocol: ClientProtocol, **options: Any) -> None:
-        super().__init__(protocol, **options)
+    def __init__(self, protocol: ClientProtocol, options: Options) -> None:
+        super().__init__(protocol, options)
         self.opened: asyncio.Future[None] = self._loop.create_future()
 
     @property
@@ -163,7 +164,6 @@ class connect:
             ``ws.subprotocol``.
         origin: the ``Origin`` header to send, if any.
         extra_headers: more request headers (``[("Authorization", "Bearer ...")]``).
-        compression: ``"deflate"`` to offer permessage-deflate, None not to.
         ssl: an `ssl.SSLContext` for ``wss://``; the default context when None.
         server_hostname: the name to verify the server's certificate against.
         unix_path: connect to this Unix socket instead of the URL's host and port.
@@ -178,10 +178,11 @@ class connect:
         max_redirects: how many redirects to follow at most; 0 follows none.
         backoff: the waits between tries of ``async for``: `Backoff` (1 s, doubling, up to
             60 s, with up to half of each removed at random, by default).
-        open_timeout: seconds for the TCP connection, the proxy, the redirects and the
+        options: timeouts, keepalive, limits, buffering and compression (see `Options`);
+            ``open_timeout`` bounds the TCP connection, the proxy, the redirects and the
             opening handshake together.
-        close_timeout, ping_interval, ping_timeout, max_queue, write_limit: as for `serve`.
-        max_size, max_frame_size, max_fragments, max_header_bytes, max_headers: incoming limits.
+        overrides: any field of `Options` as a keyword argument (``ping_interval=None``,
+            ``compression=None``), which overrides ``options``.
 
     Raises:
         InvalidStatus: the server refused the upgrade (its response is attached).
@@ -191,6 +192,7 @@ class connect:
             ``status`` attached).
         OSError: the connection could not be made.
         TimeoutError: the opening handshake took longer than ``open_timeout``.
+        TypeError: a keyword argument names no field of `Options`.
         ValueError: a URL or an option is invalid (before any connection).
     """
 
@@ -201,7 +203,6 @@ class connect:
         subprotocols: Sequence[str] = (),
         origin: str | None = None,
         extra_headers: Iterable[tuple[str, str]] = (),
-        compression: Literal["deflate"] | None = "deflate",
         ssl: ssl_module.SSLContext | None = None,
         server_hostname: str | None = None,
         unix_path: str | None = None,
@@ -209,20 +210,10 @@ class connect:
         proxy_ssl: ssl_module.SSLContext | None = None,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         backoff: Backoff = Backoff(),  # noqa: B008 (a frozen dataclass: one shared value is fine)
-        open_timeout: float | None = 10,
-        close_timeout: float = 10,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
-        max_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        max_frame_size: int | None = None,
-        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
-        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-        max_headers: int = DEFAULT_MAX_HEADERS,
-        max_queue: int = 32,
-        write_limit: int = 64 * 1024,
+        options: Options = DEFAULT_OPTIONS,
+        **overrides: Unpack[OptionOverrides],
     ) -> None:
-        if compression not in ("deflate", None):
-            raise ValueError(f"unsupported compression {compression!r}; use 'deflate' or None")
+        options = options.updated(overrides)
         self.uri = parse_uri(url)
         if ssl is not None and not self.uri.secure:
             raise ValueError("an SSL context was given for a ws:// URL; use wss://")
@@ -238,34 +229,27 @@ class connect:
         self._protocol_options: dict[str, Any] = dict(
             origin=origin,
             subprotocols=subprotocols,
-            extensions=[ClientPerMessageDeflate()] if compression == "deflate" else [],
+            extensions=[ClientPerMessageDeflate()] if options.compression == "deflate" else [],
             extra_headers=tuple(extra_headers),
-            max_header_bytes=max_header_bytes,
-            max_headers=max_headers,
-            max_message_size=max_size,
-            max_frame_size=max_frame_size,
-            max_fragments=max_fragments,
+            max_header_bytes=options.max_header_bytes,
+            max_headers=options.max_headers,
+            max_message_size=options.max_size,
+            max_frame_size=options.max_frame_size,
+            max_fragments=options.max_fragments,
         )
-        self._connection_options: dict[str, Any] = dict(
-            close_timeout=close_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            max_queue=max_queue,
-            write_limit=write_limit,
-        )
+        self._options = options
         self._ssl = ssl
         self._proxy_ssl = proxy_ssl
         self._server_hostname = server_hostname
         self._unix_path = unix_path
         self._max_redirects = max_redirects
         self._backoff = backoff
-        self._open_timeout = open_timeout
         self._connection: ClientConnection | None = None
 
     async def _open(self) -> ClientConnection:
         uri = self.uri
         redirects = 0
-        async with asyncio.timeout(self._open_timeout):
+        async with asyncio.timeout(self._options.open_timeout):
             while True:
                 try:
                     connection = await self._open_once(uri)
@@ -304,7 +288,7 @@ class connect:
 
         def factory() -> ClientConnection:
             protocol = ClientProtocol(uri.host_header, uri.path, **protocol_options)
-            return ClientConnection(protocol, **self._connection_options)
+            return ClientConnection(protocol, self._options)
 
         tls: ssl_module.SSLContext | None = None
         tls_options: dict[str, Any] = {}

@@ -63,11 +63,10 @@ class connect:
     Args:
         url: a ``ws://`` or ``wss://`` URL.
         options: the keyword arguments of `fullduplex.connect`: ``subprotocols``, ``origin``,
-            ``extra_headers``, ``compression``, ``ssl``, ``server_hostname``, ``unix_path``,
-            ``proxy``, ``proxy_ssl``, ``max_redirects``, ``backoff``, ``open_timeout``,
-            ``close_timeout``, ``ping_interval``, ``ping_timeout``, ``max_size``,
-            ``max_frame_size``, ``max_fragments``, ``max_header_bytes``, ``max_headers``,
-            ``max_queue``, ``write_limit``.
+            ``extra_headers``, ``ssl``, ``server_hostname``, ``unix_path``, ``proxy``,
+            ``proxy_ssl``, ``max_redirects``, ``backoff``, ``options`` (an `Options`), and any
+            field of `Options` (``open_timeout``, ``ping_interval``, ``max_size``,
+            ``compression`` ...).
 
     Raises:
         TypeError, ValueError: an option is unknown or invalid (at once, before any I/O).
