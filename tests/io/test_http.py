@@ -1,6 +1,7 @@
-"""HTTPConnection and NativeExchange over real sockets on 127.0.0.1: keep-alive, pipelining,
-request bodies and their limits, streamed responses with backpressure, clients that go away,
-the idle timeout, and WebSocket upgrades on a keep-alive connection."""
+"""HTTPConnection (io.asyncio.http) and NativeExchange (io.asyncio.native_exchange) over real
+sockets on 127.0.0.1: keep-alive, pipelining, request bodies and their limits, streamed
+responses with backpressure, clients that go away, the idle timeout, and WebSocket upgrades on
+a keep-alive connection."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from fullduplex import HTTPDisconnect, Request, Response, Server, ServerConnection, serve
 from fullduplex.io.asyncio.exchange import HTTPExchange
-from fullduplex.io.asyncio.http import HTTPApplication, HTTPConnection, NativeExchange
+from fullduplex.io.asyncio.http import HTTPApplication, HTTPConnection
+from fullduplex.io.asyncio.native_exchange import NativeExchange
 
 from ..conftest import TestCA
 from .peers import TEXT, HTTPReply, RawPeer, upgrade_request
