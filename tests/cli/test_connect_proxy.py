@@ -3,27 +3,15 @@ proxies (pproxy), and the proxy the environment names."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from ..conftest import TestCA
+from ..io.proxy_servers import PROXY_PASSWORD, PROXY_USER, run_pproxy
 from .support import fullduplex_server, run_cli
 
-# tests/io's proxy launcher; tests/ is not a package, so load it by path.
-_spec = importlib.util.spec_from_file_location(
-    "proxy_servers", Path(__file__).parents[1] / "io" / "proxy_servers.py"
-)
-assert _spec is not None and _spec.loader is not None
-proxy_servers = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("proxy_servers", proxy_servers)
-_spec.loader.exec_module(proxy_servers)
-run_pproxy = proxy_servers.run_pproxy
-
-CREDENTIALS = f"{quote(proxy_servers.PROXY_USER)}:{quote(proxy_servers.PROXY_PASSWORD, safe='')}@"
+CREDENTIALS = f"{quote(PROXY_USER)}:{quote(PROXY_PASSWORD, safe='')}@"
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
-"""HTTPConnection and NativeExchange over real sockets on 127.0.0.1: keep-alive, pipelining,
-request bodies and their limits, streamed responses with backpressure, clients that go away,
-the idle timeout, and WebSocket upgrades on a keep-alive connection."""
+"""HTTPConnection (io.asyncio.http) and NativeExchange (io.asyncio.native_exchange) over real
+sockets on 127.0.0.1: keep-alive, pipelining, request bodies and their limits, streamed
+responses with backpressure, clients that go away, the idle timeout, and WebSocket upgrades on
+a keep-alive connection."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from fullduplex import HTTPDisconnect, Request, Response, Server, ServerConnection, serve
 from fullduplex.io.asyncio.exchange import HTTPExchange
-from fullduplex.io.asyncio.http import HTTPApplication, HTTPConnection, NativeExchange
+from fullduplex.io.asyncio.http import HTTPApplication, HTTPConnection
+from fullduplex.io.asyncio.native_exchange import NativeExchange
 
 from ..conftest import TestCA
 from .peers import TEXT, HTTPReply, RawPeer, upgrade_request
@@ -455,6 +457,28 @@ async def test_server_serves_http_and_upgrades_over_tls(tls: TestCA) -> None:
         await peer.close()
 
 
+async def test_held_request_over_tls_notices_the_client_leaving(
+    tls: TestCA, caplog: pytest.LogCaptureFixture
+) -> None:
+    noticed = asyncio.Event()
+
+    async def hold(exchange: HTTPExchange) -> None:
+        await exchange.start(200, [])
+        await exchange.wait_disconnected()
+        noticed.set()
+
+    async with http_server(hold, ssl=tls.server_context) as server:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=tls.client_context, server_hostname="127.0.0.1"
+        )
+        peer = RawPeer(reader, writer, masks=True)
+        peer.write(get("/poll"))
+        await peer.read_http_response()
+        await peer.close()
+        await noticed.wait()
+    assert "has no effect when using ssl" not in caplog.text
+
+
 def test_server_serves_http_and_upgrades_on_uvloop() -> None:
     uvloop = pytest.importorskip("uvloop")
 
@@ -535,3 +559,22 @@ async def test_closed_connections_are_not_kept_by_timers() -> None:
             o for o in gc.get_objects() if isinstance(o, HTTPConnection) and o.server is server
         ]
         assert alive == []
+
+
+async def test_process_request_sees_the_upgrades_an_application_accepted() -> None:
+    seen: list[str] = []
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        seen.append(request.path)
+        return Response(401, [], b"") if request.path == "/ws?token=bad" else None
+
+    async with http_server(hello, process_request=process_request) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(get("/plain"))
+        assert (await read_response(peer)).body == b"/plain"
+        assert (await peer.handshake("/ws?token=bad")).status == 401
+        await peer.close()
+        peer = await RawPeer.open(server.port)
+        assert (await peer.handshake("/ws?token=good")).status == 101
+        await peer.close()
+    assert seen == ["/ws?token=bad", "/ws?token=good"]

@@ -9,11 +9,9 @@ import contextlib
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import trustme
 
 from fullduplex import ProxyError, ServerConnection, connect, serve
 from fullduplex.io.asyncio.proxy import (
@@ -23,6 +21,7 @@ from fullduplex.io.asyncio.proxy import (
     proxy_from_environment,
 )
 
+from ..conftest import TestCA
 from .peers import echo
 from .proxy_servers import PROXY_PASSWORD, PROXY_USER, run_pproxy
 
@@ -38,30 +37,20 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.upper(), raising=False)
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+@pytest.fixture
+def server_tls(tls: TestCA) -> ssl.SSLContext:
+    return tls.server_context
 
 
-@pytest.fixture(scope="module")
-def server_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    return context
+@pytest.fixture
+def client_tls(tls: TestCA) -> ssl.SSLContext:
+    return tls.client_context
 
 
-@pytest.fixture(scope="module")
-def client_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
-
-
-@pytest.fixture(scope="module")
-def proxy_certificate(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("proxy") / "proxy.pem"
-    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(path))
-    return path
+@pytest.fixture
+def proxy_certificate(tls: TestCA) -> str:
+    """pproxy's ``--ssl CERT,KEY``: the proxy presents the suite's server certificate."""
+    return f"{tls.cert_pem},{tls.key_pem}"
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +97,7 @@ async def test_client_speaks_tls_to_the_server_inside_the_tunnel(
 @pytest.mark.parametrize("scheme", ["ws", "wss"])
 async def test_client_speaks_tls_to_an_https_proxy(
     scheme: str,
-    proxy_certificate: Path,
+    proxy_certificate: str,
     server_tls: ssl.SSLContext,
     client_tls: ssl.SSLContext,
 ) -> None:
@@ -128,7 +117,7 @@ async def test_client_speaks_tls_to_an_https_proxy(
             assert await ws.recv() == f"{scheme} through TLS to the proxy"
 
 
-async def test_client_refuses_an_https_proxy_it_does_not_trust(proxy_certificate: Path) -> None:
+async def test_client_refuses_an_https_proxy_it_does_not_trust(proxy_certificate: str) -> None:
     with run_pproxy("http+ssl", certificate=proxy_certificate) as proxy_port:
         async with serve(echo, "127.0.0.1", 0) as server:
             with pytest.raises(ssl.SSLCertVerificationError):

@@ -8,7 +8,6 @@ import ssl
 from collections.abc import Iterator
 
 import pytest
-import trustme
 
 from fullduplex import (
     InvalidRedirect,
@@ -21,6 +20,7 @@ from fullduplex import (
 )
 from fullduplex.io.asyncio.server import RequestHook
 
+from ..conftest import TestCA
 from .peers import echo
 
 
@@ -100,23 +100,14 @@ async def test_client_follows_exactly_max_redirects() -> None:
         assert await ws.recv() == "/3"
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+@pytest.fixture
+def server_tls(tls: TestCA) -> ssl.SSLContext:
+    return tls.server_context
 
 
-@pytest.fixture(scope="module")
-def server_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    return context
-
-
-@pytest.fixture(scope="module")
-def client_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
+@pytest.fixture
+def client_tls(tls: TestCA) -> ssl.SSLContext:
+    return tls.client_context
 
 
 async def test_client_refuses_a_redirect_from_wss_to_ws(
@@ -133,14 +124,10 @@ async def test_client_refuses_a_redirect_from_wss_to_ws(
 
 
 @pytest.fixture
-def trust_for_default_contexts(
-    ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
+def trust_for_default_contexts(tls: TestCA) -> Iterator[None]:
     """Make `ssl.create_default_context()` trust the test CA (OpenSSL reads SSL_CERT_FILE)."""
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", str(path))
+        patch.setenv("SSL_CERT_FILE", str(tls.ca_pem))
         yield
 
 

@@ -489,6 +489,8 @@ class Connection:
         parser = self._parser
         events = self._events
         budget = self._frame_budget()
+        # The budget depends on the bytes of the message being received, and only on them.
+        budget_for = len(self._message_parts)
         while not self.should_close_transport:
             try:
                 frame = parser.next_frame(budget)
@@ -504,11 +506,11 @@ class Connection:
                 if parser.refused_opcode == _CLOSE:
                     # The peer sent its (invalid) close frame: it expects no more, so don't wait.
                     self._enter(_Input.GAVE_UP)
-                budget = self._frame_budget()
                 continue
-            if frame.opcode < 0x8:
-                # A data frame started, continued or ended a message: the room left changed.
+            if len(self._message_parts) != budget_for:
+                # A fragment was added to the message, or the message ended.
                 budget = self._frame_budget()
+                budget_for = len(self._message_parts)
             if self._takes_plain_messages() and parser.next_messages(
                 budget, events, TextReceived, BinaryReceived
             ):

@@ -4,9 +4,7 @@ redirects: the same policy as the asyncio client's, over its loop threads."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
-from typing import TypeVar
 from urllib.parse import quote
 
 import pytest
@@ -26,29 +24,7 @@ from fullduplex import (
 from ..proxy_servers import PROXY_PASSWORD, PROXY_USER, run_pproxy
 from .test_client import TIMEOUT_S, echo, server_thread
 
-T = TypeVar("T")
 FAST = Backoff(initial_delay_s=0.001, factor=2, max_delay_s=0.01, jitter=0)
-
-
-def bounded(function: Callable[[], T]) -> T:
-    """Run ``function`` in a thread; fail the test if it takes longer than TIMEOUT_S."""
-    outcome: list[T] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(function())
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="bounded test body", daemon=True)
-    thread.start()
-    thread.join(TIMEOUT_S)
-    if thread.is_alive():
-        pytest.fail(f"still running after {TIMEOUT_S} s")
-    if errors:
-        raise errors[0]
-    return outcome[0]
 
 
 @pytest.fixture
@@ -80,7 +56,7 @@ def test_blocking_client_reconnects_until_the_server_closes_normally(
         return received
 
     with server_thread(handler) as port:
-        received = bounded(body)
+        received = body()
     assert received == ["connection 1", "connection 2", "connection 3"]
     assert len(retries("reconnecting in")) == 2
 
@@ -99,7 +75,7 @@ def test_blocking_client_retries_503_and_raises_403(retries: Callable[[str], lis
         server_thread(echo, process_request=refuse) as port,
         pytest.raises(InvalidStatus) as caught,
     ):
-        bounded(body)
+        body()
     assert caught.value.response.status == 403
     assert len(retries("retrying in")) == 1
 
@@ -114,7 +90,7 @@ def test_leaving_the_blocking_loop_closes_the_connection() -> None:
         return ws
 
     with server_thread(echo) as port:
-        ws = bounded(body)
+        ws = body()
     assert ws.state is State.CLOSED
 
 

@@ -292,3 +292,21 @@ async def test_websocket_gone_before_the_open_packet_leaves_no_session(
     await endpoint.handle_websocket(ws, "/")
     assert not endpoint.sessions
     assert not endpoint._handler_tasks
+
+
+async def test_aclose_cancels_a_handler_that_ignores_the_close(make_endpoint: Any) -> None:
+    cancelled = asyncio.Event()
+
+    async def stubborn(session: EngineIOSession) -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            cancelled.set()
+
+    endpoint = make_endpoint(stubborn)
+    sid = (await handshake(endpoint))["sid"]
+    session = endpoint.sessions[sid]
+    await endpoint.aclose(timeout_s=0.05)
+    assert cancelled.is_set()
+    assert (session.close_code, session.close_reason) == (1001, "server shutting down")
+    assert not endpoint._handler_tasks

@@ -5,6 +5,7 @@ WebSocket, the heartbeat, the upgrade, closing, bounded queues and cleanup.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -399,3 +400,17 @@ async def test_websocket_closes_with_1000_for_a_code_a_close_frame_cannot_carry(
     ws, _ = await open_websocket(endpoint)
     assert await ws.client_recv() is None
     assert (ws.close_code, ws.close_reason) == (1000, "odd")
+
+
+async def test_pong_deadline_counts_from_when_the_ping_was_due(make_endpoint: Any) -> None:
+    endpoint = make_endpoint(ping_interval_ms=20, ping_timeout_ms=50)
+    sid = (await handshake(endpoint))["sid"]
+    session = endpoint.sessions[sid]
+    assert session._ping_timer is not None
+    due = session._ping_timer.when()
+    # The loop is busy when the PING is due: it goes out late, its deadline does not move.
+    time.sleep(0.04)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert session._pong_deadline is not None
+    assert session._pong_deadline.when() == pytest.approx(due + 0.05)

@@ -423,7 +423,9 @@ class serve:
         origins: allowed ``Origin`` values (403 otherwise); None allows every origin.
         subprotocols: supported subprotocols, by preference.
         select_subprotocol: a function choosing among the client's subprotocols.
-        process_request: a hook answering plain HTTP requests on the same port.
+        process_request: a hook answering plain HTTP requests on the same port. With an
+            `HTTPApplication`, it sees only the WebSocket upgrade requests the application
+            accepted; the application answers every other request.
         extra_headers: headers added to every 101 response.
         options: timeouts, keepalive, limits, buffering and compression (see `Options`).
         backlog: the listen backlog.

@@ -111,7 +111,9 @@ class Socket:
         if self.namespace.recovery is not None:
             await self.namespace.hub.broadcast(event, *args, to=(self.id,))
         else:
-            self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
+            await self._connection.outbox.send(
+                encode(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
+            )
 
     async def call(self, event: str, *args: Any, timeout: float | None = 30.0) -> Any:
         """Send ``event`` and wait for the client's acknowledgement.
@@ -213,7 +215,9 @@ class Socket:
                 ack = list(result)
             else:
                 ack = [result]
-            self._send(Packet(PacketType.ACK, self.namespace.name, ack, packet.id))
+            await self._connection.outbox.send(
+                encode(Packet(PacketType.ACK, self.namespace.name, ack, packet.id))
+            )
 
     async def _close(self, reason: str) -> None:
         """Leave the namespace: ``disconnecting``, keep the session, leave rooms, ``disconnect``."""

@@ -192,16 +192,22 @@ class EngineIOEndpoint(Endpoint):
             return
         await existing._serve_upgrade(session)
 
-    async def aclose(self) -> None:
+    async def aclose(self, timeout_s: float = 5.0) -> None:
         """End every session now (1001, ``server shutting down``) and wait for the handlers.
 
         Held polls get CLOSE and WebSockets are closed; nothing queued is sent any more.
+        Handlers see `ConnectionClosed`; those still running after ``timeout_s`` are cancelled.
         """
         for session in list(self._sessions.values()):
             session._end(1001, "server shutting down")
         tasks = list(self._handler_tasks)
-        if tasks:
-            await asyncio.wait(tasks)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
 
     # --- inside ---
 

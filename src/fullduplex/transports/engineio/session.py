@@ -276,6 +276,9 @@ class EngineIOSession(Session):
             self._state = _State.CLOSING
             self._ending_code = code
             self._ending_reason = reason or "forced close"
+            # No more heartbeat: the closing is bounded on its own (the linger timer, or the
+            # WebSocket's close), and it ends with the application's code, not a timeout.
+            self._cancel_heartbeat()
             self._wake_senders()
             if self._websocket is not None:
                 self._start_writer(self._websocket)
@@ -552,11 +555,22 @@ class EngineIOSession(Session):
         )
 
     def _send_ping(self) -> None:
+        assert self._ping_timer is not None
+        # The deadline counts from when the PING was due, not from when a busy loop got to
+        # it: a client that stops answering is gone ping_interval + ping_timeout after its
+        # last PONG, as the handshake advertised (and as the suites measure).
+        due = self._ping_timer.when()
         self._ping_timer = None
         self._queue(_PING)
-        self._pong_deadline = self._loop.call_later(
-            self._options.ping_timeout_ms / 1000, self._end, 1011, "ping timeout"
+        self._pong_deadline = self._loop.call_at(
+            due + self._options.ping_timeout_ms / 1000, self._end, 1011, "ping timeout"
         )
+
+    def _cancel_heartbeat(self) -> None:
+        for timer in (self._ping_timer, self._pong_deadline):
+            if timer is not None:
+                timer.cancel()
+        self._ping_timer = self._pong_deadline = None
 
     def _on_pong(self) -> None:
         # A PONG nobody asked for does not move the next PING earlier.
@@ -572,10 +586,10 @@ class EngineIOSession(Session):
         self._state = _State.CLOSED
         self._close_code = code
         self._close_reason = reason
-        for timer in (self._ping_timer, self._pong_deadline, self._linger_timer):
-            if timer is not None:
-                timer.cancel()
-        self._ping_timer = self._pong_deadline = self._linger_timer = None
+        self._cancel_heartbeat()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         self._last_packet = last
         if self._pending_poll is not None:
             # The held poll takes the outbox and ``last`` when it runs.
