@@ -20,10 +20,12 @@ and refused with its status and JSON body (`ServerError`):
    ``EIO`` other than ``4``: 400 code 5 (``Unsupported protocol version``); ``allow_request``
    says no: 403 code 4.
 
-Serve it without permessage-deflate (``fullduplex.serve(..., compression=None)``), as engine.io
-does by default (``perMessageDeflate: false``): Node's ``ws`` client compresses on a thread
-pool, so its frames can reach the server after an HTTP request the client made later. The
-upgrade then looks out of order (the engine.io suite's two "after upgrade" tests fail with it).
+Serve it without permessage-deflate (``fullduplex.serve(..., compression=None)``, uvicorn's
+``ws_per_message_deflate=False``), as engine.io does by default (``perMessageDeflate: false``).
+Node's ``ws`` client compresses and decompresses on a thread pool, so with deflate its frames
+can reach the server after an HTTP request it made later, and it can see a close on one
+connection before a message that arrived first on another: the engine.io suite's test
+"ignores WebSocket connection with same sid after upgrade" then fails now and then.
 
 A WebSocket naming the sid of a session that is upgrading or has upgraded already is accepted
 and closed at once, as engine.io does (a refused handshake would be an error event in the
