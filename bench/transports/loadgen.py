@@ -15,6 +15,10 @@ minus the stamp. A polling client parses each response far enough to know where 
 (``Content-Length`` or chunked), then polls again: at once for long-polling, after 1 s for
 short polling; a streaming response that ends (the SockJS response limit) is opened again.
 
+The measured window starts ``--warmup`` seconds after every client has had its first message
+(its session set up), so the cost of opening is not in it (``open_bytes_*``: each client's
+bytes up to its first message). A SockJS close frame stops the client and counts as an error.
+
 Output is JSON, one object a line: ``opened``, ``measure_start``, ``measure_end``, ``result``.
 """
 
@@ -78,6 +82,7 @@ class Stats:
         self.requests = 0
         self.messages = 0
         self.reconnects = 0
+        self.connected = 0  # clients whose first connection was accepted
         self.errors = 0
         self.first_error = ""
         self.measuring = False
@@ -108,18 +113,25 @@ class Client(asyncio.Protocol):
         self.remaining = 0  # body bytes left (Content-Length), or in the current chunk
         self.bytes_out = self.bytes_in = 0
         self.got_first = False
+        self.was_connected = False
         self.stopped = False
+        self.is_sockjs = self.path.startswith("/sockjs/")
 
     # -- connection ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        if not self.was_connected:
+            self.was_connected = True
+            self.run.stats.connected += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         if not self.stopped:
             self.run.stats.reconnects += 1
-            asyncio.get_running_loop().create_task(self.run.connect(self, delay_s=0.1))
+            retry = asyncio.get_running_loop().create_task(self.run.connect(self, delay_s=0.1))
+            self.run.retries.add(retry)
+            retry.add_done_callback(self.run.retries.discard)
 
     def send_request(self) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -138,6 +150,13 @@ class Client(asyncio.Protocol):
         stats.bytes_in += len(data)
         self.bytes_in += len(data)
         self._find_messages(data)
+        if self.is_sockjs and b"c[" in data:
+            # A SockJS close frame: sockjs-client gives up on the session, and so does this.
+            stats.error(f"{self.run.transport}: the server closed the session: {data[-80:]!r}")
+            self.stopped = True
+            if self.transport is not None:
+                self.transport.close()
+            return
         if self.repoll_s is None and not self.in_head:
             return  # WebSocket: after the 101 head, only messages
         self.buffer += data
@@ -151,6 +170,8 @@ class Client(asyncio.Protocol):
             if not self.got_first:
                 self.got_first = True
                 stats.open_bytes.append((self.bytes_out, self.bytes_in))
+                if len(stats.open_bytes) == len(self.run.clients):
+                    self.run.all_served.set()
             stats.messages += 1
             if stats.measuring:
                 stats.latencies_ns.append(now - int(match.group()))
@@ -240,6 +261,8 @@ class Run:
         self.fixture = load_headers()
         self.stats = Stats()
         self.clients = [Client(self, index) for index in range(clients)]
+        self.all_served = asyncio.Event()  # every client has had its first message
+        self.retries: set[asyncio.Task[None]] = set()
 
     async def connect(self, client: Client, delay_s: float = 0.0) -> None:
         await asyncio.sleep(delay_s)
@@ -249,7 +272,9 @@ class Run:
         except OSError as exc:
             self.stats.error(f"connect: {exc}")
             if not client.stopped:
-                loop.create_task(self.connect(client, delay_s=1.0))
+                retry = loop.create_task(self.connect(client, delay_s=1.0))
+                self.retries.add(retry)
+                retry.add_done_callback(self.retries.discard)
             return
         # A browser's clients do not start in step: the first request at a random moment.
         loop.call_later(random.random(), client.send_request)
@@ -280,8 +305,22 @@ async def measure(args: argparse.Namespace) -> None:
     run = Run(args.transport, args.port, args.clients)
     stats = run.stats
     started = time.monotonic()
-    await run.open_all()
-    emit("opened", clients=args.clients, open_s=round(time.monotonic() - started, 3))
+    # The window starts once every client has had a message (its session is set up), or
+    # after --ready-timeout: a server that cannot accept or serve them all in time shows it
+    # in the result (clients_connected, clients_served_before_window). The clients still
+    # connecting go on meanwhile.
+    opening = asyncio.ensure_future(run.open_all())
+    served = asyncio.ensure_future(run.all_served.wait())
+    await asyncio.wait({served}, timeout=args.ready_timeout)
+    served.cancel()
+    emit(
+        "opened",
+        clients=args.clients,
+        connected=stats.connected,
+        served=len(stats.open_bytes),
+        served_s=round(time.monotonic() - started, 3),
+    )
+    served_before_window = len(stats.open_bytes)
     await asyncio.sleep(args.warmup)
     first = stats.snapshot()
     stats.measuring = True
@@ -295,6 +334,7 @@ async def measure(args: argparse.Namespace) -> None:
     bytes_in, bytes_out, requests, messages = (b - a for a, b in zip(first, last, strict=True))
     latencies = sorted(stats.latencies_ns)
     opened = stats.open_bytes
+    opening.cancel()
     run.stop()
     emit(
         "result",
@@ -306,7 +346,9 @@ async def measure(args: argparse.Namespace) -> None:
         bytes_in=bytes_in,
         bytes_out=bytes_out,
         requests=requests,
+        clients_connected=stats.connected,
         clients_with_a_message=len(opened),
+        clients_served_before_window=served_before_window,
         open_bytes_out=round(sum(o for o, _ in opened) / len(opened), 1) if opened else None,
         open_bytes_in=round(sum(i for _, i in opened) / len(opened), 1) if opened else None,
         latency_us={
@@ -327,6 +369,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument(
+        "--ready-timeout", type=float, default=60.0, help="longest wait for every first message"
+    )
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args(argv)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
