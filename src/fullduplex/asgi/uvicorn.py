@@ -213,17 +213,23 @@ class WebSocketProtocol(asyncio.Protocol):
         conn = self.conn
         conn.receive_data(data)
         delivered = False
+        # Data messages make the protocol queue nothing; any other event may (a pong, the
+        # close frame's echo, an error response), and then the output is written below.
+        acted = False
         for event in conn.events_received():
             kind = type(event)
             if kind is TextReceived:
                 if self._state == _OPEN:
                     text = cast(TextReceived, event).data
                     delivered |= self._deliver({"type": "websocket.receive", "text": text})
-            elif kind is BinaryReceived:
+                continue
+            if kind is BinaryReceived:
                 if self._state == _OPEN:
                     data = cast(BinaryReceived, event).data
                     delivered |= self._deliver({"type": "websocket.receive", "bytes": data})
-            elif kind is PongReceived:
+                continue
+            acted = True
+            if kind is PongReceived:
                 self._pong_received(cast(PongReceived, event).data)
             elif kind is CloseReceived:
                 self._close_received(cast(CloseReceived, event))
@@ -232,7 +238,8 @@ class WebSocketProtocol(asyncio.Protocol):
             elif kind is ConnectionFailed:
                 self._failed(cast(ConnectionFailed, event).error)
             # PingReceived: the protocol has queued the pong already.
-        self._flush()
+        if acted or conn.should_close_transport:
+            self._flush()
         messages = self._messages
         if (
             messages
@@ -611,14 +618,14 @@ class WebSocketProtocol(asyncio.Protocol):
         conn = self.conn
         output = conn.data_to_send()
         transport = self.transport
-        if transport.is_closing():
-            return
         if output:
+            if transport.is_closing():
+                return
             # One buffer: a frame's header and payload come as two, and a copy of a small
             # payload costs less than a scatter write (uvicorn's tests' transport has no
             # writelines either).
             transport.write(output[0] if len(output) == 1 else b"".join(output))
-        if conn.should_close_transport:
+        if conn.should_close_transport and not transport.is_closing():
             if self.close_timer is not None:
                 self.close_timer.cancel()
                 self.close_timer = None
