@@ -77,15 +77,10 @@ class ClientDisconnected(OSError):
 _HANDSHAKE, _OPEN, _RESPONDING, _APP_CLOSED, _PEER_CLOSED = range(5)
 
 # One negotiation per setting, shared by every connection: it holds no per-connection state.
-# The 12-bit windows, as uvicorn's websockets implementation uses, keep a compressing
-# connection at about 40 KiB instead of about 300 KiB.
-_NEGOTIATION_DEFLATE = ServerNegotiation(
-    extensions=[
-        ServerPerMessageDeflate(
-            server_max_window_bits=12, client_max_window_bits=12, memory_level=5
-        )
-    ]
-)
+# The extension's defaults accept every offer a client may make (Autobahn's 13.* try them all)
+# and compress with a 12-bit window whatever the offer allows, as uvicorn's websockets
+# implementation does, so that a compressing connection keeps a small compressor.
+_NEGOTIATION_DEFLATE = ServerNegotiation(extensions=[ServerPerMessageDeflate()])
 _NEGOTIATION_PLAIN = ServerNegotiation()
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
