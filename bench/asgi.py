@@ -45,8 +45,8 @@ def server_command(implementation: str) -> list[str]:
     ]
 
 
-def measure(options: run.Options, record: run.Record) -> None:
-    for cell_id in ("b", "c", "idle"):
+def measure(options: run.Options, record: run.Record, cells: tuple[str, ...]) -> None:
+    for cell_id in cells:
         for implementation in IMPLEMENTATIONS:
             print(f"cell {cell_id} / {implementation}", flush=True)
             log = options.logs / f"asgi-{cell_id}-{implementation}.log"
@@ -116,9 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--quick", action="store_true", help="1 round, 0.5 s warmup, 1 s windows")
+    parser.add_argument("--smoke", action="store_true", help="the test suite's run: cell c, ~10 s")
     args = parser.parse_args(argv)
-    if args.quick:
+    if args.quick or args.smoke:
         args.rounds, args.warmup, args.duration = 1, 0.5, 1.0
+    if args.smoke:
+        args.warmup, args.duration = 0.3, 0.5
     run.os.sched_setaffinity(0, {run.DRIVER_CORE})  # keep this harness off the measured core
     run.build_c_programs()
     run_id = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
@@ -137,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": run.machine_info(),
         "versions": run.library_versions(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as results:
+    results_path = run.BUILD / "asgi-smoke.jsonl" if args.smoke else RESULTS
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    with results_path.open("a") as results:
         results.write(json.dumps(header) + "\n")
 
         def record(entry: dict[str, Any]) -> None:
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             results.write(json.dumps({"type": "round", "run_id": run_id, **entry}) + "\n")
             results.flush()
 
-        measure(options, record)
+        measure(options, record, ("c",) if args.smoke else ("b", "c", "idle"))
     print(f"\nrun {run_id}, load average at start {header['machine']['loadavg_at_start']}:\n")
     print(table(options.records))
     return 1 if any(not r["ok"] for r in options.records) else 0
