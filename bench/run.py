@@ -63,7 +63,15 @@ class Cell:
     binary: bool = False
     deflate: bool = False
     kind: str = "echo"  # "echo": servers under the load generator; "idle"; "client"
-    servers: tuple[str, ...] = ("fullduplex", "picows", "websockets", "aiohttp", "node", "c-echo")
+    servers: tuple[str, ...] = (
+        "fullduplex",
+        "fullduplex-callbacks",
+        "picows",
+        "websockets",
+        "aiohttp",
+        "node",
+        "c-echo",
+    )
 
 
 CLIENTS = ("fullduplex", "picows", "websockets", "aiohttp")
@@ -105,7 +113,16 @@ CELLS = {
         ),
     ]
 }
-SERVERS = ("fullduplex", "picows", "websockets", "aiohttp", "node", "c-echo")
+# fullduplex-callbacks: the same library on its callback API (`on_message` + `send_nowait`).
+SERVERS = (
+    "fullduplex",
+    "fullduplex-callbacks",
+    "picows",
+    "websockets",
+    "aiohttp",
+    "node",
+    "c-echo",
+)
 # bench/echo_server.c under the load generator shows the harness's ceiling: one short round.
 CEILING = "c-echo"
 
@@ -215,7 +232,9 @@ def library_versions() -> dict[str, Any]:
         package = BENCH / "node_modules" / name / "package.json"
         versions[name] = json.loads(package.read_text())["version"] if package.exists() else None
     speedups = subprocess.run(
-        [sys.executable, "-c", "import fullduplex._speedups"], capture_output=True, cwd=REPO
+        [sys.executable, "-c", "import fullduplex.protocol._speedups"],
+        capture_output=True,
+        cwd=REPO,
     )
     versions["fullduplex_speedups"] = speedups.returncode == 0
     git = subprocess.run(
@@ -381,7 +400,8 @@ def server_command(server: str, options: Options, deflate: bool) -> list[str]:
     else:
         # picows is measured with uvloop, as the issue asks; the others on --loop.
         loop = "uvloop" if server == "picows" else options.loop
-        command = [sys.executable, f"bench/servers/{server}_server.py", "--loop", loop]
+        script = f"bench/servers/{server.replace('-', '_')}_server.py"
+        command = [sys.executable, script, "--loop", loop]
     return [*command, "--port", "0", *(["--deflate"] if deflate else [])]
 
 

@@ -1,8 +1,9 @@
 """RFC 6455 / RFC 7692 conformance: Autobahn|Testsuite, as a server and as a client.
 
-shared/tools/autobahn/run.sh (or $AUTOBAHN_DIR/run.sh) runs with AUTOBAHN_STRICT=1 against
-tests/autobahn/echo_server.py and against tests/autobahn/client.py, and each test requires
-every case of its mode to pass: no FAILED, no UNIMPLEMENTED, and a clean closing handshake.
+wstest (installed by scripts/install-autobahn.sh into $AUTOBAHN_PREFIX, /opt/autobahn by
+default) runs as a fuzzing client against tests/autobahn/echo_server.py and as a fuzzing server
+for tests/autobahn/client.py, and each test requires every case of its mode to pass: no FAILED,
+no UNIMPLEMENTED, and a clean closing handshake.
 The two runs go on at the same time: each spends most of its time waiting on the other side
 of a connection, so together they take little longer than one.
 
@@ -11,7 +12,7 @@ how many cases of each group ran, so that a selection cannot shrink unnoticed:
 
 - the compiled pass (the default): all 517 cases.
 - the pure-Python pass (FULLDUPLEX_NO_SPEEDUPS=1): 330 cases. The compiled extension
-  replaces frame-layer code only (src/fullduplex/_speedups.c): masking, which every case
+  replaces frame-layer code only (src/fullduplex/protocol/_speedups.c): masking, which every case
   exercises, and the parsing of frames on connections without extensions. So the pass runs
   every case of groups 1-10 (framing, UTF-8, closing, messages up to 16 MiB; no extension:
   301 cases), and of permessage-deflate (12.*/13.*: 216 cases of 1000 messages each, ~95% of
@@ -24,10 +25,10 @@ how many cases of each group ran, so that a selection cannot shrink unnoticed:
   (247 cases, seconds instead of minutes).
 
 Each run also checks that the echo server and the client used the compiled extension
-(fullduplex._speedups) in the compiled pass, and pure Python in the pure-Python pass.
+(fullduplex.protocol._speedups) in the compiled pass, and pure Python in the pure-Python pass.
 Reports go to build/autobahn/{server,client}/ (build/autobahn/pure/… in the pure-Python
-pass; open index.html there); the summaries are also copied beside those folders as
-{server,client}-summary.md.
+pass; open index.html there), with wstest's spec.json and its output in run.log; a summary
+of the verdicts is written beside those folders as {server,client}-summary.md.
 """
 
 from __future__ import annotations
@@ -49,18 +50,17 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
-AUTOBAHN_DIR = Path(os.environ.get("AUTOBAHN_DIR", REPO.parent / "shared" / "tools" / "autobahn"))
 WSTEST = Path(os.environ.get("AUTOBAHN_PREFIX", "/opt/autobahn")) / "bin" / "wstest"
 IS_PURE = os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1"
 IS_QUICK = os.environ.get("FULLDUPLEX_AUTOBAHN_QUICK") == "1"
 REPORTS = REPO / "build" / "autobahn" / ("pure" if IS_PURE else "")
 # What the echo server and the client print about the compiled extension in this pass.
-SPEEDUPS_LINE = f"fullduplex._speedups in use: {not IS_PURE}\n"
+SPEEDUPS_LINE = f"fullduplex.protocol._speedups in use: {not IS_PURE}\n"
 # A full run takes about 15 minutes on the 2-core CI machine; past this, something hangs.
 RUN_TIMEOUT_S = 2400
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout_s(RUN_TIMEOUT_S + 300)]
 
 # Cases per group (the first number of a case id) in wstest 25.10.1, 517 in all. 12.* (5 data
 # sets) and 13.* (7 deflate parameter sets) run the same 18 message sizes for each set.
@@ -70,10 +70,10 @@ SUITE_GROUPS |= {"12": 5 * 18, "13": 7 * 18}
 
 @dataclass(frozen=True)
 class Selection:
-    """The cases a pass asks run.sh for, and how many of each group its report must hold."""
+    """The cases a pass asks wstest for, and how many of each group its report must hold."""
 
-    cases: str  # AUTOBAHN_CASES
-    exclude: str  # AUTOBAHN_EXCLUDE
+    cases: str  # comma-separated patterns
+    exclude: str  # comma-separated patterns
     group_counts: dict[str, int]
 
 
@@ -139,31 +139,104 @@ def start(command: list[str], log: Path, **env: str) -> subprocess.Popen[bytes]:
 
 @dataclass
 class SuiteRun:
-    """One run.sh, in server or client mode, going on in the background."""
+    """One wstest run, fuzzing fullduplex's server or client, going on in the background."""
 
     mode: str
     outdir: Path
     process: subprocess.Popen[bytes]
     peer_log: Path  # the output of fullduplex's side: the echo server's, or the client's
+    stop_when_done: subprocess.Popen[bytes] | None = None  # the fuzzingserver of a client run
 
     def wait(self) -> tuple[int, str]:
-        """Wait for run.sh to finish; return its exit status and its output."""
+        """Wait for the run to finish; return the exit status of wstest (server mode) or of
+        the client (client mode), and wstest's output."""
         try:
-            status = self.process.wait(timeout=RUN_TIMEOUT_S + 120)
+            status = self.process.wait(timeout=RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             stop(self.process)
             status = self.process.returncode
+        if self.stop_when_done is not None:
+            stop(self.stop_when_done)
         return status, (self.outdir / "run.log").read_text(errors="replace")
 
 
-def start_suite(mode: str, arguments: list[str], peer_log: Path | None, **env: str) -> SuiteRun:
-    """Start run.sh in ``mode``; ``peer_log`` is None when run.sh runs fullduplex itself."""
+def write_spec(outdir: Path, **fields: object) -> Path:
+    """Write wstest's spec file for this pass's selection of cases into ``outdir``."""
+    spec = {
+        "outdir": str(outdir),
+        "options": {"failByDrop": False},
+        "cases": SELECTION.cases.split(","),
+        "exclude-cases": [case for case in SELECTION.exclude.split(",") if case],
+        "exclude-agent-cases": {},
+        **fields,
+    }
+    path = outdir / "spec.json"
+    path.write_text(json.dumps(spec, indent=2))
+    return path
+
+
+def fresh_outdir(mode: str) -> Path:
     outdir = REPORTS / mode
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
-    command = [str(AUTOBAHN_DIR / "run.sh"), mode, *arguments]
-    process = start(command, outdir / "run.log", **env)
-    return SuiteRun(mode, outdir, process, peer_log or outdir / "run.log")
+    return outdir
+
+
+def start_server_run(url: str, echo_server_log: Path) -> SuiteRun:
+    """wstest's fuzzing client against the echo server at ``url``."""
+    outdir = fresh_outdir("server")
+    spec = write_spec(outdir, servers=[{"url": url, "agent": agent_name()}])
+    process = start([str(WSTEST), "-m", "fuzzingclient", "-s", str(spec)], outdir / "run.log")
+    return SuiteRun("server", outdir, process, echo_server_log)
+
+
+def start_client_run() -> SuiteRun:
+    """wstest's fuzzing server, and tests/autobahn/client.py once it listens."""
+    outdir = fresh_outdir("client")
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}"
+    spec = write_spec(outdir, url=url)
+    # -u 0: no web server beside the fuzzing server.
+    fuzzer = start(
+        [str(WSTEST), "-m", "fuzzingserver", "-u", "0", "-s", str(spec)], outdir / "run.log"
+    )
+    wait_until_listening(port, fuzzer, outdir / "run.log", "wstest -m fuzzingserver")
+    client_log = outdir / "client.log"
+    client = start(
+        [sys.executable, str(REPO / "tests" / "autobahn" / "client.py")],
+        client_log,
+        AUTOBAHN_URL=url,
+        AUTOBAHN_AGENT=agent_name(),
+    )
+    return SuiteRun("client", outdir, client, client_log, stop_when_done=fuzzer)
+
+
+def wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path, name: str) -> None:
+    """Return once 127.0.0.1:``port`` accepts connections; fail if ``process`` dies first."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop(process)
+                pytest.fail(f"{name} did not start listening:\n{log.read_text()}")
+            time.sleep(0.05)
+
+
+def summarize(run: SuiteRun, cases: dict[str, dict[str, str]]) -> str:
+    """A Markdown summary of the verdicts, per behavior."""
+    behaviors = Counter(result["behavior"] for result in cases.values())
+    closes = Counter(result["behaviorClose"] for result in cases.values())
+    lines = [f"fullduplex as the {run.mode}: {len(cases)} cases ({run.outdir}/index.html)", ""]
+    lines += ["| behavior | cases |", "|---|---|"]
+    lines += [f"| {name} | {count} |" for name, count in sorted(behaviors.items())]
+    lines += ["", f"behaviorClose: {dict(sorted(closes.items()))}"]
+    not_ok = sorted(case for case, result in cases.items() if result["behavior"] != "OK")
+    if not_ok:
+        lines += ["", f"not OK: {', '.join(not_ok)}"]
+    return "\n".join(lines) + "\n"
 
 
 def start_echo_server(log: Path) -> tuple[str, subprocess.Popen[bytes]]:
@@ -171,47 +244,25 @@ def start_echo_server(log: Path) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
     echo_server = REPO / "tests" / "autobahn" / "echo_server.py"
     server = start([sys.executable, str(echo_server), str(port)], log)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return f"ws://127.0.0.1:{port}", server
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                stop(server)
-                pytest.fail(f"echo_server.py did not start listening:\n{log.read_text()}")
-            time.sleep(0.05)
+    wait_until_listening(port, server, log, "echo_server.py")
+    return f"ws://127.0.0.1:{port}", server
 
 
 @pytest.fixture(scope="module")
 def autobahn_runs(require_tool: RequireTool) -> Iterator[dict[str, SuiteRun]]:
     """Both runs of the suite, started together; the echo server lives as long as they do."""
     require_tool("wstest", WSTEST)
-    require_tool("run.sh", AUTOBAHN_DIR / "run.sh")
     REPORTS.mkdir(parents=True, exist_ok=True)
-    env = {"AUTOBAHN_STRICT": "1", "AUTOBAHN_TIMEOUT": str(RUN_TIMEOUT_S), "AUTOBAHN_ALLOW": ""}
-    env |= {"AUTOBAHN_CASES": SELECTION.cases, "AUTOBAHN_EXCLUDE": SELECTION.exclude}
-    env |= {"AUTOBAHN_QUICK": "0"}
-    agent = agent_name()
     echo_server_log = REPORTS / "echo_server.log"
     with contextlib.ExitStack() as cleanup:
         url, server = start_echo_server(echo_server_log)
         cleanup.callback(stop, server)
-        client = [sys.executable, str(REPO / "tests" / "autobahn" / "client.py")]
-        runs = {
-            "server": start_suite(
-                "server", [url, str(REPORTS / "server"), agent], echo_server_log, **env
-            ),
-            "client": start_suite(
-                "client",
-                [str(REPORTS / "client"), agent, "--", *client],
-                None,
-                AUTOBAHN_PORT=str(free_port()),
-                **env,
-            ),
-        }
-        for run in runs.values():
-            cleanup.callback(stop, run.process)
+        runs = {"server": start_server_run(url, echo_server_log)}
+        cleanup.callback(stop, runs["server"].process)
+        runs["client"] = start_client_run()
+        for process in (runs["client"].process, runs["client"].stop_when_done):
+            assert process is not None
+            cleanup.callback(stop, process)
         yield runs
         if server.poll() is not None:
             log = (REPORTS / "echo_server.log").read_text(errors="replace")
@@ -219,17 +270,15 @@ def autobahn_runs(require_tool: RequireTool) -> Iterator[dict[str, SuiteRun]]:
 
 
 def check_report(run: SuiteRun) -> None:
-    """Assert that run.sh passed and that every case of its index.json is acceptable."""
+    """Assert that the run ended well and that every case of its index.json is acceptable."""
     status, output = run.wait()
-    summary = run.outdir / "summary.md"
-    if summary.exists():
-        shutil.copyfile(summary, REPORTS / f"{run.mode}-summary.md")
-        print(f"\nAutobahn|Testsuite, fullduplex as the {run.mode} ({run.outdir}):\n")
-        print(summary.read_text())
-    details = f"see {run.outdir}/index.html; run.sh said:\n{output[-3000:]}"
+    details = f"see {run.outdir}/index.html; wstest said:\n{output[-3000:]}"
     index = run.outdir / "index.json"
-    assert index.exists(), f"run.sh exited with {status} and wrote no report; {details}"
+    assert index.exists(), f"the run exited with {status} and wrote no report; {details}"
     cases = json.loads(index.read_text())[agent_name()]
+    summary = summarize(run, cases)
+    (REPORTS / f"{run.mode}-summary.md").write_text(summary)
+    print(f"\nAutobahn|Testsuite, {summary}")
     bad = {
         case_id: f"{result['behavior']}/{result['behaviorClose']}"
         for case_id, result in cases.items()
@@ -242,7 +291,7 @@ def check_report(run: SuiteRun) -> None:
         f"{len(cases)} cases ran instead of {sum(SELECTION.group_counts.values())}; "
         f"cases per group: {group_counts}, expected {SELECTION.group_counts}; {details}"
     )
-    assert status == 0, f"run.sh exited with {status}; {details}"
+    assert status == 0, f"the run exited with {status}; {details}"
     peer_output = run.peer_log.read_text(errors="replace")
     assert SPEEDUPS_LINE in peer_output, (
         f"fullduplex's side did not print {SPEEDUPS_LINE!r}; {run.peer_log} says:\n"

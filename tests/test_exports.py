@@ -14,6 +14,8 @@ import fullduplex.sync
 
 # The protocol types an application meets without driving the sans-I/O layer itself.
 PROTOCOL_NAMES = {"CloseCode", "Headers", "Request", "Response", "State"}
+# What an application needs to put sessions and endpoints on one port.
+TRANSPORT_NAMES = {"Router", "Session", "Endpoint", "HTTPExchange"}
 
 
 def test_top_level_is_the_union_of_the_public_modules() -> None:
@@ -23,6 +25,7 @@ def test_top_level_is_the_union_of_the_public_modules() -> None:
         | set(fullduplex.io.dom.__all__)
         | {"WebSocket", "sync"}
         | PROTOCOL_NAMES
+        | TRANSPORT_NAMES
     )
     assert set(fullduplex.__all__) == expected
 
@@ -43,6 +46,14 @@ def test_every_module_declares_all() -> None:
         if not hasattr(module, "__all__"):
             missing.append(module_info.name)
     assert not missing, f"modules without __all__: {missing}"
+
+
+def test_transport_names_come_from_fullduplex_transports() -> None:
+    import fullduplex.transports
+
+    assert set(fullduplex.transports.__all__) >= TRANSPORT_NAMES
+    for name in TRANSPORT_NAMES:
+        assert getattr(fullduplex, name) is getattr(fullduplex.transports, name)
 
 
 def test_sync_is_the_blocking_client() -> None:

@@ -1,8 +1,9 @@
 """fullduplex: the WebSocket protocol, and what real-time web applications need, for Python.
 
 The sans-I/O protocol lives in `fullduplex.protocol`; the asyncio server and client are
-re-exported here: `serve`, `connect`; so are the browser's interface, `WebSocket`, and the
-blocking client, `fullduplex.sync`.
+re-exported here: `serve`, `connect`; so are the browser's interface, `WebSocket`, the
+blocking client, `fullduplex.sync`, and the `Router` that puts WebSocket routes, transports
+such as SockJS, HTTP routes and static files on one `serve` port.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .exceptions import (
     HTTPError,
     InvalidHandshake,
     InvalidPayload,
+    InvalidRedirect,
     InvalidRequest,
     InvalidResponse,
     InvalidState,
@@ -27,12 +29,16 @@ from .exceptions import (
     NegotiationError,
     PolicyViolation,
     ProtocolViolation,
+    ProxyError,
 )
 from .io.asyncio import (
+    Backoff,
     ClientConnection,
     Data,
     Handler,
     Message,
+    MessageCallback,
+    Options,
     RequestHook,
     Server,
     ServerConnection,
@@ -56,6 +62,7 @@ from .io.dom import (
     MessageEvent,
 )
 from .protocol import CloseCode, Headers, Request, Response, State
+from .transports import Endpoint, HTTPExchange, Router, Session
 
 __all__ = [
     # asyncio server and client
@@ -70,8 +77,16 @@ __all__ = [
     "RequestHook",
     "Message",
     "Data",
+    "MessageCallback",
+    "Options",
     "WebSocketURI",
     "parse_uri",
+    "Backoff",
+    # one port for WebSocket, polling transports, HTTP routes and files
+    "Router",
+    "Session",
+    "Endpoint",
+    "HTTPExchange",
     # the blocking client
     "sync",
     # the browser's WebSocket interface (WHATWG)
@@ -98,6 +113,7 @@ __all__ = [
     "HeadersTooLarge",
     "InvalidResponse",
     "InvalidStatus",
+    "InvalidRedirect",
     "NegotiationError",
     "ProtocolViolation",
     "InvalidPayload",
@@ -106,6 +122,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
+    "ProxyError",
     "InvalidState",
     "HTTPError",
     "BodyTooLarge",

@@ -6,7 +6,7 @@ Usage: python tests/asgi/autobahn_echo_app.py PORT
 Echoes text as text and binary as binary on ws://127.0.0.1:PORT/, with permessage-deflate
 (uvicorn's default) and a 32 MiB size limit, since cases 9.* send messages of up to 16 MiB.
 Keepalive pings are off: a case waits on wstest's side, not on ours. Prints whether the
-compiled extension (fullduplex._speedups) is in use, as tests/autobahn/echo_server.py does.
+compiled extension (fullduplex.protocol._speedups) is in use, as tests/autobahn/echo_server.py does.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from fullduplex.asgi import WebSocketProtocol
-from fullduplex.protocol import _mask
+from fullduplex.protocol import _compiled
 
 
 async def echo(websocket: WebSocket) -> None:
@@ -41,8 +41,8 @@ app = Starlette(routes=[WebSocketRoute("/", echo)])
 
 
 def main(port: int) -> None:
-    speedups = _mask.apply_mask.__module__ == "fullduplex._speedups"
-    print(f"fullduplex._speedups in use: {speedups}", flush=True)
+    speedups = _compiled.apply_mask.__module__ == "fullduplex.protocol._speedups"
+    print(f"fullduplex.protocol._speedups in use: {speedups}", flush=True)
     uvicorn.run(
         app,
         host="127.0.0.1",

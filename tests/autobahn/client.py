@@ -1,10 +1,10 @@
-"""Client tested by Autobahn|Testsuite's fuzzingserver, started by shared/tools/autobahn/run.sh.
+"""Client tested by Autobahn|Testsuite's fuzzingserver, started by tests/test_autobahn.py.
 
 Usage: AUTOBAHN_URL=ws://127.0.0.1:9001 AUTOBAHN_AGENT=fullduplex python tests/autobahn/client.py
 
 Asks for the number of cases, runs each one (echoing every message, text as text and binary
 as binary, until the fuzzingserver closes), then asks the fuzzingserver to write its reports.
-Prints whether the compiled extension (fullduplex._speedups) is in use, which
+Prints whether the compiled extension (fullduplex.protocol._speedups) is in use, which
 tests/test_autobahn.py checks against the pass it runs in.
 """
 
@@ -15,15 +15,15 @@ import os
 from urllib.parse import quote
 
 import fullduplex
-from fullduplex.protocol import _mask
+from fullduplex.protocol import _compiled
 
 URL = os.environ["AUTOBAHN_URL"]
 AGENT = quote(os.environ["AUTOBAHN_AGENT"])
 
 
 def speedups_in_use() -> bool:
-    # protocol/_mask.py takes all of its functions from the extension, or none.
-    return _mask.apply_mask.__module__ == "fullduplex._speedups"
+    # protocol/_compiled.py takes all of its functions from the extension, or none.
+    return _compiled.apply_mask.__module__ == "fullduplex.protocol._speedups"
 
 
 def connect(path: str):
@@ -41,7 +41,7 @@ async def run_case(case: int) -> None:
 
 
 async def main() -> None:
-    print(f"fullduplex._speedups in use: {speedups_in_use()}", flush=True)
+    print(f"fullduplex.protocol._speedups in use: {speedups_in_use()}", flush=True)
     async with connect("/getCaseCount") as ws:
         count = int(await ws.recv())
     print(f"running {count} cases as agent {AGENT}", flush=True)

@@ -4,7 +4,7 @@ Usage: python tests/autobahn/echo_server.py PORT
 
 Echoes text as text and binary as binary on ws://127.0.0.1:PORT, with permessage-deflate
 (on by default) and a 32 MiB size limit, since cases 9.* send messages of up to 16 MiB.
-Prints whether the compiled extension (fullduplex._speedups) is in use, which
+Prints whether the compiled extension (fullduplex.protocol._speedups) is in use, which
 tests/test_autobahn.py checks against the pass it runs in.
 """
 
@@ -13,12 +13,12 @@ from __future__ import annotations
 import sys
 
 import fullduplex
-from fullduplex.protocol import _mask
+from fullduplex.protocol import _compiled
 
 
 def speedups_in_use() -> bool:
-    # protocol/_mask.py takes all of its functions from the extension, or none.
-    return _mask.apply_mask.__module__ == "fullduplex._speedups"
+    # protocol/_compiled.py takes all of its functions from the extension, or none.
+    return _compiled.apply_mask.__module__ == "fullduplex.protocol._speedups"
 
 
 async def echo(ws: fullduplex.ServerConnection) -> None:
@@ -27,7 +27,7 @@ async def echo(ws: fullduplex.ServerConnection) -> None:
 
 
 async def main(port: int) -> None:
-    print(f"fullduplex._speedups in use: {speedups_in_use()}", flush=True)
+    print(f"fullduplex.protocol._speedups in use: {speedups_in_use()}", flush=True)
     async with fullduplex.serve(echo, "127.0.0.1", port, max_size=2**25) as server:
         await server.serve_forever()
 

@@ -16,8 +16,8 @@ import websockets.asyncio.client
 
 import fullduplex
 
-from .conftest import TLSFiles
-from .support import read_banner, run_cli, started_cli
+from ..conftest import TestCA
+from .support import TIMEOUT_S, read_banner, run_cli, started_cli
 
 LOG_LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d 127\.0\.0\.1:\d+ (?P<path>\S+) "
@@ -40,6 +40,16 @@ async def log_lines(
         elif others is not None:
             others.append(line)
     return found
+
+
+async def stderr_line_containing(process: asyncio.subprocess.Process, text: str) -> str:
+    """Read the server's stderr up to the first line that contains ``text``; return that line."""
+    assert process.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(process.stderr.readline(), TIMEOUT_S)).decode()
+        assert line, f"stderr ended before a line with {text!r}"
+        if text in line:
+            return line
 
 
 async def stop(process: asyncio.subprocess.Process, signum: int = signal.SIGTERM) -> int:
@@ -201,7 +211,7 @@ async def test_serve_exits_1_when_the_port_is_taken() -> None:
         assert await stop(first) == 0
 
 
-async def test_serve_over_tls(tls: TLSFiles) -> None:
+async def test_serve_over_tls(tls: TestCA) -> None:
     args = ["--tls-cert", str(tls.cert_pem), "--tls-key", str(tls.key_pem), "--port", "0"]
     async with started_cli("serve", "--echo", *args) as server:
         assert server.stderr is not None
@@ -288,6 +298,6 @@ async def test_serve_exits_at_once_on_a_second_signal(tmp_path: Path) -> None:
         url = f"ws://127.0.0.1:{await read_banner(server)}/"
         async with fullduplex.connect(url):
             server.send_signal(signal.SIGINT)
-            await asyncio.sleep(0.5)
+            await stderr_line_containing(server, "stopping: closing 1 connections")
             server.send_signal(signal.SIGINT)
             assert await asyncio.wait_for(server.wait(), 3) == 130

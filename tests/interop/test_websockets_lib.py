@@ -95,8 +95,6 @@ async def test_fullduplex_client_talks_to_websockets_server(case: Case, interop:
         await interop.connect(case, peer, server.sockets[0].getsockname()[1])
 
 
-
-
 async def test_fullduplex_server_accepts_compressed_message_of_max_size(interop: Interop) -> None:
     message = os.urandom(DEFAULT_MAX_SIZE)
 

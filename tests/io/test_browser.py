@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import trustme
 
 from fullduplex import (
     Blob,
@@ -36,6 +35,7 @@ from fullduplex import (
     serve,
 )
 
+from ..conftest import TestCA
 from .peers import Holder, RawPeer, serve_raw
 from .whatwg_server import Ports, scripted_server
 
@@ -663,14 +663,9 @@ async def test_an_unreferenced_websocket_lives_until_its_close_event(ports: Port
 # --- TLS ----------------------------------------------------------------------------------------
 
 
-async def test_wss_with_the_given_ssl_context() -> None:
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    async with scripted_server(ssl=server_context) as ports:
-        ws = WebSocket(f"wss://127.0.0.1:{ports.port}/echo", ssl=client_context)
+async def test_wss_with_the_given_ssl_context(tls: TestCA) -> None:
+    async with scripted_server(ssl=tls.server_context) as ports:
+        ws = WebSocket(f"wss://127.0.0.1:{ports.port}/echo", ssl=tls.client_context)
         assert ws.url == f"wss://127.0.0.1:{ports.port}/echo"
         recorder = Recorder(ws)
         ws.onopen = lambda event: ws.send("over TLS")

@@ -18,10 +18,13 @@ def parse_messages_implementation(
     """
     if request.param == "compiled":
         try:
-            from fullduplex._speedups import parse_messages
+            from fullduplex.protocol._speedups import parse_messages
         except ImportError:
-            pytest.skip("fullduplex._speedups is not built; rebuild: setup.py build_ext --inplace")
-        monkeypatch.setattr(frames, "parse_messages", parse_messages)
+            pytest.skip(
+                "fullduplex.protocol._speedups is not built; rebuild: "
+                "FULLDUPLEX_BUILD_SPEEDUPS=require .venv/bin/pip install -e ."
+            )
+        monkeypatch.setattr(frames, "_take_messages", parse_messages)
     else:
-        monkeypatch.setattr(frames, "parse_messages", None)
+        monkeypatch.setattr(frames, "_take_messages", frames._take_messages_python)
     return str(request.param)

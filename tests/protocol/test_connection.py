@@ -40,6 +40,7 @@ from fullduplex.protocol import (
     State,
     TextReceived,
 )
+from fullduplex.protocol.connection import _Input, _Phase, _transitions
 from fullduplex.protocol.extensions.permessage_deflate import (
     ClientPerMessageDeflate,
     ServerPerMessageDeflate,
@@ -49,8 +50,9 @@ from fullduplex.protocol.frames import (
     FrameParser,
     Opcode,
     parse_close_payload,
-    serialize_frame,
 )
+
+from ..wire import encode_frame
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 REQUEST = (
@@ -108,11 +110,11 @@ def conn(role: str) -> Connection:
 def from_peer(conn: Connection, opcode: int, payload: bytes = b"", **options: bool) -> bytes:
     """The bytes of a frame as ``conn``'s peer sends it: masked when ``conn`` is a server."""
     mask = None if conn.is_client else os.urandom(4)
-    return b"".join(serialize_frame(opcode, payload, mask=mask, **options))
+    return encode_frame(opcode, payload, mask=mask, **options)
 
 
 def raw_from_peer(conn: Connection, first_byte: int, payload: bytes = b"") -> bytes:
-    """A frame with any first byte (FIN, RSV1-3, opcode), for what serialize_frame can't write."""
+    """A frame with any first byte (FIN, RSV1-3, opcode), whatever the opcode."""
     assert len(payload) < 126
     if conn.is_client:
         return bytes([first_byte, len(payload)]) + payload
@@ -450,6 +452,32 @@ def test_client_waits_for_server_to_close_transport_after_closing_handshake() ->
         True,
         True,
     )
+
+
+def test_client_ignores_a_second_close_frame_while_waiting_for_the_server_to_hang_up() -> None:
+    client = open_connection("client")
+    client.receive_data(from_peer(client, Opcode.CLOSE, close_payload(1001, "first")))
+    assert client.events_received() == [CloseReceived(1001, "first")]
+    client.data_to_send()
+    client.receive_data(from_peer(client, Opcode.CLOSE, close_payload(1000, "second")))
+    assert client.events_received() == []
+    assert (client.close_code, client.close_reason) == (1001, "first")
+    assert not client.should_close_transport
+
+
+@pytest.mark.parametrize("is_client", [True, False])
+def test_every_closing_phase_is_reachable_and_ends_closed_on_eof(is_client: bool) -> None:
+    table = _transitions(is_client=is_client)
+    reached = {_Phase.CONNECTING}
+    frontier = [_Phase.CONNECTING]
+    while frontier:
+        for phase in table[frontier.pop()].values():
+            if phase not in reached:
+                reached.add(phase)
+                frontier.append(phase)
+    awaits_eof = {_Phase.AWAITING_EOF} if is_client else set()
+    assert reached == set(_Phase) - ({_Phase.AWAITING_EOF} - awaits_eof)
+    assert all(moves[_Input.EOF] is _Phase.CLOSED for moves in table.values())
 
 
 def test_connection_still_receives_messages_after_sending_close(conn: Connection) -> None:
@@ -804,8 +832,7 @@ def test_connection_delivers_message_before_one_with_rsv_bit_then_fails_with_100
 def test_server_delivers_masked_message_then_fails_on_unmasked_frame_with_1002() -> None:
     server = open_connection("server")
     server.receive_data(
-        b"".join(serialize_frame(Opcode.TEXT, b"masked", mask=b"abcd"))
-        + b"".join(serialize_frame(Opcode.TEXT, b"unmasked"))
+        encode_frame(Opcode.TEXT, b"masked", mask=b"abcd") + encode_frame(Opcode.TEXT, b"unmasked")
     )
     assert expect_failure(server, 1002) == [TextReceived("masked")]
 
@@ -814,8 +841,8 @@ def test_server_delivers_masked_message_then_fails_on_unmasked_frame_with_1002()
 def test_client_delivers_unmasked_message_then_fails_on_masked_frame_with_1002() -> None:
     client = open_connection("client")
     client.receive_data(
-        b"".join(serialize_frame(Opcode.BINARY, b"unmasked"))
-        + b"".join(serialize_frame(Opcode.BINARY, b"masked", mask=b"abcd"))
+        encode_frame(Opcode.BINARY, b"unmasked")
+        + encode_frame(Opcode.BINARY, b"masked", mask=b"abcd")
     )
     assert expect_failure(client, 1002) == [BinaryReceived(b"unmasked")]
 

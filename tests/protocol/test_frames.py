@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fullduplex.exceptions import InvalidPayload, MessageTooBig, ProtocolViolation
-from fullduplex.protocol._mask import _apply_mask_python
+from fullduplex.protocol._compiled import _apply_mask_python
 from fullduplex.protocol.events import BinaryReceived, Event, TextReceived
 from fullduplex.protocol.frames import (
     MAX_CONTROL_PAYLOAD,
@@ -25,13 +25,20 @@ from fullduplex.protocol.frames import (
     serialize_frame,
 )
 
+from ..wire import encode_frame
+
 MASK = bytes([0x37, 0xFA, 0x21, 0x3D])  # the masking key of RFC 6455 §5.7's examples
 UNLIMITED = 2**63 - 1
 RESERVED_OPCODES = [0x3, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF]
 
 
-def wire(opcode: int, payload: bytes, **options: object) -> bytes:
+def serialized(opcode: int, payload: bytes, **options: object) -> bytes:
+    """The bytes of the library's own serializer, for the tests of `serialize_frame`."""
     return b"".join(serialize_frame(opcode, payload, **options))  # type: ignore[arg-type]
+
+
+# Parser input comes from the suite's own encoder (tests/wire.py), never from serialize_frame.
+wire = encode_frame
 
 
 def parse_all(data: bytes, *, expect_masked: bool, max_payload: int = UNLIMITED) -> list[Frame]:
@@ -93,12 +100,12 @@ def test_parser_reads_rfc_fragmented_example() -> None:
 def test_serializer_writes_rfc_examples(
     opcode: int, payload: bytes, mask: bytes | None, expected: str
 ) -> None:
-    assert wire(opcode, payload, mask=mask) == bytes.fromhex(expected)
+    assert serialized(opcode, payload, mask=mask) == bytes.fromhex(expected)
 
 
 def test_serializer_writes_rfc_256_byte_and_64_kib_headers() -> None:
-    assert wire(Opcode.BINARY, bytes(256)).startswith(bytes.fromhex("827e0100"))
-    assert wire(Opcode.BINARY, bytes(65536)).startswith(bytes.fromhex("827f0000000000010000"))
+    assert serialized(Opcode.BINARY, bytes(256)).startswith(bytes.fromhex("827e0100"))
+    assert serialized(Opcode.BINARY, bytes(65536)).startswith(bytes.fromhex("827f0000000000010000"))
 
 
 # --- payload length encodings: 7, 7+16 and 7+64 bits -------------------------------------
@@ -113,7 +120,7 @@ def test_serializer_uses_shortest_header_at_length_boundaries(
     length: int, header_size: int, mask: bytes | None
 ) -> None:
     payload = bytes(range(256)) * (length // 256) + bytes(range(length % 256))
-    data = wire(Opcode.BINARY, payload, mask=mask)
+    data = serialized(Opcode.BINARY, payload, mask=mask)
     mask_size = 0 if mask is None else 4
     assert len(data) == header_size + mask_size + length
     assert data[0] == 0x82
@@ -181,7 +188,7 @@ def test_parser_reports_fin_and_every_rsv_bit() -> None:
 
 
 def test_serializer_sets_rsv1_and_clears_fin() -> None:
-    assert wire(Opcode.TEXT, b"", fin=False, rsv1=True) == b"\x41\x00"
+    assert serialized(Opcode.TEXT, b"", fin=False, rsv1=True) == b"\x41\x00"
 
 
 # --- masking (RFC 6455 §5.1, §5.3) ---------------------------------------------------------
@@ -447,6 +454,17 @@ def frames(draw: st.DrawFn) -> tuple[Frame, bytes | None]:
     return Frame(opcode, payload, fin, rsv1), mask
 
 
+@given(frames())
+def test_serializer_agrees_with_the_suites_own_encoder(
+    frame_and_mask: tuple[Frame, bytes | None],
+) -> None:
+    frame, mask = frame_and_mask
+    options = {"fin": frame.fin, "rsv1": frame.rsv1, "mask": mask}
+    assert serialized(frame.opcode, frame.payload, **options) == encode_frame(
+        frame.opcode, frame.payload, **options
+    )
+
+
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({cut % (len(data) + 1) for cut in cuts})
     return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
@@ -458,7 +476,7 @@ def test_parse_inverts_serialize_for_any_chunking(
     frame_and_mask: tuple[Frame, bytes | None], cuts: list[int]
 ) -> None:
     frame, mask = frame_and_mask
-    data = wire(frame.opcode, frame.payload, fin=frame.fin, rsv1=frame.rsv1, mask=mask)
+    data = serialized(frame.opcode, frame.payload, fin=frame.fin, rsv1=frame.rsv1, mask=mask)
     parser = FrameParser(expect_masked=mask is not None)
     parsed = []
     for chunk in split(data, cuts):
@@ -478,7 +496,9 @@ def test_parse_inverts_serialize_for_frame_sequences(
 ) -> None:
     mask = MASK if masked else None
     sent = [frame for frame, _ in frames_and_masks]
-    data = b"".join(wire(f.opcode, f.payload, fin=f.fin, rsv1=f.rsv1, mask=mask) for f in sent)
+    data = b"".join(
+        serialized(f.opcode, f.payload, fin=f.fin, rsv1=f.rsv1, mask=mask) for f in sent
+    )
     parser = FrameParser(expect_masked=masked)
     parsed = []
     for chunk in split(data, cuts):
@@ -512,6 +532,8 @@ def test_parser_only_raises_protocol_violation_on_garbage(
 
 
 # --- next_messages: whole messages in one plain frame, straight to events --------------------
+
+MESSAGE_TYPES = (TextReceived, BinaryReceived)
 
 TEXT_AND_BINARY = [
     (Opcode.TEXT, b"", TextReceived("")),
@@ -552,7 +574,7 @@ def parse_with(
         parser.feed(chunk)
         for _ in range(len(chunk) + 1):  # every frame is at least 2 bytes: this ends the loop
             if use_next_messages:
-                parser.next_messages(max_payload, results)
+                parser.next_messages(max_payload, results, *MESSAGE_TYPES)
             try:
                 frame = parser.next_frame(max_payload)
             except ProtocolViolation as exc:
@@ -573,13 +595,13 @@ def test_next_messages_reads_messages_split_at_every_byte_boundary(masked: bool)
         parser = FrameParser(expect_masked=masked)
         events: list[Event] = []
         parser.feed(data[:cut])
-        first = parser.next_messages(UNLIMITED, events)
+        first = parser.next_messages(UNLIMITED, events, *MESSAGE_TYPES)
         assert first == len(events)
         parser.feed(data[cut:])
-        assert parser.next_messages(UNLIMITED, events) == len(expected) - first
+        assert parser.next_messages(UNLIMITED, events, *MESSAGE_TYPES) == len(expected) - first
         assert events == expected, cut
         assert parser.buffered == 0
-        assert parser.next_messages(UNLIMITED, events) == 0
+        assert parser.next_messages(UNLIMITED, events, *MESSAGE_TYPES) == 0
 
 
 @pytest.mark.usefixtures("parse_messages_implementation")
@@ -595,7 +617,7 @@ def test_next_messages_reads_every_length_encoding(size: int, masked: bool) -> N
         + wire_as_peer(Opcode.TEXT, text.encode(), masked=masked)
     )
     events: list[Event] = []
-    assert parser.next_messages(size, events) == 2
+    assert parser.next_messages(size, events, *MESSAGE_TYPES) == 2
     assert events == [BinaryReceived(binary), TextReceived(text)]
     assert parser.buffered == 0
 
@@ -627,10 +649,10 @@ def test_next_messages_stops_at_a_frame_for_next_frame_and_leaves_it_intact(othe
     parser = FrameParser(expect_masked=True)
     parser.feed(before + other + after)
     events: list[Event] = []
-    assert parser.next_messages(100, events) == 1
+    assert parser.next_messages(100, events, *MESSAGE_TYPES) == 1
     assert events == [TextReceived("before")]
     assert parser.buffered == len(other) + len(after)
-    assert parser.next_messages(100, events) == 0
+    assert parser.next_messages(100, events, *MESSAGE_TYPES) == 0
     # next_frame sees the frame exactly as a parser that never called next_messages.
     alone = FrameParser(expect_masked=True)
     alone.feed(other + after)
@@ -657,7 +679,9 @@ def test_feed_messages_takes_messages_from_a_reused_read_buffer_at_every_cut(mas
         read_buffer = bytearray(len(data))
         for chunk in (data[:cut], data[cut:]):
             read_buffer[: len(chunk)] = chunk
-            parser.feed_messages(memoryview(read_buffer)[: len(chunk)], UNLIMITED, events)
+            parser.feed_messages(
+                memoryview(read_buffer)[: len(chunk)], UNLIMITED, events, *MESSAGE_TYPES
+            )
             read_buffer[:] = b"\xff" * len(read_buffer)  # the next read overwrites it
         assert events == expected, cut
         assert parser.buffered == 0
@@ -669,11 +693,11 @@ def test_feed_messages_buffers_what_follows_the_messages() -> None:
     data = wire(Opcode.TEXT, b"one", mask=MASK) + ping + wire(Opcode.TEXT, b"two", mask=MASK)
     parser = FrameParser(expect_masked=True)
     events: list[Event] = []
-    assert parser.feed_messages(data, UNLIMITED, events) == 1
+    assert parser.feed_messages(data, UNLIMITED, events, *MESSAGE_TYPES) == 1
     assert events == [TextReceived("one")]
     assert parser.buffered == len(data) - len(wire(Opcode.TEXT, b"one", mask=MASK))
     assert parser.next_frame(UNLIMITED) == Frame(Opcode.PING, b"p")
-    assert parser.next_messages(UNLIMITED, events) == 1
+    assert parser.next_messages(UNLIMITED, events, *MESSAGE_TYPES) == 1
     assert events == [TextReceived("one"), TextReceived("two")]
 
 
@@ -684,7 +708,7 @@ def test_next_messages_waits_for_an_incomplete_frame() -> None:
         parser = FrameParser(expect_masked=True)
         parser.feed(data[:cut])
         events: list[Event] = []
-        assert parser.next_messages(UNLIMITED, events) == 0
+        assert parser.next_messages(UNLIMITED, events, *MESSAGE_TYPES) == 0
         assert events == []
         assert parser.buffered == cut
         assert parser.next_frame(UNLIMITED) is None
@@ -695,10 +719,10 @@ def test_next_messages_accepts_exactly_max_payload_and_stops_one_byte_over() -> 
     parser = FrameParser(expect_masked=False)
     parser.feed(wire(Opcode.BINARY, bytes(10)) + wire(Opcode.BINARY, bytes(11)))
     events: list[Event] = []
-    assert parser.next_messages(10, events) == 1
-    assert parser.next_messages(0, events) == 0
-    assert parser.next_messages(-1, events) == 0
-    assert parser.next_messages(2**100, events) == 1
+    assert parser.next_messages(10, events, *MESSAGE_TYPES) == 1
+    assert parser.next_messages(0, events, *MESSAGE_TYPES) == 0
+    assert parser.next_messages(-1, events, *MESSAGE_TYPES) == 0
+    assert parser.next_messages(2**100, events, *MESSAGE_TYPES) == 1
     assert events == [BinaryReceived(bytes(10)), BinaryReceived(bytes(11))]
 
 
@@ -711,7 +735,7 @@ def test_next_messages_reads_the_frame_after_a_refused_frame_discarded_as_it_arr
         parser.next_frame(100)
     parser.feed(big[20:] + wire(Opcode.TEXT, b"next", mask=MASK))
     events: list[Event] = []
-    assert parser.next_messages(100, events) == 1
+    assert parser.next_messages(100, events, *MESSAGE_TYPES) == 1
     assert events == [TextReceived("next")]
     assert parser.buffered == 0
 

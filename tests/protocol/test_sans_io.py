@@ -108,3 +108,10 @@ def test_checker_finds_forbidden_import(source: str) -> None:
 def test_checker_allows_pure_import(source: str) -> None:
     path = PROTOCOL_DIR / "extensions" / "permessage_deflate.py"
     assert forbidden_imports(source, path) == []
+
+
+def test_frame_layer_knows_nothing_of_events() -> None:
+    # frames.py builds messages with the types its caller passes (FrameParser.next_messages).
+    path = PROTOCOL_DIR / "frames.py"
+    imported = imported_modules(path.read_text(encoding="utf-8"), path)
+    assert not {name for name in imported if name.startswith("fullduplex.protocol.events")}

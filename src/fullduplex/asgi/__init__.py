@@ -1,11 +1,14 @@
-"""fullduplex under ASGI servers: uvicorn's WebSocket implementation.
+"""fullduplex under ASGI servers.
 
-``uvicorn app:app --ws fullduplex.asgi:WebSocketProtocol`` serves the WebSocket routes of any
-ASGI application (FastAPI, Starlette...) with fullduplex's protocol core; see docs/asgi.md.
+- `mount` serves any `Endpoint` as an ASGI 3 application.
+- `WebSocketProtocol` is uvicorn's WebSocket implementation on fullduplex's protocol core:
+  ``uvicorn app:app --ws fullduplex.asgi:WebSocketProtocol`` serves the WebSocket routes of
+  any ASGI application (FastAPI, Starlette...); see docs/asgi.md.
 """
 
 from __future__ import annotations
 
+from .mount import mount
 from .uvicorn import ClientDisconnected, WebSocketProtocol
 
-__all__ = ["WebSocketProtocol", "ClientDisconnected"]
+__all__ = ["mount", "WebSocketProtocol", "ClientDisconnected"]

@@ -7,14 +7,28 @@ The I/O layer feeds received bytes to `receive_data` (and the end of the stream 
 sends (`send_text`, `send_close` ...) also only queue bytes. Nothing here blocks, sleeps or
 touches a socket; time is the I/O layer's, asked for through `close_expected()`.
 
-States move only forward::
+The public `State` (the WHATWG ``readyState``) moves only forward::
 
     CONNECTING --handshake ok--> OPEN --close sent or received--> CLOSING --EOF--> CLOSED
          \\--handshake failed / EOF--------------------------------------------------^
 
-The table `_TRANSITIONS` lists every allowed move. When the peer breaks the protocol, the
-connection is *failed* (§7.1.7): it queues a close frame with the error's code, drops any
-further data messages, and waits in CLOSING for the peer's close frame or the end of stream.
+Inside, a `_Phase` says where the closing handshake (§7) stands, and the table `_TRANSITIONS`
+lists every move, for each role, as ``phase --input--> phase``:
+
+- OPEN --close sent--> CLOSE_SENT: wait for the peer's close frame (§7.1.2).
+- OPEN --close received--> CLOSE_RECEIVED: the echo goes out at once (§5.5.1) ...
+- ... and once a close frame went each way, the server ends the TCP connection (ENDING), the
+  client waits for it to (AWAITING_EOF; §7.1.1).
+- --failed--> FAILING: the peer broke the protocol, or the application gave up (§7.1.7): a close
+  frame with the error's code is out, further data is dropped, the peer's close is awaited.
+  A second failure, a close frame that cannot be parsed, or text that can never become valid,
+  *gives up* on a clean close: ENDING.
+- ENDING: the I/O layer writes `data_to_send()` and closes the transport
+  (`should_close_transport`).
+- --EOF--> CLOSED, from anywhere.
+
+`close_sent`, `close_received` and `failure` keep what was sent, received and went wrong; only
+`_enter` moves the phase, and it alone sets `state` and `should_close_transport`.
 """
 
 from __future__ import annotations
@@ -84,12 +98,74 @@ class State(enum.IntEnum):
     CLOSED = 3
 
 
-_TRANSITIONS: dict[State, frozenset[State]] = {
-    State.CONNECTING: frozenset({State.OPEN, State.CLOSED}),
-    State.OPEN: frozenset({State.CLOSING, State.CLOSED}),
-    State.CLOSING: frozenset({State.CLOSED}),
-    State.CLOSED: frozenset(),
+class _Phase(enum.Enum):
+    """Where the connection stands, the closing handshake included; `State` is its public view."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSE_SENT = "close sent"  # waiting for the peer's close frame
+    FAILING = "failing"  # failed, close sent, waiting for the peer's close frame
+    CLOSE_RECEIVED = "close received"  # the echo of the peer's close goes out next
+    AWAITING_EOF = "awaiting EOF"  # client: both close frames crossed; the server ends TCP
+    ENDING = "ending"  # the I/O layer closes the transport
+    CLOSED = "closed"
+
+
+class _Input(enum.Enum):
+    """What moves a `_Phase`."""
+
+    HANDSHAKE_SUCCEEDED = "handshake succeeded"
+    ANSWERED_WITHOUT_UPGRADE = "answered without upgrade"  # a refusal, a page, a failure
+    CLOSE_SENT = "close sent"
+    CLOSE_RECEIVED = "close received"
+    FAILED = "failed"
+    GAVE_UP = "gave up"  # no clean close is possible any more
+    EOF = "EOF"
+
+
+def _transitions(*, is_client: bool) -> dict[_Phase, dict[_Input, _Phase]]:
+    """Every move of one role's phases; the roles differ only once both close frames crossed."""
+    both_closed = _Phase.AWAITING_EOF if is_client else _Phase.ENDING
+    table = {
+        _Phase.CONNECTING: {
+            _Input.HANDSHAKE_SUCCEEDED: _Phase.OPEN,
+            _Input.ANSWERED_WITHOUT_UPGRADE: _Phase.CLOSED,
+            _Input.FAILED: _Phase.CLOSED,
+        },
+        _Phase.OPEN: {
+            _Input.CLOSE_SENT: _Phase.CLOSE_SENT,
+            _Input.CLOSE_RECEIVED: _Phase.CLOSE_RECEIVED,
+            _Input.FAILED: _Phase.FAILING,
+        },
+        _Phase.CLOSE_SENT: {_Input.CLOSE_RECEIVED: both_closed, _Input.FAILED: _Phase.FAILING},
+        _Phase.FAILING: {_Input.CLOSE_RECEIVED: both_closed, _Input.GAVE_UP: _Phase.ENDING},
+        _Phase.CLOSE_RECEIVED: {_Input.CLOSE_SENT: both_closed},
+        _Phase.AWAITING_EOF: {_Input.FAILED: _Phase.ENDING, _Input.GAVE_UP: _Phase.ENDING},
+        _Phase.ENDING: {_Input.FAILED: _Phase.ENDING, _Input.GAVE_UP: _Phase.ENDING},
+        _Phase.CLOSED: {_Input.FAILED: _Phase.CLOSED, _Input.GAVE_UP: _Phase.CLOSED},
+    }
+    for moves in table.values():
+        moves[_Input.EOF] = _Phase.CLOSED
+    return table
+
+
+_CLIENT_TRANSITIONS = _transitions(is_client=True)
+_SERVER_TRANSITIONS = _transitions(is_client=False)
+_STATE_OF_PHASE = {
+    _Phase.CONNECTING: State.CONNECTING,
+    _Phase.OPEN: State.OPEN,
+    _Phase.CLOSED: State.CLOSED,
+} | {
+    phase: State.CLOSING
+    for phase in (
+        _Phase.CLOSE_SENT,
+        _Phase.FAILING,
+        _Phase.CLOSE_RECEIVED,
+        _Phase.AWAITING_EOF,
+        _Phase.ENDING,
+    )
 }
+_ENDS_TRANSPORT = frozenset({_Phase.ENDING, _Phase.CLOSED})
 
 _UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
 
@@ -124,6 +200,8 @@ class Connection:
         "close_received",
         "failure",
         "should_close_transport",
+        "_phase",
+        "_transitions",
         "_parser",
         "_events",
         "_output",
@@ -161,6 +239,8 @@ class Connection:
         """Why the connection failed, if it did."""
         self.should_close_transport = False
         """True once the I/O layer should close the transport, after writing `data_to_send()`."""
+        self._phase = _Phase.CONNECTING
+        self._transitions = _CLIENT_TRANSITIONS if is_client else _SERVER_TRANSITIONS
         self._parser = FrameParser(expect_masked=not is_client)
         self._events: list[Event] = []
         self._output: list[Buffer] = []
@@ -176,10 +256,14 @@ class Connection:
 
     # --- state ---------------------------------------------------------------------------
 
-    def _set_state(self, state: State) -> None:
-        if state not in _TRANSITIONS[self.state]:
-            raise AssertionError(f"illegal transition {self.state.name} -> {state.name}")
-        self.state = state
+    def _enter(self, happened: _Input) -> None:
+        """Move to the phase that ``happened`` leads to, per `_TRANSITIONS`."""
+        phase = self._transitions[self._phase].get(happened)
+        if phase is None:
+            raise AssertionError(f"no move from {self._phase.value} on {happened.value}")
+        self._phase = phase
+        self.state = _STATE_OF_PHASE[phase]
+        self.should_close_transport = phase in _ENDS_TRANSPORT
 
     @property
     def close_code(self) -> int | None:
@@ -242,11 +326,12 @@ class Connection:
             return
         parser = self._parser
         if self._takes_plain_messages():
+            # The fast pass, once per read; _parse_frames goes on from the first frame it left.
             budget = min(self.max_message_size, self.max_frame_size)
-            if parser.feed_messages(data, budget, self._events):
+            if parser.feed_messages(data, budget, self._events, TextReceived, BinaryReceived):
                 self._forget_partial_text()
-                if not parser.buffered:
-                    return
+            if not parser.buffered:
+                return
         else:
             parser.feed(data)
         self._parse_frames()
@@ -257,13 +342,9 @@ class Connection:
             return
         if self.state is _CONNECTING:
             self._receive_handshake_eof()
-        self._mark_closed()
-
-    def _mark_closed(self) -> None:
-        """Enter CLOSED (if not there yet) and ask the I/O layer to close the transport."""
-        if self.state is not _CLOSED:
-            self._set_state(_CLOSED)
-        self.should_close_transport = True
+            if self.state is _CLOSED:  # the handshake failed
+                return
+        self._enter(_Input.EOF)
 
     def events_received(self) -> list[Event]:
         """Return and forget the events produced since the last call."""
@@ -355,15 +436,11 @@ class Connection:
             InvalidState: a close frame was already sent, or the handshake has not completed.
         """
         payload = serialize_close_payload(code, reason)
-        if self.state not in (_OPEN, _CLOSING) or self.close_sent is not None:
+        if self._phase not in (_Phase.OPEN, _Phase.CLOSE_RECEIVED):
             raise InvalidState(f"cannot send a close frame: the connection is {self.state.name}")
         self._send_frame(_CLOSE, payload, True, False)
         self.close_sent = (code, reason)
-        if self.state is _OPEN:
-            self._set_state(_CLOSING)
-        if self.close_received is not None and not self.is_client:
-            # RFC 6455 §7.1.1: once both close frames crossed, the server ends the TCP connection.
-            self.should_close_transport = True
+        self._enter(_Input.CLOSE_SENT)
 
     def fail(self, error: FullDuplexError) -> None:
         """Fail the connection (RFC 6455 §7.1.7) because of ``error``.
@@ -373,18 +450,16 @@ class Connection:
         """
         if self.failure is not None:
             # A second error while waiting for the peer's close: give up on a clean close.
-            self.should_close_transport = True
+            self._enter(_Input.GAVE_UP)
             return
         self.failure = error
         self._events.append(ConnectionFailed(error))
-        if self.state is _CONNECTING:
-            self._mark_closed()
-            return
-        if self.close_sent is None and self.state is not _CLOSED:
+        if self._phase is _Phase.OPEN:
             code = getattr(error, "close_code", CloseCode.INTERNAL_ERROR)
-            self.send_close(code, _short_reason(str(error)))
-        if self.close_received is not None:
-            self.should_close_transport = True
+            reason = _short_reason(str(error))
+            self._send_frame(_CLOSE, serialize_close_payload(code, reason), True, False)
+            self.close_sent = (code, reason)
+        self._enter(_Input.FAILED)
 
     def _send_frame(self, opcode: int, payload: Buffer, fin: bool, rsv1: bool) -> None:
         mask = os.urandom(4) if self.is_client else None
@@ -400,26 +475,23 @@ class Connection:
 
     def _start_frames(self, leftover: Buffer) -> None:
         """Enter OPEN after the handshake; parse any frame bytes that came with it."""
-        self._set_state(_OPEN)
+        self._enter(_Input.HANDSHAKE_SUCCEEDED)
         if leftover:
             self._parser.feed(leftover)
             self._parse_frames()
 
     def _parse_frames(self) -> None:
+        """Parse the buffered frames: one frame at a time, then the whole plain messages behind
+        it in one go (`FrameParser.next_messages`), until the buffer holds no complete frame.
+
+        Starts with `next_frame`: the caller ran the fast pass already, or had no reason to.
+        """
         parser = self._parser
+        events = self._events
+        budget = self._frame_budget()
+        # The budget depends on the bytes of the message being received, and only on them.
+        budget_for = len(self._message_parts)
         while not self.should_close_transport:
-            budget = self.max_message_size - len(self._message_parts)
-            if self.extensions:
-                # A compressed frame may be slightly larger than what it inflates to (deflate's
-                # stored blocks); the extension enforces the message limit on inflated bytes.
-                budget += budget // 16 + 1024
-            if self.max_frame_size < budget:
-                budget = self.max_frame_size
-            if self._takes_plain_messages() and parser.next_messages(budget, self._events):
-                self._forget_partial_text()
-                if not parser.buffered:
-                    return
-            # Then one frame of any other kind, or the error of the frame next_messages refused.
             try:
                 frame = parser.next_frame(budget)
                 if frame is None:
@@ -433,7 +505,25 @@ class Connection:
                 self.fail(exc)
                 if parser.refused_opcode == _CLOSE:
                     # The peer sent its (invalid) close frame: it expects no more, so don't wait.
-                    self.should_close_transport = True
+                    self._enter(_Input.GAVE_UP)
+                continue
+            if len(self._message_parts) != budget_for:
+                # A fragment was added to the message, or the message ended.
+                budget = self._frame_budget()
+                budget_for = len(self._message_parts)
+            if self._takes_plain_messages() and parser.next_messages(
+                budget, events, TextReceived, BinaryReceived
+            ):
+                self._forget_partial_text()
+
+    def _frame_budget(self) -> int:
+        """The largest payload the next data frame may carry."""
+        budget = self.max_message_size - len(self._message_parts)
+        if self.extensions:
+            # A compressed frame may be slightly larger than what it inflates to (deflate's
+            # stored blocks); the extension enforces the message limit on inflated bytes.
+            budget += budget // 16 + 1024
+        return min(budget, self.max_frame_size)
 
     def _takes_plain_messages(self) -> bool:
         """Whether a frame with FIN set, no RSV bit and a TEXT or BINARY opcode is a whole
@@ -533,7 +623,7 @@ class Connection:
         except InvalidPayload as exc:
             self.fail(exc)
             # The rest of this frame may never come, so no later close frame can be parsed.
-            self.should_close_transport = True
+            self._enter(_Input.GAVE_UP)
         self._partial_validated += len(chunk)
 
     def _end_message(self) -> None:
@@ -551,21 +641,22 @@ class Connection:
             self._events.append(PingReceived(frame.payload))
         elif opcode == _PONG:
             self._events.append(PongReceived(frame.payload))
-        else:
+        elif self.close_received is None:
             try:
                 code, reason = parse_close_payload(frame.payload)
             except ProtocolViolation as exc:
                 # The peer considers itself closed already: answer, then end the TCP connection.
                 self.fail(exc)
-                self.should_close_transport = True
+                self._enter(_Input.GAVE_UP)
                 return
             self.close_received = (code, reason)
             self._events.append(CloseReceived(code, reason))
+            self._enter(_Input.CLOSE_RECEIVED)
             if self.close_sent is None:
                 # RFC 6455 §5.5.1: echo the code; a fragmented message in progress is dropped.
                 self.send_close(code)
-            elif not self.is_client:
-                self.should_close_transport = True
+        # A second close frame from the peer (RFC 6455 §5.5.1: it sends none after its first) is
+        # ignored: the client reads on until the server ends the TCP connection.
 
 
 def _decode_strictly(decoder: codecs.IncrementalDecoder, chunk: bytes, final: bool) -> None:

@@ -11,19 +11,22 @@ A frame on the wire::
 `FrameParser` turns bytes into `Frame`s; `serialize_frame` turns a frame back into bytes.
 Neither knows about connection state: `connection.py` does. The one shortcut to messages is
 `FrameParser.next_messages`, which turns the common case, a whole message in one plain frame,
-straight into events (in C when the extension is built) and leaves everything else to
-`next_frame` and the connection.
+straight into the caller's message events (in C when the extension is built) and leaves
+everything else to `next_frame` and the connection.
+
+A header is decoded in one place in Python, `_read_header`; the compiled `parse_messages`
+(``_speedups.c``) is its C twin for the frames `next_messages` takes.
 """
 
 from __future__ import annotations
 
 import enum
 import struct
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from ..exceptions import InvalidPayload, MessageTooBig, ProtocolViolation
-from ._mask import apply_mask, parse_messages, unmask_payload
-from .events import BinaryReceived, Event, TextReceived
+from ._compiled import apply_mask, parse_messages, unmask_payload
 
 __all__ = [
     "Opcode",
@@ -114,6 +117,37 @@ _PACK_2 = struct.Struct("!BB").pack
 _PACK_4 = struct.Struct("!BBH").pack
 _PACK_10 = struct.Struct("!BBQ").pack
 
+Buffer = bytes | bytearray | memoryview
+TextMessage = Callable[[str], Any]
+"""What `FrameParser.next_messages` builds a text message with: a one-field tuple subclass."""
+BinaryMessage = Callable[[bytes], Any]
+"""What `FrameParser.next_messages` builds a binary message with: a one-field tuple subclass."""
+
+
+def _read_header(buffer: Buffer, start: int) -> tuple[int, int, int, int] | None:
+    """Decode the frame header at ``buffer[start:]`` (RFC 6455 §5.2).
+
+    Returns:
+        ``(first byte, mask bit, payload length, offset)``, where the mask bit is 0x80 or 0 and
+        ``offset`` is that of the masking key, or of the payload when there is no key; None
+        while the header is incomplete. Nothing is checked: the length may have its most
+        significant bit set.
+    """
+    available = len(buffer) - start
+    if available < 2:
+        return None
+    second = buffer[start + 1]
+    length = second & 0x7F
+    if length < 126:
+        return buffer[start], second & 0x80, length, start + 2
+    if length == 126:
+        if available < 4:
+            return None
+        return buffer[start], second & 0x80, _UNPACK_16(buffer, start + 2)[0], start + 4
+    if available < 10:
+        return None
+    return buffer[start], second & 0x80, _UNPACK_64(buffer, start + 2)[0], start + 10
+
 
 class FrameParser:
     """Incremental frame parser: feed bytes, then pull complete frames.
@@ -144,7 +178,7 @@ class FrameParser:
         self.refused_opcode: int | None = None
         """The opcode of the last frame `next_frame` refused."""
 
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
+    def feed(self, data: Buffer) -> None:
         """Append received bytes."""
         if self._discard:
             skipped = min(self._discard, len(data))
@@ -175,28 +209,14 @@ class FrameParser:
         """
         buffer = self._buffer
         start = self._position
-        available = len(buffer) - start
-        if available < 2:
+        header = _read_header(buffer, start)
+        if header is None:
             return None
-        first = buffer[start]
-        second = buffer[start + 1]
+        first, is_masked, length, offset = header
         opcode = first & 0x0F
-        length = second & 0x7F
-        offset = start + 2
-        if length == 126:
-            if available < 4:
-                return None
-            (length,) = _UNPACK_16(buffer, offset)
-            offset += 2
-        elif length == 127:
-            if available < 10:
-                return None
-            (length,) = _UNPACK_64(buffer, offset)
-            offset += 8
-            if length >> 63:
-                self._discard = 2**63  # the stream cannot be resynchronized
-                raise ProtocolViolation("frame length has its most significant bit set")
-        is_masked = second & 0x80
+        if length >> 63:
+            self._discard = 2**63  # the stream cannot be resynchronized
+            raise ProtocolViolation("frame length has its most significant bit set")
         end = offset + (4 if is_masked else 0) + length
         # Fast path: a data frame within the limit, masked as expected; anything else is checked
         # in full by _header_error.
@@ -224,14 +244,22 @@ class FrameParser:
             (first & 0x10) != 0,
         )
 
-    def next_messages(self, max_payload: int, events: list[Event]) -> int:
+    def next_messages(
+        self,
+        max_payload: int,
+        events: list[Any],
+        text_message: TextMessage,
+        binary_message: BinaryMessage,
+    ) -> int:
         """Turn the whole messages in one plain frame at the head of the buffer into events.
 
         Takes every consecutive complete frame with FIN set, RSV1-3 clear, opcode TEXT or
         BINARY, masked as expected and with at most ``max_payload`` bytes of valid payload (text
-        must be valid UTF-8), and appends a `TextReceived` or `BinaryReceived` for each to
-        ``events``. It stops at the first frame that is incomplete or anything else, invalid
-        frames included: call `next_frame` next, which returns that frame or reports its error.
+        must be valid UTF-8), and appends ``text_message(str)`` or ``binary_message(bytes)`` for
+        each to ``events`` (a list). Both must be one-field tuple subclasses, which the
+        compiled loop fills itself (`TextReceived`, `BinaryReceived`). It stops at the first
+        frame that is incomplete or anything else, invalid frames included: call `next_frame`
+        next, which returns that frame or reports its error.
         Frames are consumed exactly as `next_frame` would consume them.
 
         Only a connection without extensions and between messages may call this: such a frame
@@ -242,7 +270,15 @@ class FrameParser:
         """
         buffer = self._buffer
         count = len(events)
-        start = self._take_messages(buffer, self._position, max_payload, events)
+        start = _take_messages(
+            buffer,
+            self._position,
+            self._mask_bit,
+            max_payload,
+            events,
+            text_message,
+            binary_message,
+        )
         count = len(events) - count
         if count:
             self._position = start
@@ -251,7 +287,12 @@ class FrameParser:
         return count
 
     def feed_messages(
-        self, data: bytes | bytearray | memoryview, max_payload: int, events: list[Event]
+        self,
+        data: Buffer,
+        max_payload: int,
+        events: list[Any],
+        text_message: TextMessage,
+        binary_message: BinaryMessage,
     ) -> int:
         """`feed` ``data``, then take its whole messages in one plain frame as `next_messages`.
 
@@ -264,27 +305,14 @@ class FrameParser:
         """
         if self._position < len(self._buffer) or self._discard:
             self.feed(data)
-            return self.next_messages(max_payload, events)
+            return self.next_messages(max_payload, events, text_message, binary_message)
         count = len(events)
-        taken = self._take_messages(data, 0, max_payload, events)
+        taken = _take_messages(
+            data, 0, self._mask_bit, max_payload, events, text_message, binary_message
+        )
         if taken < len(data):
             self.feed(data[taken:] if taken else data)
         return len(events) - count
-
-    def _take_messages(
-        self,
-        buffer: bytes | bytearray | memoryview,
-        start: int,
-        max_payload: int,
-        events: list[Event],
-    ) -> int:
-        """Append the events of the plain one-frame messages at ``buffer[start:]``; return
-        the position after the last frame taken."""
-        if parse_messages is not None:
-            return parse_messages(
-                buffer, start, self._mask_bit, max_payload, events, TextReceived, BinaryReceived
-            )
-        return self._take_messages_python(buffer, start, max_payload, events)
 
     def _forget_buffer(self) -> None:
         """Empty the buffer once every byte in it was parsed."""
@@ -296,56 +324,6 @@ class FrameParser:
         else:
             self._buffer.clear()
         self._position = 0
-
-    def _take_messages_python(
-        self,
-        buffer: bytes | bytearray | memoryview,
-        start: int,
-        max_payload: int,
-        events: list[Event],
-    ) -> int:
-        """`_take_messages` where the compiled extension is not built."""
-        size = len(buffer)
-        mask_bit = self._mask_bit
-        while size - start >= 2:
-            first = buffer[start]
-            second = buffer[start + 1]
-            # 0x81 and 0x82: FIN, no RSV bits, TEXT or BINARY; and the mask bit RFC 6455 §5.1 asks.
-            if (first != 0x81 and first != 0x82) or second & 0x80 != mask_bit:
-                break
-            length = second & 0x7F
-            offset = start + 2
-            if length == 126:
-                if size - start < 4:
-                    break
-                (length,) = _UNPACK_16(buffer, offset)
-                offset += 2
-            elif length == 127:
-                if size - start < 10:
-                    break
-                (length,) = _UNPACK_64(buffer, offset)
-                offset += 8
-            if length > max_payload:
-                break
-            if mask_bit:
-                end = offset + 4 + length
-                if end > size:
-                    break
-                payload = unmask_payload(buffer, offset, offset + 4, end)
-            else:
-                end = offset + length
-                if end > size:
-                    break
-                payload = bytes(buffer[offset:end])
-            if first == 0x81:
-                try:
-                    events.append(TextReceived(payload.decode()))
-                except UnicodeDecodeError:
-                    break  # next_frame returns this frame, and the connection reports the error
-            else:
-                events.append(BinaryReceived(payload))
-            start = end
-        return start
 
     def _header_error(
         self, first: int, opcode: int, length: int, max_payload: int, is_masked: int
@@ -385,26 +363,67 @@ class FrameParser:
         Lets the caller validate a text frame's UTF-8 before all of it arrived, to fail fast.
         """
         buffer = self._buffer
-        start = self._position
-        available = len(buffer) - start
-        if available < 2:
+        header = _read_header(buffer, self._position)
+        if header is None:
             return None
-        second = buffer[start + 1]
-        length = second & 0x7F
-        mask_start = start + 2 + (2 if length == 126 else 8 if length == 127 else 0)
-        payload_start = mask_start + (4 if second & 0x80 else 0)
+        first, is_masked, _, key_offset = header
+        payload_start = key_offset + (4 if is_masked else 0)
         if len(buffer) <= payload_start + offset:
             return None
-        if second & 0x80:
-            chunk = unmask_payload(buffer, mask_start, payload_start + offset, len(buffer))
+        if is_masked:
+            chunk = unmask_payload(buffer, key_offset, payload_start + offset, len(buffer))
         else:
             chunk = bytes(buffer[payload_start + offset :])
-        return buffer[start] & 0x0F, chunk
+        return first & 0x0F, chunk
+
+
+def _take_messages_python(
+    buffer: Buffer,
+    start: int,
+    mask_bit: int,
+    max_payload: int,
+    events: list[Any],
+    text_message: TextMessage,
+    binary_message: BinaryMessage,
+) -> int:
+    """Append the events of the plain one-frame messages at ``buffer[start:]``; return the
+    position after the last frame taken. The loop of `FrameParser.next_messages`, and the
+    contract of its compiled twin `parse_messages`."""
+    while True:
+        header = _read_header(buffer, start)
+        if header is None:
+            break
+        first, is_masked, length, offset = header
+        # 0x81 and 0x82: FIN, no RSV bits, TEXT or BINARY; and the mask bit RFC 6455 §5.1 asks.
+        if (first != 0x81 and first != 0x82) or is_masked != mask_bit or length > max_payload:
+            break
+        if mask_bit:
+            end = offset + 4 + length
+            if end > len(buffer):
+                break
+            payload = unmask_payload(buffer, offset, offset + 4, end)
+        else:
+            end = offset + length
+            if end > len(buffer):
+                break
+            payload = bytes(buffer[offset:end])
+        if first == 0x81:
+            try:
+                events.append(text_message(payload.decode()))
+            except UnicodeDecodeError:
+                break  # next_frame returns this frame, and the connection reports the error
+        else:
+            events.append(binary_message(payload))
+        start = end
+    return start
+
+
+_take_messages = parse_messages if parse_messages is not None else _take_messages_python
 
 
 def serialize_frame(
     opcode: int,
-    payload: bytes | bytearray | memoryview,
+    payload: Buffer,
     *,
     fin: bool = True,
     rsv1: bool = False,

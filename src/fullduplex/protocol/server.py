@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..exceptions import InvalidRequest, InvalidState
-from .connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, Buffer, Connection, State
+from .connection import (
+    DEFAULT_MAX_FRAGMENTS,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Buffer,
+    Connection,
+    State,
+    _Input,
+)
 from .events import RequestReceived
 from .handshake import (
     ServerNegotiation,
@@ -137,7 +144,7 @@ class ServerProtocol(Connection):
             headers = Headers([*response.headers, ("Connection", "close")])
             response = Response(response.status, headers, response.body, response.reason)
         self._output.append(serialize_response(response))
-        self._mark_closed()
+        self._enter(_Input.ANSWERED_WITHOUT_UPGRADE)
 
     def _pending_request(self) -> Request:
         if self.request is None or self.state is not State.CONNECTING:

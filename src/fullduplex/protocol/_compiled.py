@@ -1,18 +1,16 @@
-"""Masking and unmasking of payloads (RFC 6455 §5.3), and the one place that picks the compiled
-extension (`fullduplex._speedups`) or pure Python for the receive path.
+"""The one place that picks the compiled extension (`fullduplex.protocol._speedups`) or pure
+Python for the hot paths of the frame layer: masking (RFC 6455 §5.3) and whole plain messages.
 
 The pure-Python code is complete on its own: it runs when the extension is not built, and when
-``FULLDUPLEX_NO_SPEEDUPS=1`` asks for it (the test suite's pure-Python pass).
+``FULLDUPLEX_NO_SPEEDUPS=1`` asks for it at run time (the test suite's pure-Python pass).
+Whether the extension is built at all is setup.py's business (``FULLDUPLEX_BUILD_SPEEDUPS``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .events import BinaryReceived, Event, TextReceived
+from typing import Any
 
 __all__ = ["apply_mask", "unmask_payload", "parse_messages"]
 
@@ -49,15 +47,16 @@ parse_messages: (
             int,
             int,
             int,
-            list[Event],
-            type[TextReceived],
-            type[BinaryReceived],
+            list[Any],
+            Callable[[str], Any],
+            Callable[[bytes], Any],
         ],
         int,
     ]
     | None
 )
-"""The compiled loop of `FrameParser.next_messages`, or None where pure Python runs."""
+"""The compiled loop of `FrameParser.next_messages` (its Python twin is `frames._take_messages`),
+or None where pure Python runs."""
 
 if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
     apply_mask = _apply_mask_python
@@ -65,7 +64,7 @@ if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
     parse_messages = None
 else:
     try:
-        from .._speedups import apply_mask, parse_messages, unmask_payload
+        from ._speedups import apply_mask, parse_messages, unmask_payload
     except ImportError:  # not built, or built from an older _speedups.c
         apply_mask = _apply_mask_python
         unmask_payload = _unmask_payload_python

@@ -1,4 +1,5 @@
-from fullduplex.protocol.events import BinaryReceived, Event, TextReceived
+from collections.abc import Callable
+from typing import Any
 
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes: ...
 def unmask_payload(
@@ -9,8 +10,8 @@ def parse_messages(
     position: int,
     mask_bit: int,
     max_payload: int,
-    events: list[Event],
-    text_type: type[TextReceived],
-    binary_type: type[BinaryReceived],
+    events: list[Any],
+    text_type: Callable[[str], Any],
+    binary_type: Callable[[bytes], Any],
     /,
 ) -> int: ...

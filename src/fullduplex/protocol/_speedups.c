@@ -1,9 +1,9 @@
-/* fullduplex._speedups: the compiled receive path of fullduplex.protocol.
+/* fullduplex.protocol._speedups: the compiled receive path of fullduplex.protocol.
  *
  * Three functions, each with a pure-Python twin that defines its contract:
  *
- *     apply_mask(data, mask) -> bytes                          _apply_mask_python (_mask.py)
- *     unmask_payload(buffer, key_offset, start, end) -> bytes  _unmask_payload_python (_mask.py)
+ *     apply_mask(data, mask) -> bytes                          _apply_mask_python (_compiled.py)
+ *     unmask_payload(buffer, key_offset, start, end) -> bytes  _unmask_payload_python (_compiled.py)
  *     parse_messages(buffer, position, mask_bit, max_payload,
  *                    events, text_type, binary_type) -> int    FrameParser.next_messages
  *                                                              (frames.py)
@@ -527,8 +527,8 @@ static PyModuleDef_Slot speedups_slots[] = {
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "fullduplex._speedups",
-    .m_doc = "Compiled helpers for fullduplex; see fullduplex/protocol/_mask.py.",
+    .m_name = "fullduplex.protocol._speedups",
+    .m_doc = "Compiled helpers for fullduplex; see fullduplex/protocol/_compiled.py.",
     .m_size = 0,
     .m_methods = speedups_methods,
     .m_slots = speedups_slots,

@@ -1,7 +1,9 @@
-"""The compiled helpers (fullduplex._speedups) against the pure-Python code they replace.
+"""The compiled helpers (fullduplex.protocol._speedups) against the pure-Python code they replace.
 
-`parse_messages` is also checked against the pure `FrameParser.next_messages` loop in
-tests/protocol/test_frames.py; here are its argument checks and reference counts.
+Every test here needs the built extension, in both passes of the suite; the choice between the
+two is tested in test_compiled.py, which needs no extension. `parse_messages` is also checked
+against the pure `FrameParser.next_messages` loop in tests/protocol/test_frames.py; here are its
+argument checks and reference counts.
 """
 
 from __future__ import annotations
@@ -15,20 +17,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fullduplex.protocol import _mask
-from fullduplex.protocol._mask import _apply_mask_python, _unmask_payload_python
+from fullduplex.protocol._compiled import _apply_mask_python, _unmask_payload_python
 from fullduplex.protocol.events import BinaryReceived, Event, TextReceived
-from fullduplex.protocol.frames import serialize_frame
+
+from ..wire import encode_frame
 
 
 @pytest.fixture(scope="module")
 def speedups() -> ModuleType:
     try:
-        from fullduplex import _speedups
+        from fullduplex.protocol import _speedups
     except ImportError:
         message = (
-            "fullduplex._speedups is not built (no C compiler or no Python headers?); "
-            "rebuild with: .venv/bin/pip install -e ."
+            "fullduplex.protocol._speedups is not built (no C compiler or no Python headers?); "
+            "rebuild with: FULLDUPLEX_BUILD_SPEEDUPS=require .venv/bin/pip install -e ."
         )
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true and {message}", pytrace=False)
@@ -122,17 +124,6 @@ def test_apply_mask_rejects_arguments_that_are_not_bytes_like(speedups: ModuleTy
         speedups.apply_mask(b"data", b"abcd", b"more")
 
 
-def test_protocol_uses_the_compiled_helpers_unless_told_not_to(speedups: ModuleType) -> None:
-    if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
-        assert _mask.apply_mask is _apply_mask_python
-        assert _mask.unmask_payload is _unmask_payload_python
-        assert _mask.parse_messages is None
-    else:
-        assert _mask.apply_mask is speedups.apply_mask
-        assert _mask.unmask_payload is speedups.unmask_payload
-        assert _mask.parse_messages is speedups.parse_messages
-
-
 # --- unmask_payload -------------------------------------------------------------------------
 
 
@@ -175,9 +166,7 @@ MASK_KEY = b"\x0f\xf0\xaa\x55"
 
 
 def masked_stream(*frames: tuple[int, bytes]) -> bytearray:
-    return bytearray(
-        b"".join(b"".join(serialize_frame(op, data, mask=MASK_KEY)) for op, data in frames)
-    )
+    return bytearray(b"".join(encode_frame(op, data, mask=MASK_KEY) for op, data in frames))
 
 
 def test_parse_messages_returns_the_position_after_the_frames_it_took(

@@ -1,0 +1,465 @@
+"""Plain HTTP/1.1 on the WebSocket server's port: keep-alive, bodies, streamed responses.
+
+When `serve` runs an `HTTPApplication` (a router, `fullduplex.transports.Router`), every
+connection starts as an `HTTPConnection`. It parses requests with the sans-I/O
+`HTTPServerProtocol` and runs the application's `serve_http` for each one, one at a time, over
+an `HTTPExchange`. A WebSocket upgrade request, first on the connection or after any number of
+keep-alive requests, is handed over: the transport gets a new `ServerConnection`
+(``transport.set_protocol``), which answers the handshake and runs the application's
+`serve_websocket`. From then on the WebSocket connection is exactly the one a plain WebSocket
+server has: same object, same hot path, same memory.
+
+Without an application, `serve` never creates an `HTTPConnection`: nothing here runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
+
+from ...exceptions import HTTPDisconnect, HTTPError
+from ...protocol.http11 import Headers, Request, Response, serialize_request
+from ...protocol.http_server import (
+    HTTPRequestReceived,
+    HTTPServerProtocol,
+    RequestFailed,
+    is_websocket_upgrade,
+)
+from .exchange import HTTPExchange
+from .native_exchange import NativeExchange
+from .plumbing import _read_buffer
+
+if TYPE_CHECKING:
+    from .server import Server, ServerConnection
+
+__all__ = ["HTTPApplication", "HTTPConnection"]
+
+logger = logging.getLogger("fullduplex")
+
+# While a request is being answered, pipelined bytes beyond this wait in the kernel: reading
+# pauses. This bounds the memory a client can make a connection hold by pipelining.
+_MAX_BUFFERED_BYTES = 64 * 1024
+
+
+@runtime_checkable
+class HTTPApplication(Protocol):
+    """What `serve` needs to serve plain HTTP next to WebSocket on one port.
+
+    `fullduplex.transports.Router` implements it; pass one to `serve` in place of a handler.
+    """
+
+    def refuse_upgrade(self, request: Request) -> Response | None:
+        """Return a response refusing this WebSocket upgrade request (404...), or None to
+        accept it; called before the handshake is answered."""
+
+    def serve_websocket(self, connection: ServerConnection) -> Awaitable[None]:
+        """Serve one accepted WebSocket connection; it closes when the awaitable is done."""
+
+    def serve_http(self, exchange: HTTPExchange) -> Awaitable[None]:
+        """Answer one plain HTTP request."""
+
+
+class HTTPConnection(asyncio.BufferedProtocol):
+    """One client's connection while it speaks plain HTTP; created by `serve`.
+
+    Requests are answered one at a time, in order. Between requests the connection waits at
+    most the server's ``http_keepalive_timeout`` (``open_timeout`` for the first request).
+    While a request is being answered the client's further bytes are kept up to 64 KiB, then
+    reading pauses; a client that goes away meanwhile is noticed as long as reading is on.
+    """
+
+    __slots__ = (
+        "server",
+        "parser",
+        "transport",
+        "_loop",
+        "_exchange",
+        "_idle_handle",
+        "_idle_deadline",
+        "_abort_handle",
+        "_reading_paused",
+        "_data_waiter",
+        "_writing_paused",
+        "_drain_waiter",
+        "_is_closed",
+        "_eof_received",
+        "_is_lingering",
+        "_lost",
+    )
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        options = server.options
+        self.parser = HTTPServerProtocol(
+            max_header_bytes=options.max_header_bytes, max_headers=options.max_headers
+        )
+        self.transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._exchange: NativeExchange | None = None
+        self._idle_handle: asyncio.TimerHandle | None = None
+        self._idle_deadline = 0.0
+        self._abort_handle: asyncio.TimerHandle | None = None
+        self._reading_paused = False
+        self._data_waiter: asyncio.Future[None] | None = None
+        self._writing_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._is_closed = False
+        self._eof_received = False
+        self._is_lingering = False
+        # Created when the server shuts down, to wait for this connection's end.
+        self._lost: asyncio.Future[None] | None = None
+
+    # --- asyncio.BufferedProtocol --------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A cast, not an isinstance check: uvloop's transports don't subclass asyncio's.
+        self.transport = cast(asyncio.Transport, transport)
+        server = self.server
+        if server._closing is not None:
+            transport.close()
+            return
+        write_limit = server.options.write_limit
+        self.transport.set_write_buffer_limits(write_limit, write_limit // 4)
+        server._http_connections.add(self)
+        self._arm_idle_timer(server.options.open_timeout)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._is_lingering:
+            return  # closing: what the client still sends is dropped
+        self.parser.receive_data(_read_buffer()[:nbytes])
+        self._wake_reader()
+        self._advance()
+
+    def eof_received(self) -> bool:
+        if self._is_lingering:
+            return False  # the client closed its side too: asyncio closes the transport
+        self._eof_received = True
+        self.parser.receive_eof()
+        self._wake_reader()
+        exchange = self._exchange
+        if exchange is None:
+            return False  # idle: asyncio closes the transport
+        # The client will send nothing more. A held request takes that for the client going
+        # away; a response already being written still goes out on the half-open stream,
+        # except over TLS, which has no half-open state (asyncio closes it and warns).
+        exchange._mark_disconnected()
+        assert self.transport is not None
+        return self.transport.get_extra_info("sslcontext") is None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._is_closed = True
+        self._cancel_idle_timer()
+        if self._abort_handle is not None:
+            # Dropped, so that the loop does not keep this object until the timer's end.
+            self._abort_handle.cancel()
+            self._abort_handle = None
+        self.server._http_connections.discard(self)
+        if self._exchange is not None:
+            self._exchange._mark_disconnected()
+        self._wake_reader()
+        self._wake_writer()
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake_writer()
+
+    # --- requests ------------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        """Start answering the next request, if one has arrived and none is being answered."""
+        if self._exchange is not None:
+            self._limit_reading()
+            return
+        if self._is_closed:
+            return
+        event = self.parser.next_event()
+        if event is None:
+            return
+        if isinstance(event, RequestFailed):
+            logger.info("%s: bad HTTP request: %s", self._describe_peer(), event.error)
+            self._write(self.parser.refuse(event.error))
+            self._close(has_unread_bytes=True)
+        elif isinstance(event, HTTPRequestReceived):
+            if is_websocket_upgrade(event.request):
+                self._upgrade(event)
+            else:
+                self._start_exchange(event)
+
+    def _start_exchange(self, event: HTTPRequestReceived) -> None:
+        exchange = self._exchange = NativeExchange(self, event)
+        server = self.server
+        assert server.app is not None
+        task = self._loop.create_task(self._serve(server.app, exchange))
+        server._handlers.add(task)
+        task.add_done_callback(server._handlers.discard)
+
+    async def _serve(self, app: HTTPApplication, exchange: NativeExchange) -> None:
+        """Run the application on one request; answer for it when it did not."""
+        try:
+            await app.serve_http(exchange)
+        except HTTPDisconnect:
+            pass
+        except HTTPError as error:
+            # BodyTooLarge (413), a malformed body (400): the peer's fault, answered.
+            logger.info("%s: %s", self._describe_peer(), error)
+            await exchange._fail(int(error.http_status))
+        except asyncio.CancelledError:
+            self._abort()
+            if exchange._taken_writer is not None:
+                exchange._taken_writer.transport.abort()
+            raise
+        except Exception:
+            logger.exception("HTTP handler failed")
+            await exchange._fail(500)
+        else:
+            if exchange._state == "new":
+                logger.error("HTTP handler returned without responding to %s", exchange.request)
+                await exchange._fail(500)
+            elif exchange._state == "streaming":
+                await exchange.end()
+        if exchange._taken_writer is not None:
+            # The handler took the stream over; the connection ends with it.
+            exchange._taken_writer.close()
+            return
+        self._exchange_done(exchange)
+
+    def _exchange_done(self, exchange: NativeExchange) -> None:
+        self._exchange = None
+        parser = self.parser
+        transport = self.transport
+        if self._is_closed or transport is None or transport.is_closing():
+            return
+        if (
+            exchange._state != "done"
+            or parser.must_close
+            or self._eof_received
+            or self.server._closing is not None
+        ):
+            self._close()
+            return
+        parser.start_next_request()
+        self._arm_idle_timer(self.server.http_keepalive_timeout)
+        if self._reading_paused:
+            self._reading_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        self._advance()
+
+    def _upgrade(self, event: HTTPRequestReceived) -> None:
+        """Hand the transport to a `ServerConnection` for a WebSocket upgrade request."""
+        request = event.request
+        server = self.server
+        assert server.app is not None and self.transport is not None
+        if event.http_version != "1.1":
+            # RFC 6455 §4.1: the handshake is an HTTP/1.1 (or later) request.
+            refusal: Response | None = Response(505, [("Content-Type", "text/plain")], b"")
+        else:
+            try:
+                refusal = server.app.refuse_upgrade(request)
+            except Exception:
+                logger.exception("refuse_upgrade failed")
+                refusal = Response(500, [("Content-Type", "text/plain")], b"")
+        if refusal is not None:
+            headers = Headers([*refusal.headers, ("Connection", "close")])
+            self._write(self.parser.respond(refusal.status, headers, refusal.body))
+            self._close()
+            return
+        transport = self.transport
+        # The WebSocket side parses the request again from its bytes: a handshake costs one
+        # parse more, and the WebSocket connection stays exactly what it is without HTTP.
+        data = serialize_request(request) + self.parser.take_buffered()
+        self._cancel_idle_timer()
+        server._http_connections.discard(self)
+        self.transport = None
+        self._is_closed = True
+        connection = server._new_connection()
+        transport.set_protocol(connection)
+        connection.connection_made(transport)
+        if self._reading_paused:
+            transport.resume_reading()
+        connection.protocol.receive_data(data)
+        connection._process_events()
+
+    def _take_over(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Give the transport to an asyncio stream pair; this object lets go of it."""
+        transport = self.transport
+        assert transport is not None
+        reader = asyncio.StreamReader(loop=self._loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=self._loop)
+        buffered = self.parser.take_buffered()
+        self.server._http_connections.discard(self)
+        self.transport = None
+        self._is_closed = True
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if buffered:
+            reader.feed_data(buffered)
+        if self._eof_received:
+            reader.feed_eof()
+        if self._reading_paused:
+            transport.resume_reading()
+        if self._writing_paused:
+            protocol.pause_writing()
+        writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
+        return reader, writer
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _limit_reading(self) -> None:
+        """Stop reading while a request is being answered and pipelined bytes pile up."""
+        if (
+            not self._reading_paused
+            and self.parser.buffered_bytes > _MAX_BUFFERED_BYTES
+            and self.transport is not None
+        ):
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    async def _wait_data(self) -> None:
+        """Wait for more bytes from the client (reading a body).
+
+        Raises:
+            HTTPError: nothing came for ``open_timeout`` seconds (answered with 408).
+        """
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        waiter = self._data_waiter = self._loop.create_future()
+        try:
+            # A client trickling its body (slowloris) holds the request at most this long
+            # per wait.
+            async with asyncio.timeout(self.server.options.open_timeout):
+                await waiter
+        except TimeoutError:
+            error = HTTPError("the request body stopped arriving")
+            error.http_status = HTTPStatus.REQUEST_TIMEOUT
+            raise error from None
+        finally:
+            self._data_waiter = None
+
+    def _wake_reader(self) -> None:
+        waiter = self._data_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _drain(self) -> None:
+        """Wait while the transport's write buffer is above its limit (or until closed)."""
+        while self._writing_paused and not self._is_closed:
+            waiter = self._drain_waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._drain_waiter = None
+
+    def _wake_writer(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _write(self, data: bytes) -> None:
+        transport = self.transport
+        if data and transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _close(self, has_unread_bytes: bool | None = None) -> None:
+        """Close once what was written has gone out; bounded like the WebSocket side.
+
+        Args:
+            has_unread_bytes: whether the client may have sent bytes nobody read; by default,
+                whether part of a request is still waiting.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._is_lingering:
+            return
+        if has_unread_bytes is None:
+            parser = self.parser
+            has_unread_bytes = (
+                parser.buffered_bytes > 0 or not parser.body_done or self._reading_paused
+            )
+        if not has_unread_bytes or self._eof_received or not transport.can_write_eof():
+            transport.close()
+        else:
+            # RFC 9112 §9.6: closing with the client's bytes unread (a refused body, pipelined
+            # requests) makes the kernel send a reset, which can destroy the answer before
+            # the client reads it. Half-close instead, drop what comes, and close when the
+            # client does.
+            self._is_lingering = True
+            transport.write_eof()
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+        # A client that stops reading (or never closes) is cut off after close_timeout.
+        self._cancel_idle_timer()
+        self._abort_handle = self._loop.call_later(self.server.options.close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        if self.transport is not None and not self._is_closed:
+            self.transport.abort()
+
+    def _shut_down(self) -> asyncio.Future[None]:
+        """The server is closing: close an idle connection; end a busy one after its response,
+        and wake a request waiting in `HTTPExchange.wait_disconnected`.
+
+        Returns:
+            A future done once the connection is closed.
+        """
+        lost = self._lost = self._loop.create_future()
+        if self._is_closed:
+            lost.set_result(None)
+        elif self._exchange is None:
+            self._close()
+        else:
+            self.parser.close_after_response()
+            # A held request (a long-poll, a stream) ends as if the client had left.
+            self._exchange._mark_disconnected()
+        return lost
+
+    def _arm_idle_timer(self, delay: float | None) -> None:
+        """Close the connection if no request comes within ``delay`` seconds from now (None:
+        no limit).
+
+        One timer serves many requests: it is moved only when it fires early, rather than
+        cancelled and created again for each request of a busy keep-alive connection.
+        """
+        if delay is None:
+            self._cancel_idle_timer()
+            return
+        deadline = self._idle_deadline = self._loop.time() + delay
+        handle = self._idle_handle
+        if handle is not None and handle.when() > deadline:
+            handle.cancel()  # the first request's timeout was longer
+            handle = None
+        if handle is None:
+            self._idle_handle = self._loop.call_at(deadline, self._idle_timed_out)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+            self._idle_handle = None
+
+    def _idle_timed_out(self) -> None:
+        self._idle_handle = None
+        if self._exchange is not None:
+            return  # busy: the timer starts again once the response is done
+        if self._loop.time() < self._idle_deadline:
+            self._idle_handle = self._loop.call_at(self._idle_deadline, self._idle_timed_out)
+            return
+        logger.debug("%s: idle HTTP connection timed out", self._describe_peer())
+        self._close()
+
+    def _describe_peer(self) -> str:
+        address = self.transport.get_extra_info("peername") if self.transport else None
+        if isinstance(address, tuple) and len(address) >= 2:
+            return f"{address[0]}:{address[1]}"
+        return str(address or "peer")
