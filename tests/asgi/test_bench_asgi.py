@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.timeout_s(360)
 def test_bench_asgi_measures_every_implementation() -> None:
     missing = [tool for tool in ("cc", "taskset") if shutil.which(tool) is None]
     if (os.cpu_count() or 1) < 2:

@@ -77,6 +77,7 @@ def outcomes(report: Path) -> dict[str, tuple[str, str]]:
     return results
 
 
+@pytest.mark.timeout_s(TIMEOUT_S + 360)
 def test_uvicorn_websocket_suite_passes_for_fullduplex_where_it_passes_for_websockets() -> None:
     installed = importlib.metadata.version("uvicorn")
     assert installed == UVICORN_VERSION, f"the test extra pins uvicorn {UVICORN_VERSION}"
