@@ -447,8 +447,9 @@ async def test_tabs_on_every_transport_chat_through_a_cut_and_a_restart(
         assert await ann.page.evaluate("window.injected") is None
 
         SCREENSHOTS.mkdir(exist_ok=True)
-        await ann.page.set_viewport_size({"width": 1100, "height": 640})
-        await ann.page.screenshot(path=str(SCREENSHOTS / "chat.png"))
+        await bob.wait("window.chat.rooms.get('lobby').messages.at(-1).status === 'delivered'")
+        await bob.page.set_viewport_size({"width": 1100, "height": 640})
+        await bob.page.screenshot(path=str(SCREENSHOTS / "chat.png"))
         await eve.page.screenshot(path=str(SCREENSHOTS / "chat-phone.png"))
 
         # Cat's connection is cut for a few seconds; what dev gets meanwhile reaches it once,
@@ -483,5 +484,15 @@ async def test_tabs_on_every_transport_chat_through_a_cut_and_a_restart(
         await eve.say("streaming after the restart")
         await cat.wait_for_text("dev", "streaming after the restart")
         assert (await ann.state())["rooms"]["lobby"]["members"] == ["ann", "bob", "dan"]
+        # Dan switches to another Comet transport; the tab keeps its room and its messages.
+        await dan.page.select_option("#transport-select", "iframe-htmlfile")
+        await dan.wait(
+            "window.chat.transport === 'sockjs iframe-htmlfile' && window.chat.status === 'online'"
+        )
+        await ann.say("to the iframe")
+        await dan.wait_for_text("lobby", "to the iframe")
+        texts = await dan.texts("lobby")
+        assert texts[-2:] == ["after the restart", "to the iframe"]
+        assert len(texts) == len(set(texts))
         for opened in tabs:
             await opened.context.close()

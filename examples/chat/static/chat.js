@@ -151,17 +151,20 @@ function connect() {
   const Link = mode.kind === "socket.io" ? SocketIOLink : SockJSLink;
   setStatus("connecting");
   chat.transport = null;
-  chat.link = new Link(mode, {
-    open: () => hello(),
-    close: (text, isFinal) => {
+  // A link replaced by another one (a new transport) may still report its end: ignore it.
+  let link = null;
+  const ifCurrent = (f) => (...args) => { if (chat.link === link) f(...args); };
+  link = chat.link = new Link(mode, {
+    open: ifCurrent(() => hello()),
+    close: ifCurrent((text, isFinal) => {
       chat.ready = false;
       setStatus(isFinal ? "kicked" : "connecting", text);
-    },
-    event: (name, payload, offset) => {
+    }),
+    event: ifCurrent((name, payload, offset) => {
       if (holding) held.push([name, payload, offset]);
       else dispatch(name, payload, offset);
-    },
-    transport: (name) => { chat.transport = name; showStatus(); },
+    }),
+    transport: ifCurrent((name) => { chat.transport = name; showStatus(); }),
   });
 }
 
