@@ -99,7 +99,7 @@ class Outbox:
         if volatile and len(queue) >= self.volatile_backlog:
             self.dropped_volatile += 1
             return False
-        size = sum(len(message) for message in messages)
+        size = len(messages[0]) if len(messages) == 1 else sum(map(len, messages))
         if (
             len(queue) + len(messages) > self.max_messages
             or self._queued_bytes + size > self.max_bytes

@@ -147,6 +147,11 @@ class Socket:
     in_ = to
 
     @property
+    def volatile(self) -> BroadcastOperator:
+        """A volatile emit to this client alone: dropped if it is behind, never recorded."""
+        return BroadcastOperator(self.namespace, frozenset({self.id}), volatile=True)
+
+    @property
     def broadcast(self) -> BroadcastOperator:
         """A broadcast to every socket of the namespace but this one."""
         return self.namespace.except_(self.id)
@@ -228,7 +233,13 @@ class Socket:
         await self._run_hook("disconnecting", reason)
         recovery = namespace.recovery
         if recovery is not None and self.pid is not None and reason not in _NOT_RECOVERABLE:
-            state = {"sid": self.id, "rooms": sorted(self.rooms), "data": self.data}
+            hub = namespace.hub
+            state = {
+                "sid": self.id,
+                "rooms": sorted(self.rooms),
+                "presence": {room: hub.presence_info(self.id, room) for room in self.rooms},
+                "data": self.data,
+            }
             await namespace.hub.backend.session_save(
                 session_key(namespace, self.pid), state, recovery.max_disconnection_s
             )

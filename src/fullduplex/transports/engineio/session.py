@@ -501,8 +501,7 @@ class EngineIOSession(Session):
                     break
                 await self._receive(packet)
         except ConnectionClosed as closed:
-            # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
-            self._end(1000 if closed.was_clean else 1006, "transport close")
+            self._websocket_closed(closed)
         writer = self._writer
         if writer is not None:
             await writer
@@ -529,10 +528,18 @@ class EngineIOSession(Session):
             if self._state is _State.CLOSING:
                 await websocket.close(_sendable(self._ending_code), self._ending_reason)
                 self._end(self._ending_code, self._ending_reason)
-        except ConnectionClosed:
-            self._end(1006, "transport close")
+        except ConnectionClosed as closed:
+            self._websocket_closed(closed)
         finally:
             self._writer = None
+
+    def _websocket_closed(self, closed: ConnectionClosed) -> None:
+        if self._state is _State.CLOSING:
+            # The application's close is what closed it.
+            self._end(self._ending_code, self._ending_reason)
+        else:
+            # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
+            self._end(1000 if closed.was_clean else 1006, "transport close")
 
     def _finish_upgrade(self, websocket: Session) -> None:
         self._cancel_upgrade()
