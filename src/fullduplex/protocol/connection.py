@@ -12,8 +12,9 @@ The public `State` (the WHATWG ``readyState``) moves only forward::
     CONNECTING --handshake ok--> OPEN --close sent or received--> CLOSING --EOF--> CLOSED
          \\--handshake failed / EOF--------------------------------------------------^
 
-Inside, a `_Phase` says where the closing handshake (§7) stands, and the table `_TRANSITIONS`
-lists every move, for each role, as ``phase --input--> phase``:
+Inside, a `_Phase` says where the closing handshake (§7) stands, and the tables
+`_SERVER_TRANSITIONS` and `_CLIENT_TRANSITIONS` (built by `_transitions`) list every move of
+each role as ``phase --input--> phase``:
 
 - OPEN --close sent--> CLOSE_SENT: wait for the peer's close frame (§7.1.2).
 - OPEN --close received--> CLOSE_RECEIVED: the echo goes out at once (§5.5.1) ...
