@@ -87,6 +87,13 @@ clean:
 .PHONY: bench bench-smoke
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/asgi.py
 
 bench-smoke: $(TEST_STAMP)
 	$(BIN)/python bench/run.py --smoke
+
+# uvicorn's WebSocket implementations behind a FastAPI echo route (bench/asgi.py, about
+# 3 minutes): fullduplex.asgi, websockets-sansio and wsproto; cells (b), (c) and idle memory.
+.PHONY: bench-asgi
+bench-asgi: $(TEST_STAMP)
+	$(BIN)/python bench/asgi.py $(BENCH_ARGS)

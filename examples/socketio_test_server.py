@@ -20,7 +20,6 @@ Then:  ../shared/tools/socketio/run.sh http://127.0.0.1:9700 /tmp/results
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 from typing import Any
@@ -112,4 +111,4 @@ async def main(port: int) -> None:
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 9700))
+        fullduplex.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 9700))

@@ -1,6 +1,7 @@
-"""HTTPConnection and NativeExchange over real sockets on 127.0.0.1: keep-alive, pipelining,
-request bodies and their limits, streamed responses with backpressure, clients that go away,
-the idle timeout, and WebSocket upgrades on a keep-alive connection."""
+"""HTTPConnection (io.asyncio.http) and NativeExchange (io.asyncio.native_exchange) over real
+sockets on 127.0.0.1: keep-alive, pipelining, request bodies and their limits, streamed
+responses with backpressure, clients that go away, the idle timeout, and WebSocket upgrades on
+a keep-alive connection."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from fullduplex import HTTPDisconnect, Request, Response, Server, ServerConnection, serve
 from fullduplex.io.asyncio.exchange import HTTPExchange
-from fullduplex.io.asyncio.http import HTTPApplication, HTTPConnection, NativeExchange
+from fullduplex.io.asyncio.http import HTTPApplication, HTTPConnection
+from fullduplex.io.asyncio.native_exchange import NativeExchange
 
 from ..conftest import TestCA
 from .peers import TEXT, HTTPReply, RawPeer, upgrade_request
@@ -453,6 +455,28 @@ async def test_server_serves_http_and_upgrades_over_tls(tls: TestCA) -> None:
         peer.send_frame(TEXT, b"tls")
         assert (await peer.read_frame()).payload == b"tls"
         await peer.close()
+
+
+async def test_held_request_over_tls_notices_the_client_leaving(
+    tls: TestCA, caplog: pytest.LogCaptureFixture
+) -> None:
+    noticed = asyncio.Event()
+
+    async def hold(exchange: HTTPExchange) -> None:
+        await exchange.start(200, [])
+        await exchange.wait_disconnected()
+        noticed.set()
+
+    async with http_server(hold, ssl=tls.server_context) as server:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=tls.client_context, server_hostname="127.0.0.1"
+        )
+        peer = RawPeer(reader, writer, masks=True)
+        peer.write(get("/poll"))
+        await peer.read_http_response()
+        await peer.close()
+        await noticed.wait()
+    assert "has no effect when using ssl" not in caplog.text
 
 
 def test_server_serves_http_and_upgrades_on_uvloop() -> None:

@@ -162,6 +162,10 @@ class Hub:
         if room != member_id and self._rooms.leave(member_id, room):
             await self._presence.leave(room, member_id)
 
+    def presence_info(self, member_id: str, room: str) -> Any:
+        """What a local member joined ``room`` with (None if it gave nothing or is not there)."""
+        return self._presence.info(room, member_id)
+
     def rooms_of(self, member_id: str) -> frozenset[str]:
         """The rooms a local member is in, its own included."""
         return self._rooms.rooms_of(member_id)

@@ -28,7 +28,7 @@ from .server import echo
 
 
 async def test_polling_handshake_advertises_settings_and_upgrades(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
+    endpoint = make_endpoint(ping_interval_ms=300, ping_timeout_ms=200)
     opened = await handshake(endpoint)
     assert opened.keys() == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
     assert opened["upgrades"] == ["websocket"]
@@ -268,7 +268,7 @@ async def test_other_methods_on_a_session_are_bad_requests(make_endpoint: Any) -
     exchange = await http(endpoint, "PUT", target(EIO="4", transport="polling", sid=sid))
     status, _, body = await exchange.answer()
     assert (status, json.loads(body)["code"]) == (400, 3)
-    assert endpoint.options.ping_interval_ms == 300
+    assert endpoint.options.ping_interval_ms == 10_000
 
 
 async def test_websocket_for_a_session_that_just_ended_is_closed(make_endpoint: Any) -> None:
@@ -291,4 +291,22 @@ async def test_websocket_gone_before_the_open_packet_leaves_no_session(
     await ws.close()
     await endpoint.handle_websocket(ws, "/")
     assert not endpoint.sessions
+    assert not endpoint._handler_tasks
+
+
+async def test_aclose_cancels_a_handler_that_ignores_the_close(make_endpoint: Any) -> None:
+    cancelled = asyncio.Event()
+
+    async def stubborn(session: EngineIOSession) -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            cancelled.set()
+
+    endpoint = make_endpoint(stubborn)
+    sid = (await handshake(endpoint))["sid"]
+    session = endpoint.sessions[sid]
+    await endpoint.aclose(timeout_s=0.05)
+    assert cancelled.is_set()
+    assert (session.close_code, session.close_reason) == (1001, "server shutting down")
     assert not endpoint._handler_tasks

@@ -12,6 +12,7 @@ import pytest
 
 from fullduplex.exceptions import ConnectionClosed
 from fullduplex.transports.engineio import EngineIOSession
+from fullduplex.transports.engineio.session import NOOP_DELAY_S
 
 from .memory import (
     handshake,
@@ -414,3 +415,19 @@ async def test_pong_deadline_counts_from_when_the_ping_was_due(make_endpoint: An
     await asyncio.sleep(0)
     assert session._pong_deadline is not None
     assert session._pong_deadline.when() == pytest.approx(due + 0.05)
+
+
+async def test_poll_held_at_probe_gets_noop_after_a_delay_or_400_after_upgrade(
+    make_endpoint: Any,
+) -> None:
+    endpoint = make_endpoint()
+    sid = (await handshake(endpoint))["sid"]
+    held = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
+    ws, _ = websocket(endpoint, target(EIO="4", transport="websocket", sid=sid))
+    ws.client_send("2probe")
+    assert await ws.client_recv() == "3probe"
+    # A late UPGRADE (frames compressed off the client's event loop) still finds it held.
+    await asyncio.sleep(NOOP_DELAY_S / 2)
+    assert not held.is_answered
+    ws.client_send("5")
+    assert (await held.answer())[0] == 400

@@ -14,7 +14,7 @@ import collections
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 
-from ...exceptions import PolicyViolation
+from ...exceptions import InvalidState, PolicyViolation
 from ...protocol.connection import Connection, State
 from ...protocol.events import (
     BinaryReceived,
@@ -180,12 +180,17 @@ class WebSocketConnection(Keepalive):
             ConnectionClosed: the connection is closing or closed.
             TypeError: ``message`` is neither ``str`` nor ``bytes``.
         """
-        if type(message) is str:
-            self._send(self.protocol.send_text, message)
-        elif type(message) is bytes:
-            self._send(self.protocol.send_binary, message)
-        else:
-            raise TypeError(f"cannot send {type(message).__name__}; use str or bytes")
+        # The protocol is called directly, not through `_send`: this is the hottest path.
+        try:
+            if type(message) is str:
+                self.protocol.send_text(message)
+            elif type(message) is bytes:
+                self.protocol.send_binary(message)
+            else:
+                raise TypeError(f"cannot send {type(message).__name__}; use str or bytes")
+        except InvalidState as exc:
+            raise self._send_refusal(exc) from None
+        self._queued(len(message))
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake and wait until the connection is closed.

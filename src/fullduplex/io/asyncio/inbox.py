@@ -60,26 +60,8 @@ class MessageQueue(WriteBatching):
                 messages go to a callback (`on_message`).
         """
         while not self._messages:
-            if self._closed.done() or self.protocol.close_received is not None:
-                raise self.protocol.closed_error()
-            if self._recv_waiter is not None or self._callback is not None:
-                # Two readers would each get every other message; that is never intended.
-                raise RuntimeError("another coroutine is already receiving on this connection")
-            # Only a later loop turn can bring the next message: this turn's sends are over.
-            self._wrote_this_turn = False
-            waiter = self._recv_waiter = self._loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._recv_waiter = None
-        messages = self._messages
-        assert messages is not None
-        message = messages.popleft()
-        if self._reading_paused and len(messages) <= self.max_queue // 4:
-            self._reading_paused = False
-            if self.transport is not None:
-                self.transport.resume_reading()
-        return message
+            await self._message_waiter()
+        return self._take_message()
 
     def __aiter__(self) -> MessageQueue:
         return self
@@ -90,12 +72,43 @@ class MessageQueue(WriteBatching):
         Raises:
             ConnectionClosedError: the connection closed abnormally.
         """
-        # A method rather than an async generator: no generator object per connection, and
-        # one coroutine less per message.
+        # `recv` written out rather than awaited: one coroutine less per message, and a
+        # method rather than an async generator: no generator object per connection.
         try:
-            return await self.recv()
+            while not self._messages:
+                await self._message_waiter()
         except ConnectionClosedOK:
             raise StopAsyncIteration from None
+        return self._take_message()
+
+    def _message_waiter(self) -> asyncio.Future[None]:
+        """Return the future that the next message (or the closure) completes.
+
+        Raises:
+            ConnectionClosed: the connection is closed and every message was taken.
+            RuntimeError: another coroutine waits already, or messages go to a callback.
+        """
+        if self._closed.done() or self.protocol.close_received is not None:
+            raise self.protocol.closed_error()
+        waiter = self._recv_waiter
+        # A waiter that is done was left by a receiver that was cancelled.
+        if (waiter is not None and not waiter.done()) or self._callback is not None:
+            # Two readers would each get every other message; that is never intended.
+            raise RuntimeError("another coroutine is already receiving on this connection")
+        # Only a later loop turn can bring the next message: this turn's sends are over.
+        self._wrote_this_turn = False
+        waiter = self._recv_waiter = self._loop.create_future()
+        return waiter
+
+    def _take_message(self) -> Message:
+        messages = self._messages
+        assert messages is not None
+        message = messages.popleft()
+        if self._reading_paused and len(messages) <= self.max_queue // 4:
+            self._reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+        return message
 
     def on_message(self, callback: MessageCallback) -> None:
         """Hand every message to ``callback`` from now on, instead of queueing it for `recv`.
@@ -113,7 +126,7 @@ class MessageQueue(WriteBatching):
         Raises:
             RuntimeError: a coroutine is waiting in `recv`.
         """
-        if self._recv_waiter is not None:
+        if self._recv_waiter is not None and not self._recv_waiter.done():
             raise RuntimeError("a coroutine is receiving on this connection with recv")
         self._callback = callback
         messages, self._messages = self._messages, None
@@ -170,8 +183,10 @@ class MessageQueue(WriteBatching):
 
     def _wake_receiver(self) -> None:
         waiter = self._recv_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._recv_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

@@ -83,11 +83,21 @@ class WriteBatching(TransportPlumbing):
         """
         try:
             method(data, fin=fin)
-        except InvalidState:
-            if self.protocol.state is _OPEN and self.protocol.close_sent is None:
-                raise
-            raise self.protocol.closed_error() from None
-        self._unflushed += len(data)
+        except InvalidState as exc:
+            raise self._send_refusal(exc) from None
+        self._queued(len(data))
+
+    def _send_refusal(self, error: InvalidState) -> Exception:
+        """The error a sender should see when the protocol refused to send: `ConnectionClosed`
+        once the connection is closing or closed, else ``error`` (the caller's mistake, such
+        as a message between the fragments of another)."""
+        if self.protocol.state is _OPEN and self.protocol.close_sent is None:
+            return error
+        return self.protocol.closed_error()
+
+    def _queued(self, nbytes: int) -> None:
+        """The protocol queued a message of ``nbytes``: write it now or at the turn's end."""
+        self._unflushed += nbytes
         if self._unflushed >= self.write_limit:
             self._flush()
         elif self._flush_scheduled:
@@ -118,6 +128,8 @@ class WriteBatching(TransportPlumbing):
             return  # whatever is still queued comes after the transport was closed: dropped
         if output:
             transport.writelines(output)
+        if protocol.state is _OPEN:
+            return  # the usual case, and nothing to close or time
         if protocol.should_close_transport:
             self._close_transport(transport)
         elif self._close_handle is None and protocol.close_expected():

@@ -111,7 +111,9 @@ class Socket:
         if self.namespace.recovery is not None:
             await self.namespace.hub.broadcast(event, *args, to=(self.id,))
         else:
-            self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
+            await self._connection.outbox.send(
+                encode(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
+            )
 
     async def call(self, event: str, *args: Any, timeout: float | None = 30.0) -> Any:
         """Send ``event`` and wait for the client's acknowledgement.
@@ -143,6 +145,11 @@ class Socket:
         return self.namespace.to(*rooms).except_(self.id)
 
     in_ = to
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """A volatile emit to this client alone: dropped if it is behind, never recorded."""
+        return BroadcastOperator(self.namespace, frozenset({self.id}), volatile=True)
 
     @property
     def broadcast(self) -> BroadcastOperator:
@@ -213,7 +220,9 @@ class Socket:
                 ack = list(result)
             else:
                 ack = [result]
-            self._send(Packet(PacketType.ACK, self.namespace.name, ack, packet.id))
+            await self._connection.outbox.send(
+                encode(Packet(PacketType.ACK, self.namespace.name, ack, packet.id))
+            )
 
     async def _close(self, reason: str) -> None:
         """Leave the namespace: ``disconnecting``, keep the session, leave rooms, ``disconnect``."""
@@ -224,7 +233,13 @@ class Socket:
         await self._run_hook("disconnecting", reason)
         recovery = namespace.recovery
         if recovery is not None and self.pid is not None and reason not in _NOT_RECOVERABLE:
-            state = {"sid": self.id, "rooms": sorted(self.rooms), "data": self.data}
+            hub = namespace.hub
+            state = {
+                "sid": self.id,
+                "rooms": sorted(self.rooms),
+                "presence": {room: hub.presence_info(self.id, room) for room in self.rooms},
+                "data": self.data,
+            }
             await namespace.hub.backend.session_save(
                 session_key(namespace, self.pid), state, recovery.max_disconnection_s
             )

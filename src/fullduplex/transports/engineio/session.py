@@ -11,12 +11,14 @@ WebSocket connection that names the sid to the session's ``_serve_*`` methods.
   NOOP, or the session ends. A POST carries a payload of packets from the client, answered
   ``ok``. A second poll while one is held is a protocol error: the held poll gets CLOSE and the
   session ends (so does a second concurrent POST).
-- **WebSocket.** One packet per WebSocket message; a writer task drains the outbox.
+- **WebSocket.** One packet per WebSocket message: `send` writes to it directly, and a writer
+  task runs only while packets wait in the outbox (PINGs, the upgrade's backlog, the close).
 - **Upgrade.** A WebSocket naming a polling session's sid starts an upgrade: the client sends
-  PING ``probe`` and gets PONG ``probe`` on it; from then on every poll is answered at once
-  (with NOOP when nothing is queued), so the client's last poll returns. The client's UPGRADE
-  packet switches the session: packets queued meanwhile go out on the WebSocket, later polls
-  are refused, and `transport` becomes ``"websocket"``.
+  PING ``probe`` and gets PONG ``probe`` on it; ``NOOP_DELAY_S`` later every poll is answered
+  at once (with NOOP when nothing is queued), so the client's last poll returns. The client's
+  UPGRADE packet switches the session: packets queued meanwhile go out on the WebSocket, a
+  poll still held and later polls get 400, and `transport` becomes ``"websocket"``. A second
+  WebSocket for the session is closed at once.
 - **Heartbeat.** ``ping_interval_ms`` after the handshake (and after each PONG) the server
   queues a PING; without a PONG within ``ping_timeout_ms`` the session ends. Both are timer
   handles, not tasks, so an idle session costs no task.
@@ -82,6 +84,9 @@ TEXT_HEADERS = (("Content-Type", "text/plain; charset=UTF-8"),)
 # (1006: nothing was sent) close the WebSocket with 1000.
 _SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
 
+# How long after the probe a poll is ended with NOOP (engine.io checks every 100 ms).
+NOOP_DELAY_S = 0.05
+
 _PING = Packet(PacketType.PING)
 _CLOSE = Packet(PacketType.CLOSE)
 _NOOP = Packet(PacketType.NOOP)
@@ -136,6 +141,7 @@ class EngineIOSession(Session):
         "_is_posting",
         "_upgrade_ws",
         "_is_probed",
+        "_noop_timer",
         "_upgrade_timer",
         "_websocket",
         "_writer",
@@ -180,6 +186,7 @@ class EngineIOSession(Session):
         self._is_posting = False
         self._upgrade_ws: Session | None = None
         self._is_probed = False
+        self._noop_timer: asyncio.TimerHandle | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
         self._websocket: Session | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -400,8 +407,10 @@ class EngineIOSession(Session):
                 packet = decode_packet(await websocket.recv())
                 if packet.type is PacketType.PING and packet.data == "probe":
                     await websocket.send(encode_packet(Packet(PacketType.PONG, "probe")))
-                    self._is_probed = True
-                    self._wake_poll()
+                    # The NOOP that ends the client's last poll waits a moment: a client whose
+                    # frames arrive late (compressed off the event loop, as Node's ws does)
+                    # may have sent UPGRADE already, and its poll must then get 400.
+                    self._noop_timer = self._loop.call_later(NOOP_DELAY_S, self._allow_noop)
                 elif packet.type is PacketType.UPGRADE and self._state is _State.OPEN:
                     self._finish_upgrade(websocket)
                     break
@@ -492,8 +501,7 @@ class EngineIOSession(Session):
                     break
                 await self._receive(packet)
         except ConnectionClosed as closed:
-            # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
-            self._end(1000 if closed.was_clean else 1006, "transport close")
+            self._websocket_closed(closed)
         writer = self._writer
         if writer is not None:
             await writer
@@ -520,10 +528,18 @@ class EngineIOSession(Session):
             if self._state is _State.CLOSING:
                 await websocket.close(_sendable(self._ending_code), self._ending_reason)
                 self._end(self._ending_code, self._ending_reason)
-        except ConnectionClosed:
-            self._end(1006, "transport close")
+        except ConnectionClosed as closed:
+            self._websocket_closed(closed)
         finally:
             self._writer = None
+
+    def _websocket_closed(self, closed: ConnectionClosed) -> None:
+        if self._state is _State.CLOSING:
+            # The application's close is what closed it.
+            self._end(self._ending_code, self._ending_reason)
+        else:
+            # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
+            self._end(1000 if closed.was_clean else 1006, "transport close")
 
     def _finish_upgrade(self, websocket: Session) -> None:
         self._cancel_upgrade()
@@ -533,10 +549,16 @@ class EngineIOSession(Session):
         if self._pending_poll is not None:
             _settle(self._pending_poll, True)
 
+    def _allow_noop(self) -> None:
+        self._noop_timer = None
+        self._is_probed = True
+        self._wake_poll()
+
     def _cancel_upgrade(self) -> None:
-        if self._upgrade_timer is not None:
-            self._upgrade_timer.cancel()
-            self._upgrade_timer = None
+        for timer in (self._upgrade_timer, self._noop_timer):
+            if timer is not None:
+                timer.cancel()
+        self._upgrade_timer = self._noop_timer = None
         self._upgrade_ws = None
         self._is_probed = False
 
