@@ -194,6 +194,11 @@ async def test_limits_refuse_long_messages_and_too_many_rooms() -> None:
         assert await bob.request("join", {"room": "bad name!"}) == {
             "error": "a room name is 1 to 24 letters, digits, '-' or '_'"
         }
+        async with tab(port) as cat:
+            # Remembered rooms that are refused now are left out; the others are entered.
+            welcome = await cat.request("hello", hello("cat", "lobby", "four"))
+            assert list(welcome["rooms"]) == ["lobby"]
+            assert welcome["refused"] == {"four": "this server has 3 rooms already"}
 
 
 @needs_clients

@@ -209,6 +209,11 @@ function welcome(answer) {
   chat.limits = answer.limits;
   chat.known = answer.known;
   $("text").maxLength = answer.limits.max_message_chars;
+  const refusals = Object.entries(answer.refused).map(([name, why]) => {
+    chat.rooms.delete(name);
+    return `#${name}: ${why}`;
+  });
+  if (!chat.rooms.has(chat.current)) chat.current = chat.rooms.keys().next().value ?? null;
   for (const [name, state] of Object.entries(answer.rooms)) {
     const room = roomNamed(name);
     room.members = new Map(state.members.map((m) => [m.member, m]));
@@ -227,6 +232,7 @@ function welcome(answer) {
   chat.hellos++;
   chat.ready = true;
   setStatus("online");
+  if (refusals.length) showNotice(refusals.join("; "));
   showKnown();
   showRooms();
   showRoom();
