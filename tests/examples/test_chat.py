@@ -194,11 +194,16 @@ async def test_limits_refuse_long_messages_and_too_many_rooms() -> None:
         assert await bob.request("join", {"room": "bad name!"}) == {
             "error": "a room name is 1 to 24 letters, digits, '-' or '_'"
         }
+        async with tab(port) as cat:
+            # Remembered rooms that are refused now are left out; the others are entered.
+            welcome = await cat.request("hello", hello("cat", "lobby", "four"))
+            assert list(welcome["rooms"]) == ["lobby"]
+            assert welcome["refused"] == {"four": "this server has 3 rooms already"}
 
 
 @needs_clients
 async def test_a_flooding_client_is_disconnected_and_the_others_go_on() -> None:
-    limits = {"messages_per_s": 20, "message_burst": 5, "max_slowed": 5}
+    limits = {"messages_per_s": 4, "message_burst": 5, "max_slowed": 3}
     async with chat_demo(**limits) as port, tab(port) as flood, tab(port) as ann, tab(port) as bob:
         for client, nick in ((flood, "flood"), (ann, "ann"), (bob, "bob")):
             await client.request("hello", hello(nick, "lobby"))
@@ -210,8 +215,10 @@ async def test_a_flooding_client_is_disconnected_and_the_others_go_on() -> None:
         texts = []
         while not texts or texts[-1] != "still here":
             texts.append((await bob.next("message"))["text"])
-        # The flood was slowed down, then cut: far fewer than 200 got through.
-        assert len(texts) <= 5 + 5 + 2
+        # The flood was slowed down, then cut: a burst and a few more got through (5 + 3 here,
+        # more only if the machine was too slow to keep up with the flood).
+        assert texts[-1] == "still here" and len(texts) < 30
+        assert texts[:-1] == [str(number) for number in range(len(texts) - 1)]
 
 
 @needs_clients
@@ -307,7 +314,7 @@ class ChatTab:
         state: dict[str, Any] = await self.page.evaluate(READ_STATE)
         return state
 
-    async def wait(self, condition: str, timeout_s: float = 20) -> None:
+    async def wait(self, condition: str, timeout_s: float = 30) -> None:
         await self.page.wait_for_function(condition, timeout=timeout_s * 1000)
 
     async def say(self, text: str) -> None:
@@ -470,6 +477,22 @@ async def test_tabs_on_every_transport_chat_through_a_cut_and_a_restart(
         ids = [m["id"] for m in (await cat.state())["rooms"]["dev"]["messages"]]
         assert len(set(ids)) == len(ids)
         assert await bob.texts("dev") == expected
+
+        # A flood from one tab costs that tab its connection; the others chat on.
+        await ann.page.evaluate(
+            """() => { for (let i = 0; i < 200; i++) window.chat.link.send(
+                "say", {room: "lobby", text: "flood " + i, cid: "flood-" + i}); }"""
+        )
+        await ann.wait("window.chat.status === 'kicked'", 30)
+        assert "flooding" in (await ann.page.text_content("#notice") or "")
+        await dan.say("after the flood")
+        await bob.wait_for_text("lobby", "after the flood")
+        flood = [text for text in await bob.texts("lobby") if text.startswith("flood ")]
+        assert flood == [f"flood {number}" for number in range(len(flood))]
+        # A burst, then about as many slowed down (more if the machine is slow to serve them).
+        assert len(flood) < 50
+        await ann.page.click("#reconnect")
+        await ann.wait("window.chat.status === 'online'")
 
         # After a restart every tab comes back on its own, and they chat again.
         await server.stop()
