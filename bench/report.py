@@ -720,7 +720,12 @@ def partial_section(
     """A run of some cells, after the page of the last full run: its targets and tables."""
     params, machine = header["params"], header["machine"]
     cells = ", ".join(params["cells"])
-    background = [r["background_cpu_pct"] for rows in results.values() for r in rows]
+    background = [
+        r["background_cpu_pct"]
+        for rows in results.values()
+        for r in rows
+        if "background_cpu_pct" in r
+    ]
     out = [
         f"## Newer run of cells {cells}: `{header['run_id']}`",
         "",
