@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .support import REPO, example_server
+from .support import CLIENT_TEST_HEARTBEAT, REPO, example_server
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -30,7 +30,7 @@ async def test_socket_io_client_in_chromium_passes_every_check(
     mode: str,
 ) -> None:
     require_tool("socket.io-client", BUNDLE)
-    async with example_server() as url:
+    async with example_server(*CLIENT_TEST_HEARTBEAT) as url:
         page = await chromium_browser.new_page()
         try:
             # A page of the server's origin (its 404 page), so nothing here is cross-origin.
