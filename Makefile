@@ -97,6 +97,7 @@ clean:
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/asgi.py
+	$(BIN)/python bench/realtime/run.py
 
 bench-smoke: $(TEST_STAMP)
 	$(BIN)/python bench/run.py --smoke
@@ -106,3 +107,11 @@ bench-smoke: $(TEST_STAMP)
 .PHONY: bench-asgi
 bench-asgi: $(TEST_STAMP)
 	$(BIN)/python bench/asgi.py $(BENCH_ARGS)
+
+# The Socket.IO servers (bench/realtime/run.py, about 5 minutes): fullduplex, python-socketio
+# under uvicorn/uvloop and socket.io on Node; echo with ack over WebSocket and long-polling,
+# fan-out to 1,000 and 10,000 clients, memory per client. Writes its section of
+# docs/benchmarks.md. Options: make bench-realtime BENCH_ARGS='--servers fullduplex,node'.
+.PHONY: bench-realtime
+bench-realtime: $(TEST_STAMP)
+	$(BIN)/python bench/realtime/run.py $(BENCH_ARGS)

@@ -17,7 +17,8 @@ Events, client to server (each with one object argument, answered through the ac
 
 - ``hello {nick, tab, rooms, resume: {epoch, offset} | null}``: who this tab is and the rooms
   it is in; answers each room's members and either what was missed since ``offset`` (the tab
-  was offline briefly: ``recovered`` true) or the room's last messages;
+  was offline briefly: ``recovered`` true) or the room's last messages, and the rooms it was
+  refused (``refused``: room -> why);
 - ``join {room}`` / ``leave {room}``; ``say {room, text, cid}`` (answers ``{id, ts}`` once the
   message is recorded: the "sent" tick); ``typing {room, typing}``; ``delivered {tab, ids}``
   (the receiver's receipt, forwarded to the sender's tab: the "delivered" tick).
@@ -75,6 +76,8 @@ HISTORY_KEPT_S = 7 * 24 * 3600.0
 """Messages stay in history (for the room's backlog) this long while the server runs."""
 RECENT_CIDS = 4096
 """Client message ids remembered, so that a message resent after a reconnection is not doubled."""
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Largest request body or WebSocket message a page may send (Engine.IO, SockJS)."""
 FLOOD_CLOSE_CODE = 4008
 FLOOD_REASON = "flooding: too many messages"
 
@@ -208,10 +211,16 @@ class ChatApp:
         self.socketio = Server(backend=self.backend)
         namespace = self.socketio.of(NAMESPACE, hub=self.hub)
         self.events = JSONEventServer(self.hub)
+        # A page never sends more than a few messages of max_message_chars at once.
         self.engineio = EngineIOEndpoint(
-            self.socketio.serve, ping_interval_ms=ping_interval_ms, ping_timeout_ms=5000
+            self.socketio.serve,
+            ping_interval_ms=ping_interval_ms,
+            ping_timeout_ms=5000,
+            max_payload_bytes=MAX_PAYLOAD_BYTES,
         )
-        self.sockjs = SockJSEndpoint(self.events.serve, heartbeat_s=10.0)
+        self.sockjs = SockJSEndpoint(
+            self.events.serve, heartbeat_s=10.0, max_body_bytes=MAX_PAYLOAD_BYTES
+        )
         handlers: dict[str, Callable[..., Awaitable[Any]]] = {
             "hello": self.hello,
             "join": self.join,
@@ -345,8 +354,15 @@ class ChatApp:
             "rooms": {},
             "recovered": False,
         }
+        # A remembered room that is refused now (the server restarted with fewer rooms
+        # allowed) is left out of the answer; the others go on.
+        refused = answer["refused"] = {}
         for room in rooms:
-            answer["rooms"][room] = await self._enter(client, room, backlog=False)
+            try:
+                answer["rooms"][room] = await self._enter(client, room, backlog=False)
+            except Refused as error:
+                refused[room] = str(error)
+        rooms = list(answer["rooms"])
         resume = payload.get("resume")
         missed = None
         if (

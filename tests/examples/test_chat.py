@@ -194,6 +194,11 @@ async def test_limits_refuse_long_messages_and_too_many_rooms() -> None:
         assert await bob.request("join", {"room": "bad name!"}) == {
             "error": "a room name is 1 to 24 letters, digits, '-' or '_'"
         }
+        async with tab(port) as cat:
+            # Remembered rooms that are refused now are left out; the others are entered.
+            welcome = await cat.request("hello", hello("cat", "lobby", "four"))
+            assert list(welcome["rooms"]) == ["lobby"]
+            assert welcome["refused"] == {"four": "this server has 3 rooms already"}
 
 
 @needs_clients
@@ -307,7 +312,7 @@ class ChatTab:
         state: dict[str, Any] = await self.page.evaluate(READ_STATE)
         return state
 
-    async def wait(self, condition: str, timeout_s: float = 20) -> None:
+    async def wait(self, condition: str, timeout_s: float = 30) -> None:
         await self.page.wait_for_function(condition, timeout=timeout_s * 1000)
 
     async def say(self, text: str) -> None:
@@ -470,6 +475,21 @@ async def test_tabs_on_every_transport_chat_through_a_cut_and_a_restart(
         ids = [m["id"] for m in (await cat.state())["rooms"]["dev"]["messages"]]
         assert len(set(ids)) == len(ids)
         assert await bob.texts("dev") == expected
+
+        # A flood from one tab costs that tab its connection; the others chat on.
+        await ann.page.evaluate(
+            """() => { for (let i = 0; i < 200; i++) window.chat.link.send(
+                "say", {room: "lobby", text: "flood " + i, cid: "flood-" + i}); }"""
+        )
+        await ann.wait("window.chat.status === 'kicked'", 30)
+        assert "flooding" in (await ann.page.text_content("#notice") or "")
+        await dan.say("after the flood")
+        await bob.wait_for_text("lobby", "after the flood")
+        flood = [text for text in await bob.texts("lobby") if text.startswith("flood ")]
+        assert flood == [f"flood {number}" for number in range(len(flood))]
+        assert len(flood) <= 2 * chat_server.ChatLimits().message_burst + 1
+        await ann.page.click("#reconnect")
+        await ann.wait("window.chat.status === 'online'")
 
         # After a restart every tab comes back on its own, and they chat again.
         await server.stop()

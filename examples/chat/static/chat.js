@@ -40,6 +40,7 @@ const chat = window.chat = {
   current: null,
   known: [],
   link: null,
+  kickedFor: null,        // why the server disconnected this tab (a flood)
   ready: false,           // hello answered on the current connection
   outbox: [],             // my messages not yet acknowledged, oldest first
 };
@@ -208,6 +209,11 @@ function welcome(answer) {
   chat.limits = answer.limits;
   chat.known = answer.known;
   $("text").maxLength = answer.limits.max_message_chars;
+  const refusals = Object.entries(answer.refused).map(([name, why]) => {
+    chat.rooms.delete(name);
+    return `#${name}: ${why}`;
+  });
+  if (!chat.rooms.has(chat.current)) chat.current = chat.rooms.keys().next().value ?? null;
   for (const [name, state] of Object.entries(answer.rooms)) {
     const room = roomNamed(name);
     room.members = new Map(state.members.map((m) => [m.member, m]));
@@ -226,6 +232,7 @@ function welcome(answer) {
   chat.hellos++;
   chat.ready = true;
   setStatus("online");
+  if (refusals.length) showNotice(refusals.join("; "));
   showKnown();
   showRooms();
   showRoom();
@@ -238,7 +245,7 @@ function dispatch(name, payload, offset) {
   else if (name === "presence") onPresence(payload);
   else if (name === "typing") onTyping(payload);
   else if (name === "delivered") onDelivered(payload);
-  else if (name === "kicked") showNotice(payload.reason);
+  else if (name === "kicked") chat.kickedFor = payload.reason;
 }
 
 function newRoom(name) {
@@ -390,7 +397,11 @@ async function pump() {
       try {
         answer = await chat.link.request("say", { room: item.room, text: item.text, cid: item.cid });
       } catch (error) {
-        break; // disconnected: hello() pumps again
+        // The answer was lost with a connection that is gone: ask the new one (the server
+        // answers a message id it knows without sending it again). Not connected: hello()
+        // pumps again.
+        if (chat.ready && chat.link.isOpen) continue;
+        break;
       }
       chat.outbox.shift();
       if (answer.error) {
@@ -588,9 +599,13 @@ function showStatus(detail) {
   $("status-text").textContent = chat.status === "kicked" ? "disconnected" : chat.status;
   $("status").title = detail || "";
   $("transport").textContent = chat.transport || TRANSPORTS[chat.mode]?.label || "-";
-  if (chat.status === "kicked") showNotice("Disconnected by the server: " + (detail || "") +
-                                           ". Pick a transport to reconnect.");
-  else if (chat.status === "online") showNotice("");
+  $("reconnect").hidden = chat.status !== "kicked";
+  if (chat.status === "kicked") {
+    showNotice("Disconnected by the server: " + (chat.kickedFor || detail || ""));
+  } else if (chat.status === "online") {
+    chat.kickedFor = null;
+    showNotice("");
+  }
 }
 
 function showNotice(text) { $("notice").textContent = text; }
@@ -663,6 +678,7 @@ function start() {
     $("join-room").value = "";
   };
   $("leave").onclick = leave;
+  $("reconnect").onclick = () => { setStatus("connecting"); chat.link.reconnect(); };
   document.addEventListener("visibilitychange", () => {
     const room = chat.rooms.get(chat.current);
     if (!document.hidden && room) { room.unread = 0; showRooms(); }
