@@ -25,7 +25,7 @@ uvicorn = pytest.importorskip("uvicorn", reason="pip install -e '.[test]'")
 starlette_applications = pytest.importorskip("starlette.applications")
 starlette_routing = pytest.importorskip("starlette.routing")
 
-TIMEOUT_S = 120
+pytestmark = pytest.mark.timeout_s(300)
 CLIENT = Path(__file__).with_name("sio_client.js")
 
 

@@ -17,7 +17,6 @@ from .support import CLIENT_TEST_HEARTBEAT, REPO, example_server
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
-TIMEOUT_S = 120
 CHECKS = Path(__file__).with_name("sio_checks.js")
 BUNDLE = REPO / "tests" / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 

@@ -19,8 +19,6 @@ from fullduplex.realtime.socketio import AckTimeout, AsyncClient, ConnectRefused
 
 from .support import EXAMPLE, SOCKETIO_NODE_DIR
 
-TIMEOUT_S = 40
-
 
 def load_example() -> ModuleType:
     spec = importlib.util.spec_from_file_location("socketio_test_server", EXAMPLE)

@@ -15,7 +15,6 @@ import pytest
 
 from .support import CLIENT_TEST_HEARTBEAT, REPO, example_server
 
-TIMEOUT_S = 90
 CLIENT = Path(__file__).with_name("sio_client.js")
 CLIENT_PACKAGE = REPO / "tests" / "node_modules" / "socket.io-client" / "package.json"
 

@@ -16,7 +16,6 @@ from fullduplex.realtime.socketio import AsyncClient
 
 from .support import REPO, example_server
 
-TIMEOUT_S = 30
 CLIENT = Path(__file__).with_name("vanishing_client.js")
 
 
