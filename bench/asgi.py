@@ -10,7 +10,8 @@ per implementation: fullduplex.asgi, websockets-sansio and wsproto. The cells ar
 too: the server pinned to core 1 and the C load generator (bench/loadgen.c) to core 0, a warmup,
 then a measured window, the server's CPU time and RSS read from /proc. Rounds are appended to
 bench/results/asgi.jsonl; the end prints a Markdown table with the ratios of fullduplex to the
-faster (or smaller) of the other two, which docs/benchmarks.md quotes.
+faster (or smaller) of the other two. A run of 3 or more rounds of at least 5 s also rewrites
+that section of docs/benchmarks.md (bench/report.py keeps it when it rewrites the page).
 """
 
 from __future__ import annotations
@@ -110,6 +111,72 @@ def table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+SECTION_TITLE = "FastAPI under uvicorn: WebSocket implementations"
+MARKDOWN = run.REPO / "docs" / "benchmarks.md"
+
+
+def section(results_path: Path = RESULTS) -> str:
+    """The Markdown section of the last finished run of 3 or more rounds, or "" if none."""
+    if not results_path.exists():
+        return ""
+    headers: dict[str, dict[str, Any]] = {}
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    finished = []
+    for line in results_path.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["type"] == "run":
+            headers[entry["run_id"]] = entry
+        elif entry["type"] == "run_end":
+            finished.append(entry["run_id"])
+        else:
+            rounds.setdefault(entry["run_id"], []).append(entry)
+    full = [r for r in finished if headers[r].get("params", {}).get("rounds", 0) >= 3]
+    if not full:
+        return ""
+    run_id = full[-1]
+    header, records = headers[run_id], rounds.get(run_id, [])
+    machine, params = header["machine"], header["params"]
+    versions = header["versions"]
+    background = [r["background_cpu_pct"] for r in records if "background_cpu_pct" in r]
+    lines = [
+        f"## {SECTION_TITLE}",
+        "",
+        "Echo through a FastAPI WebSocket route (`bench/servers/fastapi_server.py`) under uvicorn "
+        "with uvloop and httptools, for each of uvicorn's WebSocket implementations: "
+        "`--ws fullduplex.asgi:WebSocketProtocol`, `websockets-sansio`, `wsproto`. Cells (b) and "
+        "(c) as above; idle memory: RSS per open idle connection "
+        f"({params['idle_connections']:,} connections, the app waiting in `receive`). "
+        f"Medians of {params['rounds']} rounds of {params['duration_s']} s after "
+        f"{params['warmup_s']} s of warmup, a fresh server each round, server on core "
+        f"{run.SERVER_CORE} and load generator on core {run.DRIVER_CORE} (taskset).",
+        "",
+        "```sh",
+        "make bench-asgi        # or: .venv/bin/python bench/asgi.py",
+        "```",
+        "",
+        f"Run `{run_id}`, {machine['cpu_model']}, {machine['cores']} cores, Python "
+        f"{machine['python']}, fullduplex {versions.get('fullduplex_git')}; load average at "
+        f"start {', '.join(machine['loadavg_at_start'])}; other processes used a median "
+        f"{statistics.median(background) if background else 0:.0f}% of a core during the "
+        "measured windows.",
+    ]
+    if header.get("note"):
+        lines += ["", f"**{header['note']}**"]
+    lines += ["", table(records), ""]
+    return "\n".join(lines) + "\n"
+
+
+def write_section() -> None:
+    """Put `section()` in docs/benchmarks.md, in place of the previous one or at the end."""
+    text = MARKDOWN.read_text() if MARKDOWN.exists() else ""
+    heading = f"## {SECTION_TITLE}"
+    if heading in text:
+        before, _, after = text.partition(heading)
+        following = after.find("\n## ")
+        text = before + (after[following + 1 :] if following >= 0 else "")
+    MARKDOWN.write_text(text.rstrip("\n") + "\n\n" + section())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="uvicorn WebSocket implementations under load")
     parser.add_argument("--rounds", type=int, default=3)
@@ -117,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--quick", action="store_true", help="1 round, 0.5 s warmup, 1 s windows")
     parser.add_argument("--smoke", action="store_true", help="the test suite's run: cell c, ~10 s")
+    parser.add_argument(
+        "--note", default="", help="what to say next to the numbers (e.g. how busy the machine was)"
+    )
     args = parser.parse_args(argv)
     if args.quick or args.smoke:
         args.rounds, args.warmup, args.duration = 1, 0.5, 1.0
@@ -139,6 +209,14 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["bench/asgi.py", *(argv if argv is not None else sys.argv[1:])]),
         "machine": run.machine_info(),
         "versions": run.library_versions(),
+        "params": {
+            "rounds": args.rounds,
+            "warmup_s": args.warmup,
+            "duration_s": args.duration,
+            "idle_connections": options.idle_connections,
+            "smoke": args.smoke,
+        },
+        "note": args.note,
     }
     results_path = run.BUILD / "asgi-smoke.jsonl" if args.smoke else RESULTS
     results_path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,8 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             results.flush()
 
         measure(options, record, ("c",) if args.smoke else ("b", "c", "idle"))
+        results.write(json.dumps({"type": "run_end", "run_id": run_id}) + "\n")
     print(f"\nrun {run_id}, load average at start {header['machine']['loadavg_at_start']}:\n")
     print(table(options.records))
+    if args.rounds >= 3 and args.duration >= 5 and not args.smoke:
+        write_section()
+        print(f"\nwrote the section {SECTION_TITLE!r} of docs/benchmarks.md")
     return 1 if any(not r["ok"] for r in options.records) else 0
 
 

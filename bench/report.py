@@ -690,8 +690,20 @@ def write(run_id: str | None = None, results_path: Path = RESULTS) -> None:
     text = markdown(header, results, failures, elapsed, load_profile(PROFILE))
     if newer is not None:
         text += "\n" + "\n".join(partial_section(*newer)) + "\n"
+    text += asgi_section()
     MARKDOWN.write_text(text)
     chart(results, CHART, header["run_id"])
+
+
+def asgi_section() -> str:
+    """bench/asgi.py's section (FastAPI under uvicorn), kept when the page is rewritten."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import asgi  # bench/asgi.py, beside this file
+
+    text: str = asgi.section()
+    return "\n" + text if text else ""
 
 
 def covers_every_cell(header: dict[str, Any]) -> bool:
