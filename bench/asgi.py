@@ -79,7 +79,9 @@ def measure(options: run.Options, record: run.Record, cells: tuple[str, ...]) ->
 
 
 def table(records: list[dict[str, Any]]) -> str:
-    """The medians per cell and implementation, and fullduplex's ratio to the best other."""
+    """The medians per cell and implementation, and fullduplex's ratio to the best other: in
+    messages per second, in the server's CPU time per message (which depends less on what
+    else the machine runs), and in memory per idle connection."""
 
     def median(cell: str, implementation: str, key: str) -> float | None:
         values = [
@@ -93,20 +95,25 @@ def table(records: list[dict[str, Any]]) -> str:
         "| cell | fullduplex | websockets-sansio | wsproto | fullduplex vs the best other |",
         "|---|---:|---:|---:|---:|",
     ]
-    for cell, key, unit, higher_is_better in (
-        ("b", "msgs_per_s", "msg/s", True),
-        ("c", "msgs_per_s", "msg/s", True),
-        ("idle", "kib_per_connection", "KiB/conn", False),
-    ):
+    rows = (
+        ("b", "(b) 32 B, K=1", "msgs_per_s", "msg/s", True),
+        ("b", "(b) CPU per message", "cpu_us_per_msg", "µs", False),
+        ("c", "(c) 256 B, K=16", "msgs_per_s", "msg/s", True),
+        ("c", "(c) CPU per message", "cpu_us_per_msg", "µs", False),
+        ("idle", "memory per idle connection", "kib_per_connection", "KiB", False),
+    )
+    for cell, title, key, unit, higher_is_better in rows:
         values = {i: median(cell, i, key) for i in IMPLEMENTATIONS}
         others = [v for i, v in values.items() if i != "fullduplex" and v is not None]
         ours = values["fullduplex"]
         ratio = "n/a"
-        if ours is not None and others:
+        if ours and others:
             best = max(others) if higher_is_better else min(others)
-            ratio = f"{ours / best:.2f}x" if higher_is_better else f"{best / ours:.2f}x smaller"
-        shown = [f"{v:,.0f} {unit}" if v and v > 100 else f"{v} {unit}" for v in values.values()]
-        title = {"b": "(b) 32 B, K=1", "c": "(c) 256 B, K=16", "idle": "idle memory"}[cell]
+            ratio = f"{ours / best:.2f}x" if higher_is_better else f"{best / ours:.2f}x less"
+        shown = [
+            "n/a" if v is None else f"{v:,.0f} {unit}" if v >= 1000 else f"{v:.2f} {unit}"
+            for v in values.values()
+        ]
         lines.append(f"| {title} | {' | '.join(shown)} | {ratio} |")
     return "\n".join(lines)
 

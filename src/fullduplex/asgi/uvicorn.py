@@ -488,7 +488,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if message.get("more_body", False):
             self._write_response_head(streaming=True)
             if body:
-                self.transport.write(_chunk(body) if self._response_chunked else body)
+                self._write_body(body)
         else:
             self._finish_response(body)
 
@@ -496,9 +496,9 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._response is not None:
             self._write_response_head(streaming=False, body=body)
         elif body:
-            self.transport.write(_chunk(body) if self._response_chunked else body)
+            self._write_body(body)
         if self._response_chunked:
-            self.transport.write(b"0\r\n\r\n")
+            self._write_body(b"")  # the last chunk
         self._state = _APP_CLOSED
         self._deliver({"type": "websocket.disconnect", "code": 1006})
         self._close_transport()
@@ -515,7 +515,16 @@ class WebSocketProtocol(asyncio.Protocol):
             self._response_chunked = True
         self.conn.respond(Response(status, headers, body))
         # Not `_flush`, which would close the transport that the rest of the body needs.
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        head = b"".join(self.conn.data_to_send())
+        if not self.transport.is_closing():
+            self.transport.write(head)
+
+    def _write_body(self, body: bytes) -> None:
+        """Write part of a denial response's body; b"" ends a chunked one."""
+        if self._response_chunked:
+            body = _chunk(body) if body else b"0\r\n\r\n"
+        if body and not self.transport.is_closing():
+            self.transport.write(body)
 
     def _send_500_response(self) -> None:
         if self._state != _HANDSHAKE:
