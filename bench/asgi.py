@@ -11,7 +11,8 @@ too: the server pinned to core 1 and the C load generator (bench/loadgen.c) to c
 then a measured window, the server's CPU time and RSS read from /proc. Rounds are appended to
 bench/results/asgi.jsonl; the end prints a Markdown table with the ratios of fullduplex to the
 faster (or smaller) of the other two. A run of 3 or more rounds of at least 5 s also rewrites
-that section of docs/benchmarks.md (bench/report.py keeps it when it rewrites the page).
+that section of docs/benchmarks.md, between markers that bench/report.py keeps when it
+rewrites the page.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def table(records: list[dict[str, Any]]) -> str:
 
 SECTION_TITLE = "FastAPI under uvicorn: WebSocket implementations"
 MARKDOWN = run.REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench/asgi: begin -->", "<!-- bench/asgi: end -->"
 
 
 def section(results_path: Path = RESULTS) -> str:
@@ -146,6 +148,7 @@ def section(results_path: Path = RESULTS) -> str:
     versions = header["versions"]
     background = [r["background_cpu_pct"] for r in records if "background_cpu_pct" in r]
     lines = [
+        BEGIN,
         f"## {SECTION_TITLE}",
         "",
         "Echo through a FastAPI WebSocket route (`bench/servers/fastapi_server.py`) under uvicorn "
@@ -169,19 +172,20 @@ def section(results_path: Path = RESULTS) -> str:
     ]
     if header.get("note"):
         lines += ["", f"**{header['note']}**"]
-    lines += ["", table(records), ""]
+    lines += ["", table(records), END]
     return "\n".join(lines) + "\n"
 
 
 def write_section() -> None:
     """Put `section()` in docs/benchmarks.md, in place of the previous one or at the end."""
-    text = MARKDOWN.read_text() if MARKDOWN.exists() else ""
-    heading = f"## {SECTION_TITLE}"
-    if heading in text:
-        before, _, after = text.partition(heading)
-        following = after.find("\n## ")
-        text = before + (after[following + 1 :] if following >= 0 else "")
-    MARKDOWN.write_text(text.rstrip("\n") + "\n\n" + section())
+    page = MARKDOWN.read_text() if MARKDOWN.exists() else ""
+    text = section()
+    if BEGIN in page and END in page:
+        before, rest = page.split(BEGIN, 1)
+        page = before + text.rstrip("\n") + rest.split(END, 1)[1]
+    else:
+        page = page.rstrip("\n") + "\n\n" + text
+    MARKDOWN.write_text(page)
 
 
 def main(argv: list[str] | None = None) -> int:
