@@ -313,8 +313,6 @@ class SockJSEndpoint(Endpoint):
         except BodyTooLarge:
             await exchange.respond(413, [_TEXT, *_cors(request)], b"Payload too large.")
             return
-        except HTTPDisconnect:
-            return
         if is_jsonp:
             messages = codec.decode_jsonp_send(body, request.headers.get("Content-Type"))
         else:
