@@ -34,15 +34,13 @@ from typing import Any
 from ...exceptions import BodyTooLarge, ConnectionClosed, HTTPDisconnect
 from ...protocol.http11 import Request, Response
 from ..base import Endpoint, HTTPExchange, Session
+from ..router import SessionHandler
 from . import codec, hixie76
 from .hixie76 import Hixie76Connection, is_hixie76_request
 from .session import Overflow, SessionState, SockJSSession, another_connection_frame
 from .websocket import SockJSWebSocketSession
 
-__all__ = ["SockJSEndpoint", "SessionHandler", "default_client_script"]
-
-SessionHandler = Callable[[Session], Awaitable[None]]
-"""An application's handler: called once per session, which closes when it returns."""
+__all__ = ["SockJSEndpoint", "default_client_script"]
 
 logger = logging.getLogger(__name__)
 
