@@ -144,10 +144,14 @@ async def test_slow_streaming_reader_holds_the_sender_back() -> None:
         await writer.drain()
         await reader.readuntil(b"o\n")
         assert await post(client, url + "/xhr_send", b'["go"]') == (204, "")
-        await asyncio.sleep(0.5)
-        stalled_at = sent
-        await asyncio.sleep(0.3)
-        assert sent == stalled_at  # the sender waits; memory stays bounded
+        stalled_at = None
+        for _ in range(50):  # the socket buffers fill, then the queue, then send waits
+            before = sent
+            await asyncio.sleep(0.2)
+            if sent == before:
+                stalled_at = sent
+                break
+        assert stalled_at is not None  # the sender waits; memory stays bounded
         # Socket buffers plus the queue: a few MiB at most, not everything ever sent.
         assert stalled_at * 16384 < 16 * 1024 * 1024
         for _ in range(20):
