@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -392,16 +393,15 @@ class SockJSEndpoint(Endpoint):
             disconnect_delay_s=self.disconnect_delay_s,
             max_queue_bytes=self.max_queue_bytes,
             overflow=self.overflow,
-            on_expired=self._forget,
+            on_expired=functools.partial(self._forget, session_id),
         )
         self._sessions[session_id] = session
         self._start(self._serve(session))
         return session
 
-    def _forget(self, session: SockJSSession) -> None:
-        for session_id, known in list(self._sessions.items()):
-            if known is session:
-                del self._sessions[session_id]
+    def _forget(self, session_id: str, session: SockJSSession) -> None:
+        if self._sessions.get(session_id) is session:
+            del self._sessions[session_id]
 
     def _start(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
