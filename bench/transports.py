@@ -354,9 +354,14 @@ async def run_client(
                     size = int.from_bytes(await conn.readexactly(2), "big")
                 elif size == 127:
                     size = int.from_bytes(await conn.readexactly(8), "big")
-                text = (await conn.readexactly(size)).decode()
+                payload = await conn.readexactly(size)
+                if first & 0x0F == 9:  # a ping: a browser answers with a (masked) pong
+                    mask = os.urandom(4)
+                    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                    await conn.send(bytes([0x8A, 0x80 | len(payload)]) + mask + masked)
                 if first & 0x0F != 1:
                     continue
+                text = payload.decode()
                 if transport == "websocket":
                     received(tally, text)
                 else:
