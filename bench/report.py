@@ -12,6 +12,7 @@ bench/profile.py in bench/results/profile.jsonl, when there is one.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -37,15 +38,23 @@ TITLES = {
     "h-b": "(h) clients, as (b), against a C echo server",
     "h-c": "(h) clients, as (c), against a C echo server",
 }
-LABELS = {"node": "Node ws", "picows": "picows+uvloop", "c-echo": "C echo server (ceiling)"}
+LABELS = {
+    "fullduplex-callbacks": "fullduplex, callback API",
+    "node": "Node ws",
+    "picows": "picows+uvloop",
+    "c-echo": "C echo server (ceiling)",
+}
 COLORS = {
     "fullduplex": "#d62728",
+    "fullduplex-callbacks": "#ff7f0e",
     "picows": "#1f77b4",
     "websockets": "#2ca02c",
     "aiohttp": "#9467bd",
     "node": "#8c564b",
     "c-echo": "#7f7f7f",
 }
+
+CALLBACKS = "fullduplex-callbacks"
 
 Results = dict[tuple[str, str], list[dict[str, Any]]]
 
@@ -87,8 +96,10 @@ def median(results: Results, cell: str, server: str, key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
-def ratio(results: Results, cell: str, key: str, other: str) -> float | None:
-    ours, theirs = median(results, cell, "fullduplex", key), median(results, cell, other, key)
+def ratio(
+    results: Results, cell: str, key: str, other: str, ours_name: str = "fullduplex"
+) -> float | None:
+    ours, theirs = median(results, cell, ours_name, key), median(results, cell, other, key)
     return ours / theirs if ours is not None and theirs else None
 
 
@@ -139,13 +150,27 @@ TARGETS = [
         lambda r: ratio(r, "b", "msgs_per_s", "websockets"),
         2.0,
     ),
-    Target("(b) high-level API >= aiohttp", lambda r: ratio(r, "b", "msgs_per_s", "aiohttp"), 1.0),
+    Target(
+        "(b) high-level API >= 1.2x aiohttp", lambda r: ratio(r, "b", "msgs_per_s", "aiohttp"), 1.2
+    ),
+    Target("(a) high-level API >= aiohttp", lambda r: ratio(r, "a", "msgs_per_s", "aiohttp"), 1.0),
     Target(
         "(c) high-level API >= 2x websockets",
         lambda r: ratio(r, "c", "msgs_per_s", "websockets"),
         2.0,
     ),
     Target("(c) high-level API >= aiohttp", lambda r: ratio(r, "c", "msgs_per_s", "aiohttp"), 1.0),
+    Target(
+        "(b) callback API msgs/s >= picows+uvloop (aim: 1.2x)",
+        lambda r: ratio(r, "b", "msgs_per_s", "picows", CALLBACKS),
+        1.0,
+    ),
+    Target(
+        "(a) callback API server CPU µs/msg <= picows+uvloop (callback API ÷ picows)",
+        lambda r: ratio(r, "a", "cpu_us_per_msg", "picows", CALLBACKS),
+        1.0,
+        at_most=True,
+    ),
 ]
 
 
@@ -655,10 +680,94 @@ def chart(results: Results, path: Path, run_id: str) -> None:
 
 
 def write(run_id: str | None = None, results_path: Path = RESULTS) -> None:
+    """Write the page for a run of every cell; for a run of some cells, the page of the last
+    run of every cell with that run's tables added as a section of their own."""
     header, results, failures, elapsed = load(results_path, run_id)
+    newer = None
+    if not covers_every_cell(header):
+        newer = header, results, failures
+        header, results, failures, elapsed = load(results_path, last_full_run(results_path))
     MARKDOWN.parent.mkdir(parents=True, exist_ok=True)
-    MARKDOWN.write_text(markdown(header, results, failures, elapsed, load_profile(PROFILE)))
+    text = markdown(header, results, failures, elapsed, load_profile(PROFILE))
+    if newer is not None:
+        text += "\n" + "\n".join(partial_section(*newer)) + "\n"
+    MARKDOWN.write_text(text + kept_sections(MARKDOWN))
     chart(results, CHART, header["run_id"])
+
+
+def kept_sections(path: Path) -> str:
+    """The sections other benchmarks write into the page (bench/realtime/run.py's), between
+    ``<!-- NAME: begin -->`` and ``<!-- NAME: end -->`` lines: a rewrite keeps them."""
+    if not path.exists():
+        return ""
+    pattern = re.compile(r"^<!-- ([\w/.-]+): begin -->$.*?^<!-- \1: end -->$", re.S | re.M)
+    return "".join(f"\n{match.group(0)}\n" for match in pattern.finditer(path.read_text()))
+
+
+def covers_every_cell(header: dict[str, Any]) -> bool:
+    return set(TITLES) <= set(header["params"]["cells"])
+
+
+def last_full_run(path: Path) -> str:
+    """The newest finished run of every cell in ``path``."""
+    headers = {}
+    finished = []
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["type"] == "run":
+            headers[entry["run_id"]] = entry
+        elif entry["type"] == "run_end":
+            finished.append(entry["run_id"])
+    full = [r for r in finished if covers_every_cell(headers[r])]
+    if not full:
+        raise SystemExit(f"no finished run of every cell in {path}")
+    return full[-1]
+
+
+def partial_section(
+    header: dict[str, Any], results: Results, failures: list[dict[str, Any]]
+) -> list[str]:
+    """A run of some cells, after the page of the last full run: its targets and tables."""
+    params, machine = header["params"], header["machine"]
+    cells = ", ".join(params["cells"])
+    background = [
+        r["background_cpu_pct"]
+        for rows in results.values()
+        for r in rows
+        if "background_cpu_pct" in r
+    ]
+    out = [
+        f"## Newer run of cells {cells}: `{header['run_id']}`",
+        "",
+        f"`{header['command']}` at `{header['versions']['fullduplex_git']}` "
+        f"({header['started']}); {params['rounds']} rounds of {params['warmup_s']} s warmup + "
+        f"{params['duration_s']} s, medians, same method and machine as above. Load average at "
+        f"start: {' '.join(machine['loadavg_at_start'])}.",
+    ]
+    if background:
+        out.append(
+            f"The machine was shared with other work (background CPU: median "
+            f"{statistics.median(background):.0f}% of a core, up to {max(background):.0f}%), so "
+            "judge by the ratios measured side by side in this run."
+        )
+    out += ["", "| target | measured | met |", "|---|--:|:-:|"]
+    for target in TARGETS:
+        value, met = target.evaluate(results)
+        if value != "not measured":
+            out.append(f"| {target.text} | {value} | {met} |")
+    for cell, title in TITLES.items():
+        if not any(c == cell for c, _ in results):
+            continue
+        out += ["", f"### {title} (run `{header['run_id']}`)", ""]
+        if cell == "f":
+            out += idle_table(results)
+        elif cell.startswith("h-"):
+            out += client_table(results, cell)
+        else:
+            out += echo_table(results, cell)
+    if failures:
+        out += ["", f"Failed rounds: {len(failures)}."]
+    return out
 
 
 if __name__ == "__main__":

@@ -63,7 +63,15 @@ class Cell:
     binary: bool = False
     deflate: bool = False
     kind: str = "echo"  # "echo": servers under the load generator; "idle"; "client"
-    servers: tuple[str, ...] = ("fullduplex", "picows", "websockets", "aiohttp", "node", "c-echo")
+    servers: tuple[str, ...] = (
+        "fullduplex",
+        "fullduplex-callbacks",
+        "picows",
+        "websockets",
+        "aiohttp",
+        "node",
+        "c-echo",
+    )
 
 
 CLIENTS = ("fullduplex", "picows", "websockets", "aiohttp")
@@ -105,7 +113,16 @@ CELLS = {
         ),
     ]
 }
-SERVERS = ("fullduplex", "picows", "websockets", "aiohttp", "node", "c-echo")
+# fullduplex-callbacks: the same library on its callback API (`on_message` + `send_nowait`).
+SERVERS = (
+    "fullduplex",
+    "fullduplex-callbacks",
+    "picows",
+    "websockets",
+    "aiohttp",
+    "node",
+    "c-echo",
+)
 # bench/echo_server.c under the load generator shows the harness's ceiling: one short round.
 CEILING = "c-echo"
 
@@ -383,7 +400,8 @@ def server_command(server: str, options: Options, deflate: bool) -> list[str]:
     else:
         # picows is measured with uvloop, as the issue asks; the others on --loop.
         loop = "uvloop" if server == "picows" else options.loop
-        command = [sys.executable, f"bench/servers/{server}_server.py", "--loop", loop]
+        script = f"bench/servers/{server.replace('-', '_')}_server.py"
+        command = [sys.executable, script, "--loop", loop]
     return [*command, "--port", "0", *(["--deflate"] if deflate else [])]
 
 
@@ -613,7 +631,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="1 round, 0.5 s warmup, 1 s windows")
     parser.add_argument(
-        "--smoke", action="store_true", help="the test suite's run: cell c, fullduplex, ~1 s"
+        "--smoke",
+        action="store_true",
+        help="the test suite's run: cell c, fullduplex on both its APIs, ~2 s",
     )
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="the JSON Lines file to append to"
@@ -623,7 +643,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick or args.smoke:
         args.rounds, args.warmup, args.duration = 1, 0.5, 1.0
     if args.smoke:
-        args.cells, args.servers, args.warmup, args.no_install = "c", "fullduplex", 0.3, True
+        args.cells, args.warmup, args.no_install = "c", 0.3, True
+        args.servers = "fullduplex,fullduplex-callbacks"
         if args.results == RESULTS:
             args.results = BUILD / "smoke-results.jsonl"
     cells = []

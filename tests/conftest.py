@@ -1,4 +1,10 @@
-"""Fixtures shared by the whole suite.
+"""Fixtures shared by the whole suite, and its one timeout mechanism.
+
+Every test is bounded in time: `DEFAULT_TIMEOUT_S` (`BROWSER_TIMEOUT_S` when it drives
+Chromium), or the seconds of its ``@pytest.mark.timeout_s(N)`` marker. A coroutine test runs
+inside ``asyncio.timeout``, so that a hang cancels it and its fixtures still clean up; any other
+test gets a ``SIGALRM`` that raises in it. Either way a bug that hangs fails its test instead of
+the whole run.
 
 External tools (Autobahn's wstest, Chromium, Node) are looked up with `require_tool`:
 outside CI a missing tool skips the test with the command that installs it; under
@@ -7,13 +13,24 @@ outside CI a missing tool skips the test with the command that installs it; unde
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import functools
+import hashlib
+import inspect
 import os
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -44,12 +61,62 @@ HOW_TO_INSTALL = {
     "chromium": "sudo apt-get install -y chromium",
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
+    "socket.io-client": "npm ci --prefix tests (or make test)",
     "sockjs-suite": f"{SOCKJS_SUITE_DIR / 'setup.sh'}",
     "sockjs-client": "make src/fullduplex/transports/sockjs/client/node_modules/.installed",
+    "chat-client": "make examples/chat/node_modules/.installed",
     "engine.io-client": "npm ci --prefix tests (or make test)",
     "socketio-tools": "a checkout of shared/ beside the repository, or SOCKETIO_TOOLS=DIR",
     "socketio-suites": f"{REPO.parent / 'shared' / 'tools' / 'socketio' / 'setup.sh'}",
 }
+
+
+DEFAULT_TIMEOUT_S = 120
+BROWSER_TIMEOUT_S = 300
+"""The default of tests marked ``browser``: Chromium starts slowly on a loaded machine."""
+
+
+def _timeout_s(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout_s")
+    if marker is not None:
+        return float(marker.args[0])
+    return BROWSER_TIMEOUT_S if item.get_closest_marker("browser") else DEFAULT_TIMEOUT_S
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # pytest-asyncio runs `item.obj`; the wrapper keeps the signature for fixtures.
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.obj = _bounded(item.obj, _timeout_s(item))
+
+
+def _bounded(
+    test: Callable[..., Awaitable[None]], timeout_s: float
+) -> Callable[..., Awaitable[None]]:
+    @functools.wraps(test)
+    async def run(*args: Any, **kwargs: Any) -> None:
+        async with asyncio.timeout(timeout_s):
+            await test(*args, **kwargs)
+
+    return run
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+        return (yield)  # bounded by asyncio.timeout
+    timeout_s = _timeout_s(item)
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"the test ran for more than {timeout_s} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        return (yield)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def in_ci() -> bool:
@@ -104,3 +171,59 @@ async def chromium_browser(chromium_launch_options: dict[str, Any]) -> AsyncIter
             yield browser
         finally:
             await browser.close()
+
+
+# --- TLS ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestCA:
+    """A trustme CA and a server certificate for 127.0.0.1 and localhost, as contexts and files.
+
+    Attributes:
+        ca_pem: the CA certificate (what clients trust).
+        cert_pem, key_pem: the server's certificate chain and private key.
+        server_spki_sha256: base64 SHA-256 of the server certificate's SubjectPublicKeyInfo,
+            the form Chromium's ``--ignore-certificate-errors-spki-list`` takes. (Chromium
+            matches it against the chain the server presents, which stops below the CA.)
+    """
+
+    __test__ = False  # not a test class, despite its name
+
+    server_context: ssl.SSLContext
+    client_context: ssl.SSLContext
+    ca_pem: Path
+    cert_pem: Path
+    key_pem: Path
+    server_spki_sha256: str
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    """The one test CA of the suite: a server certificate for 127.0.0.1 and localhost that it
+    issued, and contexts for a server presenting it and for a client trusting the CA."""
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1", "localhost")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_cert.configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    directory = tmp_path_factory.mktemp("tls")
+    ca_pem, cert_pem, key_pem = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    ca.cert_pem.write_to_path(ca_pem)
+    cert_pem.write_bytes(b"".join(blob.bytes() for blob in server_cert.cert_chain_pems))
+    server_cert.private_key_pem.write_to_path(key_pem)
+
+    leaf = x509.load_pem_x509_certificate(server_cert.cert_chain_pems[0].bytes())
+    spki = leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return TestCA(
+        server_context=server_context,
+        client_context=client_context,
+        ca_pem=ca_pem,
+        cert_pem=cert_pem,
+        key_pem=key_pem,
+        server_spki_sha256=base64.b64encode(hashlib.sha256(spki).digest()).decode(),
+    )

@@ -50,8 +50,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
 WSTEST = Path(os.environ.get("AUTOBAHN_PREFIX", "/opt/autobahn")) / "bin" / "wstest"
 IS_PURE = os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1"
@@ -61,6 +59,8 @@ REPORTS = REPO / "build" / "autobahn" / ("pure" if IS_PURE else "")
 SPEEDUPS_LINE = f"fullduplex.protocol._speedups in use: {not IS_PURE}\n"
 # A full run takes about 15 minutes on the 2-core CI machine; past this, something hangs.
 RUN_TIMEOUT_S = 2400
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout_s(RUN_TIMEOUT_S + 300)]
 
 # Cases per group (the first number of a case id) in wstest 25.10.1, 517 in all. 12.* (5 data
 # sets) and 13.* (7 deflate parameter sets) run the same 18 message sizes for each set.

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 300
+# A test runs up to three commands bounded by BUILD_TIMEOUT_S.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout_s(3 * BUILD_TIMEOUT_S)]
 
 # Runs in the new virtualenv: pure Python chosen, and a message echoed over a real socket.
 SMOKE_TEST = """

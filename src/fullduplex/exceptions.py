@@ -8,6 +8,7 @@
     │   │   └── HeadersTooLarge       431: too many or too long headers
     │   ├── InvalidResponse           a server sent a bad upgrade response (client side)
     │   │   └── InvalidStatus         the server answered with a status other than 101
+    │   │       └── InvalidRedirect   a redirect that may not be followed (wss: to ws:, too many)
     │   └── NegotiationError          subprotocol or extension negotiation failed
     ├── ProtocolViolation             the peer broke RFC 6455 / RFC 7692 (close code 1002)
     │   ├── InvalidPayload            invalid UTF-8 in a text message or close reason (1007)
@@ -16,6 +17,7 @@
     ├── ConnectionClosed              the connection is closed; carries the close code
     │   ├── ConnectionClosedOK        ... after a normal close (1000 / 1001)
     │   └── ConnectionClosedError     ... for any other reason
+    ├── ProxyError                    the proxy refused to open a tunnel (its status attached)
     ├── InvalidState                  the caller did something the current state forbids
     └── HTTPError                     a plain HTTP exchange (polling transports) failed
         ├── BodyTooLarge              413: a request body exceeded its limit
@@ -42,6 +44,7 @@ __all__ = [
     "HeadersTooLarge",
     "InvalidResponse",
     "InvalidStatus",
+    "InvalidRedirect",
     "NegotiationError",
     "ProtocolViolation",
     "InvalidPayload",
@@ -50,6 +53,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
+    "ProxyError",
     "InvalidState",
     "HTTPError",
     "BodyTooLarge",
@@ -107,6 +111,18 @@ class InvalidStatus(InvalidResponse):
         self.response = response
 
 
+class InvalidRedirect(InvalidStatus):
+    """The server redirected the handshake somewhere the client may not follow: from
+    ``wss://`` to ``ws://`` (a downgrade), to a URL that is not HTTP or WebSocket, or once more
+    than ``max_redirects`` allows. ``response`` is the redirect; ``location`` its target.
+    """
+
+    def __init__(self, response: Response, location: str, message: str) -> None:
+        InvalidResponse.__init__(self, message)
+        self.response = response
+        self.location = location
+
+
 class NegotiationError(InvalidHandshake):
     """Subprotocol or extension negotiation failed."""
 
@@ -158,6 +174,34 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """The connection closed with an error code or without a closing handshake."""
+
+
+class ProxyError(FullDuplexError):
+    """The proxy would not open a tunnel to the server, or broke its protocol doing so.
+
+    ``proxy`` is the proxy's URL, without its credentials. ``status`` is an HTTP proxy's
+    answer to ``CONNECT`` (407: the credentials are missing or wrong; 403: not allowed; 502
+    or 504: the proxy could not reach the server); ``socks_reply`` a SOCKS proxy's reply code
+    (RFC 1928 §6: 2 not allowed, 4 host unreachable, 5 refused...). Either is None when the
+    proxy gave none (it hung up, or refused the credentials of a SOCKS handshake).
+    ``is_transient`` tells whether trying again later may succeed (the proxy could not reach
+    the server, or hung up); the reconnecting ``async for ws in connect(...)`` retries those.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        proxy: str,
+        *,
+        status: int | None = None,
+        socks_reply: int | None = None,
+        is_transient: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.proxy = proxy
+        self.status = status
+        self.socks_reply = socks_reply
+        self.is_transient = is_transient
 
 
 class InvalidState(FullDuplexError):

@@ -12,7 +12,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from fullduplex import ConnectionClosed, InvalidStatus, Request, Response, connect, serve
+from fullduplex import (
+    ConnectionClosed,
+    HTTPDisconnect,
+    InvalidStatus,
+    Request,
+    Response,
+    connect,
+    serve,
+)
 from fullduplex.asgi import mount
 from fullduplex.transports import Endpoint, HTTPExchange, Router, Session
 
@@ -57,6 +65,16 @@ class Probe(Endpoint):
             self.disconnected.set()
         elif path == "/fail":
             raise RuntimeError("boom")
+        elif path == "/fail-streaming":
+            await exchange.start(200, [("Content-Type", "text/plain")])
+            await exchange.write(b"partial")
+            raise RuntimeError("boom")
+        elif path == "/silent":
+            pass
+        elif path == "/twice":
+            first = await exchange.read_body(10)
+            assert await exchange.read_body(10) == first
+            await exchange.respond(200, [], first)
         else:
             text = f"{request.method} {path!r} {request.path} {request.headers.get('X-Probe')}"
             await exchange.respond(200, [("Content-Type", "text/plain")], text.encode())
@@ -70,6 +88,8 @@ class Probe(Endpoint):
             if message == "close":
                 await session.close(4001, "asked")
                 return
+            if message == "fail":
+                raise RuntimeError("boom")
             await session.send(message)
 
 
@@ -104,8 +124,8 @@ async def under_uvicorn(endpoint: Endpoint) -> AsyncIterator[str]:
 SERVERS = {"native": native, "uvicorn": under_uvicorn}
 
 
-async def answers(address: str) -> list[tuple[int, bytes, str | None]]:
-    """The answers to a fixed set of requests, as (status, body, content type)."""
+async def answers(address: str) -> list[tuple[int, bytes, str | None, str | None]]:
+    """The answers to a fixed set of requests: status, body, content type and length."""
     results = []
     async with aiohttp.ClientSession(f"http://{address}") as client:
         for method, path, data in [
@@ -115,12 +135,18 @@ async def answers(address: str) -> list[tuple[int, bytes, str | None]]:
             ("POST", "/rt/echo", b"y" * 2000),  # beyond the endpoint's 1024 bytes: 413
             ("GET", "/rt/stream", None),
             ("GET", "/rt/fail", None),
+            ("GET", "/rt/silent", None),
+            ("HEAD", "/rt/a", None),
+            ("POST", "/rt/twice", b"abc"),
         ]:
             async with client.request(
                 method, path, data=data, headers={"X-Probe": "p"}
             ) as response:
                 body = await response.read()
-                results.append((response.status, body, response.headers.get("Content-Type")))
+                length = response.headers.get("Content-Length")
+                results.append(
+                    (response.status, body, response.headers.get("Content-Type"), length)
+                )
     return results
 
 
@@ -131,8 +157,23 @@ async def test_endpoint_answers_http_identically_natively_and_under_uvicorn() ->
     async with under_uvicorn(Probe()) as address:
         assert await answers(address) == expected
     assert expected[0][1] == b"GET '/a/b' /rt/a/b?q=1&r=%20 p"
-    assert [status for status, _, _ in expected] == [200, 200, 200, 413, 200, 500]
+    assert [answer[0] for answer in expected] == [200, 200, 200, 413, 200, 500, 500, 200, 200]
     assert expected[4][1] == b"a" * 1000 + b"b" * 1000 + b"c"
+    assert expected[7][1:] == (b"", "text/plain", str(len(b"HEAD '/a' /rt/a p")))
+    assert expected[8][1] == b"abc"
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+@bounded
+async def test_a_response_cut_short_by_a_failure_is_not_taken_for_complete(kind: str) -> None:
+    async with (
+        SERVERS[kind](Probe()) as address,
+        aiohttp.ClientSession(f"http://{address}") as client,
+        client.get("/rt/fail-streaming") as response,
+    ):
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
 
 
 @pytest.mark.parametrize("kind", SERVERS)
@@ -163,6 +204,12 @@ async def test_endpoint_serves_websocket_sessions(kind: str) -> None:
             with pytest.raises(ConnectionClosed) as caught:
                 await ws.recv()
             assert (caught.value.code, caught.value.reason) == (4001, "asked")
+        async with connect(f"ws://{address}/rt/chat") as ws:
+            await ws.recv()
+            await ws.send("fail")
+            with pytest.raises(ConnectionClosed) as caught:
+                await ws.recv()
+            assert caught.value.code == 1011
         with pytest.raises(InvalidStatus) as refused:
             await connect(f"ws://{address}/rt/refused")
         assert refused.value.response.status == 403
@@ -185,3 +232,72 @@ async def test_mount_answers_lifespan() -> None:
         "lifespan.startup.complete",
         "lifespan.shutdown.complete",
     ]
+
+
+class ScriptedASGI:
+    """An in-memory ASGI server side for paths uvicorn does not take: messages to receive
+    are scripted, messages sent are recorded."""
+
+    def __init__(self, *incoming: dict[str, Any]) -> None:
+        self.incoming = list(incoming)
+        self.sent: list[dict[str, Any]] = []
+
+    async def receive(self) -> dict[str, Any]:
+        return self.incoming.pop(0)
+
+    async def send(self, message: Any) -> None:
+        self.sent.append(dict(message))
+
+
+def websocket_scope(path: str) -> dict[str, Any]:
+    return {"type": "websocket", "path": path, "raw_path": path.encode(), "headers": []}
+
+
+@bounded
+async def test_mount_refuses_an_upgrade_with_a_close_without_the_response_extension() -> None:
+    asgi = ScriptedASGI({"type": "websocket.connect"})
+    await mount(Probe())(websocket_scope("/refused"), asgi.receive, asgi.send)
+    assert asgi.sent == [{"type": "websocket.close", "code": 1008}]
+
+
+@bounded
+async def test_mount_reports_a_client_gone_while_sending_its_body() -> None:
+    seen: list[BaseException] = []
+
+    class Reader(Probe):
+        async def handle_http(self, exchange: HTTPExchange, path: str) -> None:
+            try:
+                await exchange.read_body(100)
+            except HTTPDisconnect as exc:
+                seen.append(exc)
+                assert exchange.is_disconnected
+                raise
+
+    asgi = ScriptedASGI(
+        {"type": "http.request", "body": b"ab", "more_body": True}, {"type": "http.disconnect"}
+    )
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
+    await mount(Reader())(scope, asgi.receive, asgi.send)
+    assert len(seen) == 1
+    assert asgi.sent == []
+
+
+@bounded
+async def test_session_send_after_the_server_refuses_raises_connection_closed() -> None:
+    async def refusing_send(message: Any) -> None:
+        if message["type"] == "websocket.send":
+            raise RuntimeError("Unexpected ASGI message 'websocket.send'")
+
+    errors: list[BaseException] = []
+
+    class Sender(Probe):
+        async def handle_websocket(self, session: Session, path: str) -> None:
+            try:
+                await session.send("x")
+            except ConnectionClosed as exc:
+                errors.append(exc)
+            assert session.close_code == 1006
+
+    asgi = ScriptedASGI({"type": "websocket.connect"})
+    await mount(Sender())(websocket_scope("/"), asgi.receive, refusing_send)
+    assert isinstance(errors[0], ConnectionClosed)

@@ -12,8 +12,16 @@ from typing import Any
 
 import pytest
 
-from .conftest import ServerFactory, TLSFiles
-from .support import Peer, fullduplex_server, run_cli, started_cli, websockets_server
+from ..conftest import TestCA
+from .conftest import ServerFactory, SilentListener
+from .support import (
+    TIMEOUT_S,
+    Peer,
+    fullduplex_server,
+    run_cli,
+    started_cli,
+    websockets_server,
+)
 
 LINES = 'hello\nwörld ☃ 🎉\n\n{"order": 42}\n   spaced   \nlast without newline'
 
@@ -183,8 +191,10 @@ async def test_connect_exits_4_when_the_connection_is_refused(free_port: int) ->
     )
 
 
-async def test_connect_exits_6_when_the_handshake_times_out(silent_listener: int) -> None:
-    url = f"ws://127.0.0.1:{silent_listener}/"
+async def test_connect_exits_6_when_the_handshake_times_out(
+    silent_listener: SilentListener,
+) -> None:
+    url = f"ws://127.0.0.1:{silent_listener.port}/"
     result = await run_cli("connect", url, "--timeout", "0.5")
     assert result.status == 6
     assert result.stderr == f"fullduplex connect: timed out after 0.5 s opening {url}\n"
@@ -252,7 +262,7 @@ async def test_connect_accepts_http_urls_and_bare_hosts(server: ServerFactory) -
 
 
 async def test_connect_over_tls_trusts_the_ca_given_with_cacert(
-    server: ServerFactory, tls: TLSFiles
+    server: ServerFactory, tls: TestCA
 ) -> None:
     async with server(ssl=tls.server_context) as peer:
         assert peer.url.startswith("wss://")
@@ -263,7 +273,7 @@ async def test_connect_over_tls_trusts_the_ca_given_with_cacert(
 
 
 async def test_connect_over_tls_exits_5_on_an_untrusted_certificate(
-    server: ServerFactory, tls: TLSFiles
+    server: ServerFactory, tls: TestCA
 ) -> None:
     async with server(ssl=tls.server_context) as peer:
         result = await run_cli("connect", peer.url, "--once", stdin=b"secret\n")
@@ -274,7 +284,7 @@ async def test_connect_over_tls_exits_5_on_an_untrusted_certificate(
 
 
 async def test_connect_over_tls_with_insecure_skips_verification(
-    server: ServerFactory, tls: TLSFiles
+    server: ServerFactory, tls: TestCA
 ) -> None:
     async with server(ssl=tls.server_context) as peer:
         result = await run_cli("connect", peer.url, "--insecure", "--once", stdin=b"hi\n")
@@ -307,8 +317,11 @@ def test_json_option_leaves_non_json_text_alone() -> None:
     assert render(b"\x01", args) == "01"
 
 
-async def test_connect_exits_130_on_sigint_during_the_handshake(silent_listener: int) -> None:
-    async with started_cli("connect", f"ws://127.0.0.1:{silent_listener}/") as process:
-        await asyncio.sleep(1.5)  # the interpreter starts, then the handshake hangs
+async def test_connect_exits_130_on_sigint_during_the_handshake(
+    silent_listener: SilentListener,
+) -> None:
+    async with started_cli("connect", f"ws://127.0.0.1:{silent_listener.port}/") as process:
+        # The upgrade request arrived: the command runs, and its handshake hangs.
+        await asyncio.wait_for(silent_listener.request_arrived.wait(), TIMEOUT_S)
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), 5) == 130

@@ -4,6 +4,7 @@ origins, subprotocols, limits, its log lines, and how it stops."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import ssl
@@ -16,8 +17,8 @@ import websockets.asyncio.client
 
 import fullduplex
 
-from .conftest import TLSFiles
-from .support import read_banner, run_cli, started_cli
+from ..conftest import TestCA
+from .support import TIMEOUT_S, read_banner, run_cli, started_cli
 
 LOG_LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d 127\.0\.0\.1:\d+ (?P<path>\S+) "
@@ -40,6 +41,16 @@ async def log_lines(
         elif others is not None:
             others.append(line)
     return found
+
+
+async def stderr_line_containing(process: asyncio.subprocess.Process, text: str) -> str:
+    """Read the server's stderr up to the first line that contains ``text``; return that line."""
+    assert process.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(process.stderr.readline(), TIMEOUT_S)).decode()
+        assert line, f"stderr ended before a line with {text!r}"
+        if text in line:
+            return line
 
 
 async def stop(process: asyncio.subprocess.Process, signum: int = signal.SIGTERM) -> int:
@@ -124,6 +135,36 @@ async def test_serve_answers_plain_http_with_static_files_on_the_same_port(
         assert await stop(server) == 0
 
 
+async def test_serve_keeps_serving_while_a_static_file_read_blocks(tmp_path: Path) -> None:
+    # A FIFO: the server's read of it blocks until this test writes, a file read that takes
+    # as long as the test wants. WebSocket traffic must go on meanwhile.
+    fifo = tmp_path / "slow.txt"
+    os.mkfifo(fifo)
+    async with started_cli("serve", "--echo", "--static", str(tmp_path), "--port", "0") as server:
+        base = f"http://127.0.0.1:{await read_banner(server)}"
+
+        def fetch() -> bytes:
+            with urllib.request.urlopen(base + "/slow.txt", timeout=TIMEOUT_S) as response:
+                body: bytes = response.read()
+                return body
+
+        download = asyncio.ensure_future(asyncio.to_thread(fetch))
+        # Opening the FIFO for writing returns once the server opened it for reading: from
+        # then on its read waits for the bytes below.
+        writer = await asyncio.wait_for(asyncio.to_thread(os.open, fifo, os.O_WRONLY), TIMEOUT_S)
+        try:
+            async with fullduplex.connect(base.replace("http", "ws") + "/") as ws:
+                for _ in range(3):
+                    await ws.send("not blocked")
+                    assert await asyncio.wait_for(ws.recv(), TIMEOUT_S) == "not blocked"
+            assert not download.done()
+        finally:
+            os.write(writer, b"at last")
+            os.close(writer)
+        assert await download == b"at last"
+        assert await stop(server) == 0
+
+
 async def test_serve_runs_the_app_named_module_callable(tmp_path: Path) -> None:
     (tmp_path / "shout.py").write_text(
         "async def handler(ws):\n"
@@ -201,7 +242,7 @@ async def test_serve_exits_1_when_the_port_is_taken() -> None:
         assert await stop(first) == 0
 
 
-async def test_serve_over_tls(tls: TLSFiles) -> None:
+async def test_serve_over_tls(tls: TestCA) -> None:
     args = ["--tls-cert", str(tls.cert_pem), "--tls-key", str(tls.key_pem), "--port", "0"]
     async with started_cli("serve", "--echo", *args) as server:
         assert server.stderr is not None
@@ -288,6 +329,6 @@ async def test_serve_exits_at_once_on_a_second_signal(tmp_path: Path) -> None:
         url = f"ws://127.0.0.1:{await read_banner(server)}/"
         async with fullduplex.connect(url):
             server.send_signal(signal.SIGINT)
-            await asyncio.sleep(0.5)
+            await stderr_line_containing(server, "stopping: closing 1 connections")
             server.send_signal(signal.SIGINT)
             assert await asyncio.wait_for(server.wait(), 3) == 130

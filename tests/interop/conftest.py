@@ -20,24 +20,20 @@ role fullduplex plays, and checks both sides' view of it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 import fullduplex
 from fullduplex.protocol.extensions.permessage_deflate import PerMessageDeflate
+
+from ..conftest import TestCA
 
 TIMEOUT_S = 15
 """Upper bound for one test, handshakes and closing included."""
@@ -375,61 +371,6 @@ async def _route(case: Case, port: int) -> AsyncIterator[tuple[int, WireMeter | 
 def interop(tls: TestCA) -> Interop:
     """The interop harness: see `Interop`. Synchronous, so it serves any event loop scope."""
     return Interop(tls)
-
-
-# --- TLS ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TestCA:
-    """A trustme CA and a server certificate for 127.0.0.1 and localhost, as contexts and files.
-
-    Attributes:
-        ca_pem: the CA certificate (what clients trust).
-        cert_pem, key_pem: the server's certificate chain and private key.
-        server_spki_sha256: base64 SHA-256 of the server certificate's SubjectPublicKeyInfo,
-            the form Chromium's ``--ignore-certificate-errors-spki-list`` takes. (Chromium
-            matches it against the chain the server presents, which stops below the CA.)
-    """
-
-    __test__ = False  # not a test class, despite its name
-
-    server_context: ssl.SSLContext
-    client_context: ssl.SSLContext
-    ca_pem: Path
-    cert_pem: Path
-    key_pem: Path
-    server_spki_sha256: str
-
-
-@pytest.fixture(scope="session")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
-    """A test CA trusted by the clients and a server certificate it issued."""
-    ca = trustme.CA()
-    server_cert = ca.issue_cert("127.0.0.1", "localhost")
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_cert.configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-
-    directory = tmp_path_factory.mktemp("tls")
-    ca_pem, cert_pem, key_pem = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
-    ca.cert_pem.write_to_path(ca_pem)
-    cert_pem.write_bytes(b"".join(blob.bytes() for blob in server_cert.cert_chain_pems))
-    server_cert.private_key_pem.write_to_path(key_pem)
-
-    leaf = x509.load_pem_x509_certificate(server_cert.cert_chain_pems[0].bytes())
-    spki = leaf.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return TestCA(
-        server_context=server_context,
-        client_context=client_context,
-        ca_pem=ca_pem,
-        cert_pem=cert_pem,
-        key_pem=key_pem,
-        server_spki_sha256=base64.b64encode(hashlib.sha256(spki).digest()).decode(),
-    )
 
 
 # --- counting bytes on the wire ----------------------------------------------------------

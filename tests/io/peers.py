@@ -26,8 +26,11 @@ from typing import Any
 
 from fullduplex import ClientConnection, ServerConnection, connect, serve
 
+from ..wire import close_payload, encode_frame
+
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's sample key
+MASK = b"\x01\x02\x03\x04"  # for frames a raw client writes itself
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -56,35 +59,6 @@ def upgrade_request(
     lines += [f"{name}: {value}" for name, value in fields.items() if value is not None]
     lines += [f"{name}: {value}" for name, value in extra]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def encode_frame(
-    opcode: int,
-    payload: bytes = b"",
-    *,
-    fin: bool = True,
-    rsv1: bool = False,
-    rsv2: bool = False,
-    mask: bytes | None = None,
-) -> bytes:
-    """One frame, as RFC 6455 §5.2 draws it; ``mask`` is None for an unmasked frame."""
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0) | opcode
-    mask_bit = 0x80 if mask is not None else 0
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", first, mask_bit | length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", first, mask_bit | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, mask_bit | 127, length)
-    if mask is None:
-        return header + payload
-    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return header + mask + masked
-
-
-def close_payload(code: int, reason: str = "") -> bytes:
-    return struct.pack("!H", code) + reason.encode()
 
 
 @dataclass

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import trustme
 
 from fullduplex import (
     ClientConnection,
@@ -26,6 +25,7 @@ from fullduplex import (
     serve,
 )
 
+from ..conftest import TestCA
 from .peers import (
     CLOSE,
     PING,
@@ -78,19 +78,8 @@ async def test_client_measures_ping_latency() -> None:
 # --- transports: TLS, Unix sockets, IPv6 -----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(server context, client context) for 127.0.0.1 and localhost, from a throwaway CA."""
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    return server_context, client_context
-
-
-async def test_client_connects_over_tls(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
-    server_context, client_context = tls
+async def test_client_connects_over_tls(tls: TestCA) -> None:
+    server_context, client_context = tls.server_context, tls.client_context
     async with (
         serve(echo, "127.0.0.1", 0, ssl=server_context) as server,
         connect(f"wss://127.0.0.1:{server.port}/", ssl=client_context) as ws,
@@ -102,19 +91,19 @@ async def test_client_connects_over_tls(tls: tuple[ssl.SSLContext, ssl.SSLContex
 
 
 async def test_client_refuses_a_server_certificate_it_does_not_trust(
-    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+    tls: TestCA,
 ) -> None:
-    server_context, _ = tls
+    server_context = tls.server_context
     async with serve(echo, "127.0.0.1", 0, ssl=server_context) as server:
         with pytest.raises(ssl.SSLCertVerificationError):
             await connect(f"wss://127.0.0.1:{server.port}/")  # the system's CAs only
 
 
 async def test_client_refuses_an_ssl_context_for_a_ws_url(
-    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+    tls: TestCA,
 ) -> None:
     with pytest.raises(ValueError, match="wss://"):
-        connect("ws://127.0.0.1:1/", ssl=tls[1])
+        connect("ws://127.0.0.1:1/", ssl=tls.client_context)
     with pytest.raises(ValueError, match="scheme"):
         connect("http://127.0.0.1:1/")
 

@@ -1,11 +1,12 @@
-"""HTTPConnection and NativeExchange over real sockets on 127.0.0.1: keep-alive, pipelining,
-request bodies and their limits, streamed responses with backpressure, clients that go away,
-the idle timeout, and WebSocket upgrades on a keep-alive connection."""
+"""HTTPConnection (io.asyncio.http) and NativeExchange (io.asyncio.native_exchange) over real
+sockets on 127.0.0.1: keep-alive, pipelining, request bodies and their limits, streamed
+responses with backpressure, clients that go away, the idle timeout, and WebSocket upgrades on
+a keep-alive connection."""
 
 from __future__ import annotations
 
 import asyncio
-import ssl
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -13,8 +14,10 @@ import pytest
 
 from fullduplex import HTTPDisconnect, Request, Response, Server, ServerConnection, serve
 from fullduplex.io.asyncio.exchange import HTTPExchange
-from fullduplex.io.asyncio.http import HTTPApplication, HTTPConnection, NativeExchange
+from fullduplex.io.asyncio.http import HTTPApplication, HTTPConnection
+from fullduplex.io.asyncio.native_exchange import NativeExchange
 
+from ..conftest import TestCA
 from .peers import TEXT, HTTPReply, RawPeer, upgrade_request
 
 ExchangeHandler = Callable[[HTTPExchange], Awaitable[None]]
@@ -440,16 +443,10 @@ async def test_server_times_out_a_body_that_stops_arriving() -> None:
         await peer.close()
 
 
-async def test_server_serves_http_and_upgrades_over_tls() -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    async with http_server(hello, ssl=server_context) as server:
+async def test_server_serves_http_and_upgrades_over_tls(tls: TestCA) -> None:
+    async with http_server(hello, ssl=tls.server_context) as server:
         reader, writer = await asyncio.open_connection(
-            "127.0.0.1", server.port, ssl=client_context, server_hostname="127.0.0.1"
+            "127.0.0.1", server.port, ssl=tls.client_context, server_hostname="127.0.0.1"
         )
         peer = RawPeer(reader, writer, masks=True)
         peer.write(get("/secure"))
@@ -458,6 +455,28 @@ async def test_server_serves_http_and_upgrades_over_tls() -> None:
         peer.send_frame(TEXT, b"tls")
         assert (await peer.read_frame()).payload == b"tls"
         await peer.close()
+
+
+async def test_held_request_over_tls_notices_the_client_leaving(
+    tls: TestCA, caplog: pytest.LogCaptureFixture
+) -> None:
+    noticed = asyncio.Event()
+
+    async def hold(exchange: HTTPExchange) -> None:
+        await exchange.start(200, [])
+        await exchange.wait_disconnected()
+        noticed.set()
+
+    async with http_server(hold, ssl=tls.server_context) as server:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=tls.client_context, server_hostname="127.0.0.1"
+        )
+        peer = RawPeer(reader, writer, masks=True)
+        peer.write(get("/poll"))
+        await peer.read_http_response()
+        await peer.close()
+        await noticed.wait()
+    assert "has no effect when using ssl" not in caplog.text
 
 
 def test_server_serves_http_and_upgrades_on_uvloop() -> None:
@@ -508,3 +527,54 @@ async def test_handler_takes_the_stream_over_after_a_head() -> None:
         assert await peer.read_until_eof() == b""
         assert not server._http_connections
         await peer.close()
+
+
+async def test_refusal_reaches_a_client_still_sending_its_body() -> None:
+    async with http_server(echo_body) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+        peer.write(b"x" * 1_000_000)  # unread by the server: a plain close would reset
+        reply = await read_response(peer)
+        assert (reply.status, reply.headers["connection"]) == (413, "close")
+        # The server half-closed and drops the rest; it closes once the client does.
+        assert await peer.read_until_eof() == b""
+        (connection,) = server._http_connections
+        assert connection._is_lingering
+        await peer.close()
+
+
+async def test_closed_connections_are_not_kept_by_timers() -> None:
+    app = App(hello)
+    async with serve(app, "127.0.0.1", 0) as server:  # type: ignore[arg-type]
+        for _ in range(3):
+            peer = await RawPeer.open(server.port)
+            peer.write(get("/", "Connection: close"))
+            await read_response(peer)
+            assert await peer.read_until_eof() == b""
+            await peer.close()
+        await asyncio.sleep(0.05)
+        app.exchanges.clear()
+        gc.collect()
+        alive = [
+            o for o in gc.get_objects() if isinstance(o, HTTPConnection) and o.server is server
+        ]
+        assert alive == []
+
+
+async def test_process_request_sees_the_upgrades_an_application_accepted() -> None:
+    seen: list[str] = []
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        seen.append(request.path)
+        return Response(401, [], b"") if request.path == "/ws?token=bad" else None
+
+    async with http_server(hello, process_request=process_request) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(get("/plain"))
+        assert (await read_response(peer)).body == b"/plain"
+        assert (await peer.handshake("/ws?token=bad")).status == 401
+        await peer.close()
+        peer = await RawPeer.open(server.port)
+        assert (await peer.handshake("/ws?token=good")).status == 101
+        await peer.close()
+    assert seen == ["/ws?token=bad", "/ws?token=good"]

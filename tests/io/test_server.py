@@ -21,13 +21,26 @@ from fullduplex import (
     ConnectionClosedOK,
     InvalidStatus,
     Request,
+    RequestHook,
     Response,
     ServerConnection,
     connect,
     serve,
 )
 
-from .peers import BINARY, CLOSE, CONTINUATION, PING, TEXT, Holder, RawPeer, echo, upgrade_request
+from .peers import (
+    BINARY,
+    CLOSE,
+    CONTINUATION,
+    MASK,
+    PING,
+    TEXT,
+    Holder,
+    RawPeer,
+    echo,
+    encode_frame,
+    upgrade_request,
+)
 
 
 async def test_server_echoes_text_and_binary() -> None:
@@ -78,17 +91,49 @@ async def test_server_reports_its_connections_and_addresses() -> None:
         assert ws.remote_address == client.local_address
 
 
-async def test_server_answers_in_order_messages_sent_with_the_request() -> None:
-    # A client may pipeline frames right behind its request; they must not wait for more data.
-    async with serve(echo, "127.0.0.1", 0, compression=None) as server:
+async def _accept_everything(ws: ServerConnection, request: Request) -> None:
+    await asyncio.sleep(0)  # answered in a later turn than the request's
+
+
+@pytest.mark.parametrize("hook", [None, _accept_everything], ids=["at-once", "process_request"])
+async def test_server_answers_in_order_messages_sent_with_the_request(
+    hook: RequestHook | None,
+) -> None:
+    # A client may pipeline frames right behind its request, in the same write; they must
+    # not wait for more data, and come in order.
+    async with serve(echo, "127.0.0.1", 0, compression=None, process_request=hook) as server:
         peer = await RawPeer.open(server.port)
-        peer.write(upgrade_request())
-        peer.send_frame(TEXT, b"early")
+        frames = b"".join(encode_frame(TEXT, f"early {n}".encode(), mask=MASK) for n in range(3))
+        peer.write(upgrade_request() + frames)
         reply = await peer.read_http_response()
         assert reply.status == 101
+        for n in range(3):
+            frame = await peer.read_frame()
+            assert (frame.opcode, frame.payload) == (TEXT, f"early {n}".encode())
+        peer.send_frame(TEXT, b"later")
         frame = await peer.read_frame()
-        assert (frame.opcode, frame.payload) == (TEXT, b"early")
+        assert frame.payload == b"later"
         await peer.close()
+
+
+async def test_server_delivers_a_close_frame_sent_with_the_request() -> None:
+    received: list[str] = []
+
+    async def record(ws: ServerConnection) -> None:
+        async for message in ws:
+            received.append(str(message))
+
+    async with serve(record, "127.0.0.1", 0, compression=None) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(
+            upgrade_request()
+            + encode_frame(TEXT, b"last words", mask=MASK)
+            + encode_frame(CLOSE, b"\x03\xe8", mask=MASK)
+        )
+        assert (await peer.read_http_response()).status == 101
+        assert (await peer.read_close()).close_code == 1000
+        await peer.close()
+    assert received == ["last words"]
 
 
 # --- refusing a handshake --------------------------------------------------------------------
@@ -150,6 +195,28 @@ async def test_server_refuses_a_disallowed_origin_with_403() -> None:
         async with connect(url) as ws:  # no Origin: a non-browser client, allowed by None
             await ws.send("ok")
             assert await ws.recv() == "ok"
+
+
+async def test_server_refusal_is_readable_when_the_client_sent_more_behind_its_request() -> None:
+    # Bytes the server never reads make the kernel answer its close with a reset, which can
+    # discard the refusal before the client reads it: the server half-closes and reads on.
+    async with serve(echo, "127.0.0.1", 0, origins=["https://good.example"]) as server:
+        peer = await RawPeer.open(server.port)
+        request = upgrade_request(headers={"Origin": "https://evil.example"})
+        peer.write(request + encode_frame(BINARY, b"x" * 200_000, mask=MASK))
+        reply = await peer.read_http_response()
+        assert reply.status == 403
+        assert b"is not allowed" in reply.body
+        assert await peer.read_until_eof() == b""  # the server's side is closed...
+        peer.write(b"more")  # ... and it still reads, until the client closes
+        await asyncio.sleep(0.05)
+        assert len(server.connections) == 1
+        await peer.close()
+        for _ in range(100):
+            if not server.connections:
+                break
+            await asyncio.sleep(0.01)
+        assert not server.connections
 
 
 async def test_server_drops_a_handshake_that_never_completes(
@@ -506,6 +573,29 @@ async def test_server_shutdown_waits_for_handlers_to_finish() -> None:
         client = await connect(f"ws://127.0.0.1:{server.port}/")
     assert finished == [1001]
     await client.close()
+
+
+async def test_server_shutdown_started_by_a_handler_does_not_wait_for_that_handler() -> None:
+    stopped = asyncio.Event()
+
+    async def stop_on_request(ws: ServerConnection) -> None:
+        await ws.recv()
+        ws.server.close()
+        await ws.server.wait_closed()  # the shutdown must not wait for this very handler
+        stopped.set()
+
+    server = await serve(stop_on_request, "127.0.0.1", 0, close_timeout=5)
+    other = await connect(f"ws://127.0.0.1:{server.port}/")
+    client = await connect(f"ws://127.0.0.1:{server.port}/")
+    started = time.monotonic()
+    await client.send("stop")
+    await asyncio.wait_for(stopped.wait(), 3)
+    await server.wait_closed()
+    assert time.monotonic() - started < 2
+    for ws in (client, other):
+        with pytest.raises(ConnectionClosedOK):
+            await ws.recv()
+        assert ws.close_code == 1001
 
 
 async def test_server_shutdown_cancels_a_handler_that_ignores_closure() -> None:

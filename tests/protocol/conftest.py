@@ -24,7 +24,7 @@ def parse_messages_implementation(
                 "fullduplex.protocol._speedups is not built; rebuild: "
                 "FULLDUPLEX_BUILD_SPEEDUPS=require .venv/bin/pip install -e ."
             )
-        monkeypatch.setattr(frames, "parse_messages", parse_messages)
+        monkeypatch.setattr(frames, "_take_messages", parse_messages)
     else:
-        monkeypatch.setattr(frames, "parse_messages", None)
+        monkeypatch.setattr(frames, "_take_messages", frames._take_messages_python)
     return str(request.param)

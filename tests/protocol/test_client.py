@@ -34,7 +34,8 @@ from fullduplex.protocol.extensions.permessage_deflate import (
     ClientPerMessageDeflate,
     PerMessageDeflate,
 )
-from fullduplex.protocol.frames import serialize_frame
+
+from ..wire import encode_frame
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -72,7 +73,7 @@ def open_client(**options: object) -> ClientProtocol:
 
 
 def server_frame(opcode: int, payload: bytes = b"", **options: bool) -> bytes:
-    return b"".join(serialize_frame(opcode, payload, **options))  # type: ignore[arg-type]
+    return encode_frame(opcode, payload, **options)
 
 
 def handshake_failure(client: ClientProtocol) -> Exception:

@@ -50,8 +50,9 @@ from fullduplex.protocol.frames import (
     FrameParser,
     Opcode,
     parse_close_payload,
-    serialize_frame,
 )
+
+from ..wire import encode_frame
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 REQUEST = (
@@ -109,11 +110,11 @@ def conn(role: str) -> Connection:
 def from_peer(conn: Connection, opcode: int, payload: bytes = b"", **options: bool) -> bytes:
     """The bytes of a frame as ``conn``'s peer sends it: masked when ``conn`` is a server."""
     mask = None if conn.is_client else os.urandom(4)
-    return b"".join(serialize_frame(opcode, payload, mask=mask, **options))
+    return encode_frame(opcode, payload, mask=mask, **options)
 
 
 def raw_from_peer(conn: Connection, first_byte: int, payload: bytes = b"") -> bytes:
-    """A frame with any first byte (FIN, RSV1-3, opcode), for what serialize_frame can't write."""
+    """A frame with any first byte (FIN, RSV1-3, opcode), whatever the opcode."""
     assert len(payload) < 126
     if conn.is_client:
         return bytes([first_byte, len(payload)]) + payload
@@ -831,8 +832,7 @@ def test_connection_delivers_message_before_one_with_rsv_bit_then_fails_with_100
 def test_server_delivers_masked_message_then_fails_on_unmasked_frame_with_1002() -> None:
     server = open_connection("server")
     server.receive_data(
-        b"".join(serialize_frame(Opcode.TEXT, b"masked", mask=b"abcd"))
-        + b"".join(serialize_frame(Opcode.TEXT, b"unmasked"))
+        encode_frame(Opcode.TEXT, b"masked", mask=b"abcd") + encode_frame(Opcode.TEXT, b"unmasked")
     )
     assert expect_failure(server, 1002) == [TextReceived("masked")]
 
@@ -841,8 +841,8 @@ def test_server_delivers_masked_message_then_fails_on_unmasked_frame_with_1002()
 def test_client_delivers_unmasked_message_then_fails_on_masked_frame_with_1002() -> None:
     client = open_connection("client")
     client.receive_data(
-        b"".join(serialize_frame(Opcode.BINARY, b"unmasked"))
-        + b"".join(serialize_frame(Opcode.BINARY, b"masked", mask=b"abcd"))
+        encode_frame(Opcode.BINARY, b"unmasked")
+        + encode_frame(Opcode.BINARY, b"masked", mask=b"abcd")
     )
     assert expect_failure(client, 1002) == [BinaryReceived(b"unmasked")]
 

@@ -25,13 +25,20 @@ from fullduplex.protocol.frames import (
     serialize_frame,
 )
 
+from ..wire import encode_frame
+
 MASK = bytes([0x37, 0xFA, 0x21, 0x3D])  # the masking key of RFC 6455 §5.7's examples
 UNLIMITED = 2**63 - 1
 RESERVED_OPCODES = [0x3, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF]
 
 
-def wire(opcode: int, payload: bytes, **options: object) -> bytes:
+def serialized(opcode: int, payload: bytes, **options: object) -> bytes:
+    """The bytes of the library's own serializer, for the tests of `serialize_frame`."""
     return b"".join(serialize_frame(opcode, payload, **options))  # type: ignore[arg-type]
+
+
+# Parser input comes from the suite's own encoder (tests/wire.py), never from serialize_frame.
+wire = encode_frame
 
 
 def parse_all(data: bytes, *, expect_masked: bool, max_payload: int = UNLIMITED) -> list[Frame]:
@@ -93,12 +100,12 @@ def test_parser_reads_rfc_fragmented_example() -> None:
 def test_serializer_writes_rfc_examples(
     opcode: int, payload: bytes, mask: bytes | None, expected: str
 ) -> None:
-    assert wire(opcode, payload, mask=mask) == bytes.fromhex(expected)
+    assert serialized(opcode, payload, mask=mask) == bytes.fromhex(expected)
 
 
 def test_serializer_writes_rfc_256_byte_and_64_kib_headers() -> None:
-    assert wire(Opcode.BINARY, bytes(256)).startswith(bytes.fromhex("827e0100"))
-    assert wire(Opcode.BINARY, bytes(65536)).startswith(bytes.fromhex("827f0000000000010000"))
+    assert serialized(Opcode.BINARY, bytes(256)).startswith(bytes.fromhex("827e0100"))
+    assert serialized(Opcode.BINARY, bytes(65536)).startswith(bytes.fromhex("827f0000000000010000"))
 
 
 # --- payload length encodings: 7, 7+16 and 7+64 bits -------------------------------------
@@ -113,7 +120,7 @@ def test_serializer_uses_shortest_header_at_length_boundaries(
     length: int, header_size: int, mask: bytes | None
 ) -> None:
     payload = bytes(range(256)) * (length // 256) + bytes(range(length % 256))
-    data = wire(Opcode.BINARY, payload, mask=mask)
+    data = serialized(Opcode.BINARY, payload, mask=mask)
     mask_size = 0 if mask is None else 4
     assert len(data) == header_size + mask_size + length
     assert data[0] == 0x82
@@ -181,7 +188,7 @@ def test_parser_reports_fin_and_every_rsv_bit() -> None:
 
 
 def test_serializer_sets_rsv1_and_clears_fin() -> None:
-    assert wire(Opcode.TEXT, b"", fin=False, rsv1=True) == b"\x41\x00"
+    assert serialized(Opcode.TEXT, b"", fin=False, rsv1=True) == b"\x41\x00"
 
 
 # --- masking (RFC 6455 §5.1, §5.3) ---------------------------------------------------------
@@ -447,6 +454,17 @@ def frames(draw: st.DrawFn) -> tuple[Frame, bytes | None]:
     return Frame(opcode, payload, fin, rsv1), mask
 
 
+@given(frames())
+def test_serializer_agrees_with_the_suites_own_encoder(
+    frame_and_mask: tuple[Frame, bytes | None],
+) -> None:
+    frame, mask = frame_and_mask
+    options = {"fin": frame.fin, "rsv1": frame.rsv1, "mask": mask}
+    assert serialized(frame.opcode, frame.payload, **options) == encode_frame(
+        frame.opcode, frame.payload, **options
+    )
+
+
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({cut % (len(data) + 1) for cut in cuts})
     return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
@@ -458,7 +476,7 @@ def test_parse_inverts_serialize_for_any_chunking(
     frame_and_mask: tuple[Frame, bytes | None], cuts: list[int]
 ) -> None:
     frame, mask = frame_and_mask
-    data = wire(frame.opcode, frame.payload, fin=frame.fin, rsv1=frame.rsv1, mask=mask)
+    data = serialized(frame.opcode, frame.payload, fin=frame.fin, rsv1=frame.rsv1, mask=mask)
     parser = FrameParser(expect_masked=mask is not None)
     parsed = []
     for chunk in split(data, cuts):
@@ -478,7 +496,9 @@ def test_parse_inverts_serialize_for_frame_sequences(
 ) -> None:
     mask = MASK if masked else None
     sent = [frame for frame, _ in frames_and_masks]
-    data = b"".join(wire(f.opcode, f.payload, fin=f.fin, rsv1=f.rsv1, mask=mask) for f in sent)
+    data = b"".join(
+        serialized(f.opcode, f.payload, fin=f.fin, rsv1=f.rsv1, mask=mask) for f in sent
+    )
     parser = FrameParser(expect_masked=masked)
     parsed = []
     for chunk in split(data, cuts):

@@ -37,8 +37,9 @@ from fullduplex.protocol.extensions.permessage_deflate import (
     PerMessageDeflate,
     ServerPerMessageDeflate,
 )
-from fullduplex.protocol.frames import serialize_frame
 from fullduplex.protocol.http11 import parse_response
+
+from ..wire import encode_frame
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -63,8 +64,7 @@ def request_bytes(
 def client_frame(
     opcode: int, payload: bytes = b"", *, fin: bool = True, rsv1: bool = False
 ) -> bytes:
-    frame = serialize_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=os.urandom(4))
-    return b"".join(frame)
+    return encode_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=os.urandom(4))
 
 
 def received_request(server: ServerProtocol, data: bytes = REQUEST) -> RequestReceived:
@@ -203,7 +203,7 @@ def test_server_rejects_unmasked_frame() -> None:
     received_request(server)
     server.accept()
     server.data_to_send()
-    server.receive_data(b"".join(serialize_frame(Opcode.TEXT, b"plain")))
+    server.receive_data(encode_frame(Opcode.TEXT, b"plain"))
     [event] = server.events_received()
     assert isinstance(event, ConnectionFailed)
     assert isinstance(event.error, ProtocolViolation)

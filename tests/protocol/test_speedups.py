@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from fullduplex.protocol._compiled import _apply_mask_python, _unmask_payload_python
 from fullduplex.protocol.events import BinaryReceived, Event, TextReceived
-from fullduplex.protocol.frames import serialize_frame
+
+from ..wire import encode_frame
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +166,7 @@ MASK_KEY = b"\x0f\xf0\xaa\x55"
 
 
 def masked_stream(*frames: tuple[int, bytes]) -> bytearray:
-    return bytearray(
-        b"".join(b"".join(serialize_frame(op, data, mask=MASK_KEY)) for op, data in frames)
-    )
+    return bytearray(b"".join(encode_frame(op, data, mask=MASK_KEY) for op, data in frames))
 
 
 def test_parse_messages_returns_the_position_after_the_frames_it_took(

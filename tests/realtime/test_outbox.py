@@ -79,3 +79,36 @@ async def test_nothing_is_queued_after_close() -> None:
     outbox.close()
     assert not outbox.put(["late"])
     await outbox.run()
+
+
+async def test_inline_send_writes_at_once_when_idle_and_queues_behind_others() -> None:
+    session = MemorySession()
+    outbox = Outbox(session, lambda: None)
+    writer = asyncio.create_task(outbox.run())
+    assert await outbox.send(["now"])
+    assert session.client_pending() == ["now"]
+    session.writable.clear()
+    assert outbox.put(["queued"])
+    await asyncio.sleep(0)  # the writer is blocked in send("queued")
+    inline = asyncio.create_task(outbox.send(["after"]))
+    await asyncio.sleep(0)
+    assert inline.done()  # queued behind the writer, not written out of order
+    session.writable.set()
+    assert [await session.client_recv() for _ in range(2)] == ["queued", "after"]
+    outbox.close()
+    await writer
+
+
+async def test_writer_waits_for_an_inline_send_in_progress() -> None:
+    session = MemorySession()
+    session.writable.clear()
+    outbox = Outbox(session, lambda: None)
+    writer = asyncio.create_task(outbox.run())
+    inline = asyncio.create_task(outbox.send(["first", "second"]))
+    await asyncio.sleep(0)
+    assert outbox.put(["third"])
+    session.writable.set()
+    await inline
+    assert [await session.client_recv() for _ in range(3)] == ["first", "second", "third"]
+    outbox.close()
+    await writer

@@ -11,17 +11,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
+import ssl
 import sys
 import threading
 from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ..exceptions import ConnectionClosed, ConnectionClosedOK
 from ..io.asyncio import ClientConnection, Message, connect
+from ..io.asyncio.proxy import parse_proxy_url
 from ..protocol.frames import CloseCode
 from .options import (
     EXIT_STATUS_HELP,
@@ -72,6 +73,7 @@ examples:
   echo '{{"op": "status"}}' | fullduplex connect ws://127.0.0.1:8000/ --once --json
   fullduplex connect wss://example.test/feed -n 10 --timeout 30 < /dev/null
   fullduplex connect wss://127.0.0.1:8443/ --cacert ca.pem -H 'Authorization: Bearer T'
+  fullduplex connect wss://example.test/feed --proxy http://user:secret@proxy.test:3128
 
 {EXIT_STATUS_HELP}"""
 
@@ -143,6 +145,26 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="prefix each message received with the time it arrived (ISO 8601, local time)",
     )
     connection = add_client_options(parser)
+    proxy = connection.add_mutually_exclusive_group()
+    proxy.add_argument(
+        "--proxy",
+        metavar="URL",
+        type=proxy_url,
+        help="go through this proxy: http://[USER:PASSWORD@]HOST:PORT (CONNECT), https://... "
+        "(CONNECT over TLS to the proxy), socks5://, socks5h:// (the proxy resolves names), "
+        "socks4:// (SOCKS needs: pip install 'fullduplex[socks]'); default: from the "
+        "environment (https_proxy for wss://, http_proxy for ws://, all_proxy, no_proxy)",
+    )
+    proxy.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="connect directly, whatever the environment's proxy variables say",
+    )
+    connection.add_argument(
+        "--proxy-cacert",
+        metavar="FILE",
+        help="for an https:// proxy, trust the certificate authorities in this PEM file",
+    )
     connection.add_argument(
         "--ping-interval",
         metavar="SECONDS",
@@ -188,9 +210,24 @@ class _Connect:
         args = self.args
         options = client_options(args)
         open_timeout = args.timeout if args.timeout is not None else DEFAULT_OPEN_TIMEOUT_S
+        proxy: str | Literal[True] | None = True  # from the environment
+        if args.proxy is not None:
+            proxy = args.proxy
+        elif args.no_proxy:
+            proxy = None
+        proxy_ssl = None
+        if args.proxy_cacert is not None:
+            try:
+                proxy_ssl = ssl.create_default_context(cafile=args.proxy_cacert)
+            except (OSError, ssl.SSLError) as exc:
+                raise CommandError(
+                    ExitStatus.USAGE, f"cannot load --proxy-cacert {args.proxy_cacert}: {exc}"
+                ) from None
         try:
             self.ws = await connect(
                 args.url,
+                proxy=proxy,
+                proxy_ssl=proxy_ssl,
                 open_timeout=open_timeout,
                 close_timeout=CLOSE_TIMEOUT_S,
                 ping_interval=args.ping_interval or None,
@@ -202,6 +239,15 @@ class _Connect:
         if self.interactive:
             return await _Interactive(self.ws, args, self.stopping).run()
         return await _Scripted(self.ws, args, self.stopping).run()
+
+
+def proxy_url(text: str) -> str:
+    """``argparse`` type: a proxy URL that `fullduplex.connect` accepts."""
+    try:
+        parse_proxy_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -375,15 +421,21 @@ async def _stdin_lines() -> AsyncIterator[bytes]:
     def read() -> None:
         # os.read, not sys.stdin: a daemon thread blocked in a buffered read can make the
         # interpreter abort at exit, when it tries to take the buffer's lock.
-        with contextlib.suppress(Exception):  # the loop may be gone: nobody to tell
-            while True:
-                try:
-                    chunk = os.read(0, 65536)
-                except OSError:
-                    chunk = b""
-                asyncio.run_coroutine_threadsafe(chunks.put(chunk), loop).result()
-                if not chunk:
-                    return
+        while True:
+            try:
+                chunk = os.read(0, 65536)
+            except OSError:
+                chunk = b""
+            put = chunks.put(chunk)
+            try:
+                asyncio.run_coroutine_threadsafe(put, loop).result()
+            except Exception:
+                # The loop is gone (the command ended before stdin did): nobody to tell. The
+                # coroutine never ran; close it, or Python warns that it was never awaited.
+                put.close()
+                return
+            if not chunk:
+                return
 
     threading.Thread(target=read, name="fullduplex-stdin", daemon=True).start()
     pending = b""

@@ -17,9 +17,9 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..exceptions import InvalidHandshake, InvalidStatus
+from ..exceptions import InvalidHandshake, InvalidRedirect, InvalidStatus, ProxyError
 from ..io.asyncio import WebSocketURI, parse_uri
-from ..protocol.connection import DEFAULT_MAX_MESSAGE_SIZE
+from ..io.options import DEFAULT_OPTIONS
 
 __all__ = [
     "ExitStatus",
@@ -56,7 +56,8 @@ exit status:
        or it closed before the -n replies arrived
   2    bad arguments, or a line of input that is not UTF-8
   3    the server refused the handshake (the HTTP status is on stderr) or botched it
-  4    the connection could not be made (refused, unreachable, unknown host)
+  4    the connection could not be made (refused, unreachable, unknown host),
+       or the proxy could not be reached or refused (its HTTP status is on stderr)
   5    TLS failed (untrusted certificate: try --cacert FILE, or --insecure)
   6    timed out (opening handshake, or waiting for the -n replies)
   130  interrupted (Ctrl-C or SIGTERM); the connection was closed with 1000 first
@@ -160,7 +161,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
         "--max-size",
         metavar="BYTES",
         type=byte_size,
-        default=DEFAULT_MAX_MESSAGE_SIZE,
+        default=DEFAULT_OPTIONS.max_size,
         help="largest message accepted, e.g. 64K, 16M, none (default: 1M); "
         "a larger one closes the connection with 1009",
     )
@@ -215,7 +216,14 @@ def connect_failure(error: BaseException, url: str, open_timeout: float | None) 
     """
     uri = parse_uri(url)
     where = f"{uri.host}:{uri.port}"
-    # Order matters: SSLError and TimeoutError are OSErrors, InvalidStatus an InvalidHandshake.
+    # Order matters: SSLError and TimeoutError are OSErrors, InvalidStatus an InvalidHandshake,
+    # InvalidRedirect an InvalidStatus.
+    if isinstance(error, ProxyError):
+        return CommandError(ExitStatus.CONNECT_FAILED, str(error))
+    if isinstance(error, ImportError):  # a SOCKS proxy without the socks extra
+        return CommandError(ExitStatus.USAGE, str(error))
+    if isinstance(error, InvalidRedirect):
+        return CommandError(ExitStatus.HANDSHAKE_FAILED, f"handshake failed: {error}")
     if isinstance(error, InvalidStatus):
         status = error.response.status
         reason = error.response.reason

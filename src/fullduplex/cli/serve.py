@@ -23,8 +23,8 @@ from urllib.parse import unquote, urlsplit
 
 from ..exceptions import ConnectionClosed
 from ..io.asyncio import Handler, Message, RequestHook, Server, ServerConnection, serve
+from ..io.options import DEFAULT_OPTIONS, Options
 from ..protocol import Request, Response
-from ..protocol.connection import DEFAULT_MAX_MESSAGE_SIZE
 from ..protocol.frames import CloseCode
 from .options import CommandError, ExitStatus, StopSignals, byte_size
 
@@ -133,7 +133,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--max-size",
         metavar="BYTES",
         type=byte_size,
-        default=DEFAULT_MAX_MESSAGE_SIZE,
+        default=DEFAULT_OPTIONS.max_size,
         help="largest message accepted, e.g. 64K, 16M, none (default: 1M); "
         "a larger one closes the connection with 1009",
     )
@@ -168,10 +168,12 @@ async def run(args: argparse.Namespace) -> int:
             ssl=tls,
             origins=origins,
             subprotocols=args.subprotocols,
-            compression="deflate" if args.compression else None,
-            max_size=args.max_size,
             process_request=hook,
-            close_timeout=CLOSE_TIMEOUT_S,
+            options=Options(
+                close_timeout=CLOSE_TIMEOUT_S,
+                max_size=args.max_size,
+                compression="deflate" if args.compression else None,
+            ),
         )
     except OSError as exc:
         detail = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()

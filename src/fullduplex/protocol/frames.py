@@ -377,7 +377,7 @@ class FrameParser:
         return first & 0x0F, chunk
 
 
-def _take_messages(
+def _take_messages_python(
     buffer: Buffer,
     start: int,
     mask_bit: int,
@@ -387,11 +387,8 @@ def _take_messages(
     binary_message: BinaryMessage,
 ) -> int:
     """Append the events of the plain one-frame messages at ``buffer[start:]``; return the
-    position after the last frame taken. The loop of `FrameParser.next_messages`."""
-    if parse_messages is not None:
-        return parse_messages(
-            buffer, start, mask_bit, max_payload, events, text_message, binary_message
-        )
+    position after the last frame taken. The loop of `FrameParser.next_messages`, and the
+    contract of its compiled twin `parse_messages`."""
     while True:
         header = _read_header(buffer, start)
         if header is None:
@@ -419,6 +416,9 @@ def _take_messages(
             events.append(binary_message(payload))
         start = end
     return start
+
+
+_take_messages = parse_messages if parse_messages is not None else _take_messages_python
 
 
 def serialize_frame(

@@ -35,6 +35,8 @@ the same, and body data is handed out as it arrives, never gathered here.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -44,7 +46,6 @@ from .http11 import (
     _TOKEN,
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_HEADERS,
-    Headers,
     Request,
     _parse_fields,
     _shared_text,
@@ -65,6 +66,8 @@ _CHUNKED = "chunked"
 # A chunk size wider than 16 hex digits exceeds any body this side could accept.
 _MAX_CHUNK_SIZE_DIGITS = 16
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+# Request fields read to frame the body and decide on keep-alive.
+_FRAMING_FIELDS = ("transfer-encoding", "content-length", "connection", "expect")
 # RFC 9110 §15: these statuses never carry content.
 _NO_CONTENT_STATUSES = frozenset({204, 304})
 
@@ -126,6 +129,43 @@ def is_websocket_upgrade(request: Request) -> bool:
         and "websocket" in upgrade.lower()
         and "Sec-WebSocket-Key" in request.headers
     )
+
+
+def _body_framing(
+    transfer_encodings: list[str], length_fields: list[str], http_version: str
+) -> int | None:
+    """Return the body's length, or None for chunked (RFC 9112 §6.3)."""
+    if transfer_encodings:
+        if length_fields:
+            # §6.3 item 3: both present "ought to be handled as an error" (smuggling).
+            raise InvalidRequest("a request with both Content-Length and Transfer-Encoding")
+        if http_version == "1.0":
+            # §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing; the client must send
+            # Content-Length instead.
+            raise InvalidRequest(
+                "an HTTP/1.0 request must frame its body with Content-Length",
+                HTTPStatus.LENGTH_REQUIRED,
+            )
+        codings = _tokens(transfer_encodings)
+        if codings[-1:] != [_CHUNKED] or codings.count(_CHUNKED) > 1:
+            # §6.3 item 4: without chunked last (and once, §7.1) the length is unknown.
+            raise InvalidRequest("the request body's framing is not chunked, last and once")
+        if len(codings) > 1:
+            # §6.1: a server SHOULD answer 501 to a transfer coding it does not understand.
+            raise InvalidRequest(
+                f"unsupported transfer coding {codings[0]!r}", HTTPStatus.NOT_IMPLEMENTED
+            )
+        return None
+    if not length_fields:
+        return 0
+    # RFC 9110 §8.6: a list of identical values may be taken as that value.
+    values = {item.strip() for field in length_fields for item in field.split(",")}
+    if len(values) != 1:
+        raise InvalidRequest("conflicting Content-Length values")
+    (value,) = values
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise InvalidRequest(f"invalid Content-Length: {value[:20]!r}")
+    return int(value)
 
 
 def _tokens(values: list[str]) -> list[str]:
@@ -272,18 +312,27 @@ class HTTPServerProtocol:
             )
         headers = _parse_fields(lines[1:], self.max_headers, InvalidRequest)
         del self._buffer[:consumed]
+        # The fields that frame the message, in one pass over the headers.
+        hosts = 0
+        framing: dict[str, list[str]] = {name: [] for name in _FRAMING_FIELDS}
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "host":
+                hosts += 1
+            elif lowered in framing:
+                framing[lowered].append(value)
         # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host.
-        if http_version == "1.1" and len(headers.get_all("Host")) != 1:
+        if http_version == "1.1" and hosts != 1:
             raise InvalidRequest("an HTTP/1.1 request needs exactly one Host header")
-        body_length = self._body_framing(headers, http_version)
-        connection = _tokens(headers.get_all("Connection"))
+        body_length = _body_framing(
+            framing["transfer-encoding"], framing["content-length"], http_version
+        )
+        connection = _tokens(framing["connection"])
         if http_version == "1.1":
             self._keep_alive = "close" not in connection
         else:  # RFC 9112 §9.3: HTTP/1.0 persists only when asked to
             self._keep_alive = "keep-alive" in connection
-        expects_continue = http_version == "1.1" and "100-continue" in _tokens(
-            headers.get_all("Expect")
-        )
+        expects_continue = http_version == "1.1" and "100-continue" in _tokens(framing["expect"])
         self._http_version = http_version
         self._head_method = method.decode("ascii")
         self._body_remaining = body_length or 0
@@ -297,42 +346,6 @@ class HTTPServerProtocol:
             request, http_version, body_length, expects_continue and body_length != 0
         )
         return self._request
-
-    def _body_framing(self, headers: Headers, http_version: str) -> int | None:
-        """Return the body's length, or None for chunked (RFC 9112 §6.3)."""
-        transfer_encodings = headers.get_all("Transfer-Encoding")
-        length_fields = headers.get_all("Content-Length")
-        if transfer_encodings:
-            if length_fields:
-                # §6.3 item 3: both present "ought to be handled as an error" (smuggling).
-                raise InvalidRequest("a request with both Content-Length and Transfer-Encoding")
-            if http_version == "1.0":
-                # §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing; the client must send
-                # Content-Length instead.
-                raise InvalidRequest(
-                    "an HTTP/1.0 request must frame its body with Content-Length",
-                    HTTPStatus.LENGTH_REQUIRED,
-                )
-            codings = _tokens(transfer_encodings)
-            if codings[-1:] != [_CHUNKED] or codings.count(_CHUNKED) > 1:
-                # §6.3 item 4: without chunked last (and once, §7.1) the length is unknown.
-                raise InvalidRequest("the request body's framing is not chunked, last and once")
-            if len(codings) > 1:
-                # §6.1: a server SHOULD answer 501 to a transfer coding it does not understand.
-                raise InvalidRequest(
-                    f"unsupported transfer coding {codings[0]!r}", HTTPStatus.NOT_IMPLEMENTED
-                )
-            return None
-        if not length_fields:
-            return 0
-        # RFC 9110 §8.6: a list of identical values may be taken as that value.
-        values = {item.strip() for field in length_fields for item in field.split(",")}
-        if len(values) != 1:
-            raise InvalidRequest("conflicting Content-Length values")
-        (value,) = values
-        if not (value.isascii() and value.isdigit()) or len(value) > 18:
-            raise InvalidRequest(f"invalid Content-Length: {value[:20]!r}")
-        return int(value)
 
     def _next_body_event(self) -> HTTPEvent | None:
         if not self._body_chunked:
@@ -436,7 +449,7 @@ class HTTPServerProtocol:
         self._continue_sent = True
         return b"HTTP/1.1 100 Continue\r\n\r\n"
 
-    def respond(self, status: int, headers: Headers, body: bytes = b"") -> bytes:
+    def respond(self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b"") -> bytes:
         """Return a whole response's bytes; ``Content-Length`` is added unless present.
 
         The body is left out for HEAD requests and for 204 and 304 (their length is kept).
@@ -445,14 +458,12 @@ class HTTPServerProtocol:
             InvalidState: no request awaits a response, or the response has started.
         """
         self._check_response_state("not_started")
-        has_body = self._begin_response(status)
-        if has_body and "Content-Length" not in headers:
-            headers = Headers([*headers, ("Content-Length", str(len(body)))])
-        head = self._head_bytes(status, headers)
+        has_content = self._begin_response(status)
+        head = self._head(status, headers, len(body) if has_content else None, streamed=False)
         self._response_state = "done"
-        return head + body if has_body and self._head_method != "HEAD" else head
+        return head + body if has_content and self._head_method != "HEAD" else head
 
-    def start_response(self, status: int, headers: Headers) -> bytes:
+    def start_response(self, status: int, headers: Iterable[tuple[str, str]]) -> bytes:
         """Return a streamed response's head: chunked for HTTP/1.1 unless ``Content-Length``
         is given; for HTTP/1.0 the body ends when the connection closes.
 
@@ -461,18 +472,10 @@ class HTTPServerProtocol:
         """
         self._check_response_state("not_started")
         has_content = self._begin_response(status)
-        has_body = self._response_has_body = has_content and self._head_method != "HEAD"
-        self._response_chunked = False
-        if "Content-Length" not in headers and has_content:
-            if self._http_version == "1.1":
-                headers = Headers([*headers, ("Transfer-Encoding", _CHUNKED)])
-                self._response_chunked = has_body
-            else:
-                # RFC 9112 §6.1: no chunked to an HTTP/1.0 client; closing ends the body.
-                self._keep_alive = False
-                headers = _without_connection(headers)
+        self._response_has_body = has_content and self._head_method != "HEAD"
+        head = self._head(status, headers, None, streamed=has_content)
         self._response_state = "streaming"
-        return self._head_bytes(status, headers)
+        return head
 
     def send_body(self, data: bytes) -> bytes:
         """Return the bytes carrying part of a streamed body (b"" for an empty part, or for
@@ -498,7 +501,7 @@ class HTTPServerProtocol:
         self._response_state = "done"
         return b"0\r\n\r\n" if self._response_chunked else b""
 
-    def leave_http(self, status: int, headers: Headers) -> bytes:
+    def leave_http(self, status: int, headers: Iterable[tuple[str, str]]) -> bytes:
         """Return a response head exactly as given, after which the connection carries
         another protocol (``101 Switching Protocols``): no framing, no further request.
 
@@ -508,23 +511,23 @@ class HTTPServerProtocol:
         self._check_response_state("not_started")
         self._keep_alive = False
         self._response_state = "done"
-        return _status_line(status) + _fields(headers)
+        lines = [_status_line(status), *(f"{name}: {value}\r\n" for name, value in headers)]
+        return "".join(lines).encode("latin-1") + b"\r\n"
 
     def refuse(self, error: InvalidRequest) -> bytes:
         """Return the error response for a `RequestFailed`; then close the connection."""
         status = int(error.http_status)
         body = f"{status} {HTTPStatus(status).phrase}: {error}\n".encode()
-        headers = Headers(
-            [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(body))),
-                ("Connection", "close"),
-                *error.headers,
-            ]
-        )
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+            *error.headers,
+        ]
         self._failed = True
         self._response_state = "done"
-        return _status_line(status) + _fields(headers) + body
+        lines = [_status_line(status), *(f"{name}: {value}\r\n" for name, value in headers)]
+        return "".join(lines).encode("latin-1") + b"\r\n" + body
 
     def start_next_request(self) -> None:
         """Forget the finished exchange, so that `next_event` parses the next request.
@@ -572,28 +575,58 @@ class HTTPServerProtocol:
             self._keep_alive = False
         return status >= 200 and status not in _NO_CONTENT_STATUSES
 
-    def _head_bytes(self, status: int, headers: Headers) -> bytes:
-        connection = _tokens(headers.get_all("Connection"))
-        if "close" in connection:
+    def _head(
+        self,
+        status: int,
+        headers: Iterable[tuple[str, str]],
+        content_length: int | None,
+        *,
+        streamed: bool,
+    ) -> bytes:
+        """Serialize a response head with the framing and ``Connection`` fields it needs.
+
+        Args:
+            content_length: added as ``Content-Length`` unless the headers have one.
+            streamed: a body of unknown length follows unless the headers give its length.
+        """
+        lines = [_status_line(status)]
+        has_length = False
+        connection: list[str] = []
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                has_length = True
+            elif lowered == "connection":
+                connection.append(value)
+            lines.append(f"{name}: {value}\r\n")
+        self._response_chunked = False
+        if has_length or (content_length is None and not streamed):
+            pass  # framed by the caller's Content-Length, or no body at all
+        elif content_length is not None:
+            lines.append(f"Content-Length: {content_length}\r\n")
+        elif self._http_version == "1.1":
+            lines.append("Transfer-Encoding: chunked\r\n")
+            self._response_chunked = self._response_has_body
+        else:
+            # RFC 9112 §6.1: no chunked to an HTTP/1.0 client; closing ends the body.
+            self._keep_alive = False
+            lines = [line for line in lines if not line.lower().startswith("connection:")]
+            connection = []
+        tokens = _tokens(connection)
+        if "close" in tokens:
             self._keep_alive = False
         elif not self._keep_alive:
-            headers = Headers([*headers, ("Connection", "close")])
-        elif self._http_version == "1.0" and "keep-alive" not in connection:
-            headers = Headers([*headers, ("Connection", "keep-alive")])
-        return _status_line(status) + _fields(headers)
+            lines.append("Connection: close\r\n")
+        elif self._http_version == "1.0" and "keep-alive" not in tokens:
+            lines.append("Connection: keep-alive\r\n")
+        lines.append("\r\n")
+        return "".join(lines).encode("latin-1")
 
 
-def _without_connection(headers: Headers) -> Headers:
-    return Headers((name, value) for name, value in headers if name.lower() != "connection")
-
-
-def _status_line(status: int) -> bytes:
+@functools.lru_cache(maxsize=64)
+def _status_line(status: int) -> str:
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "Unknown"
-    return f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")
-
-
-def _fields(headers: Headers) -> bytes:
-    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1") + b"\r\n"
+    return f"HTTP/1.1 {status} {reason}\r\n"

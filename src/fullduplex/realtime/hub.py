@@ -16,6 +16,7 @@ a SockJS client in the same chat room see each other's messages.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +27,15 @@ from .history import History
 from .presence import Presence
 from .rooms import Rooms
 
-__all__ = ["Hub", "Member", "Deliver", "PresenceListener"]
+__all__ = ["Hub", "Member", "Deliver", "PresenceListener", "new_member_id"]
 
 Deliver = Callable[[Broadcast], None]
 PresenceListener = Callable[[PresenceChange], None]
+
+
+def new_member_id() -> str:
+    """A random, URL-safe member id (120 bits: nobody guesses another client's)."""
+    return secrets.token_urlsafe(15)
 
 
 @dataclass(slots=True, eq=False)
@@ -155,6 +161,10 @@ class Hub:
         """Take a local member out of ``room``; its own room cannot be left."""
         if room != member_id and self._rooms.leave(member_id, room):
             await self._presence.leave(room, member_id)
+
+    def presence_info(self, member_id: str, room: str) -> Any:
+        """What a local member joined ``room`` with (None if it gave nothing or is not there)."""
+        return self._presence.info(room, member_id)
 
     def rooms_of(self, member_id: str) -> frozenset[str]:
         """The rooms a local member is in, its own included."""

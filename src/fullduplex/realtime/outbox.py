@@ -53,6 +53,7 @@ class Outbox:
         "_ready",
         "is_overflowed",
         "is_closed",
+        "_writing",
         "dropped_volatile",
     )
 
@@ -79,6 +80,8 @@ class Outbox:
         """Whether `close` was called; nothing more is queued."""
         self.dropped_volatile = 0
         """How many volatile messages were dropped."""
+        # True while the writer task or an inline `send` is writing: one writer at a time.
+        self._writing = False
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -96,7 +99,7 @@ class Outbox:
         if volatile and len(queue) >= self.volatile_backlog:
             self.dropped_volatile += 1
             return False
-        size = sum(len(message) for message in messages)
+        size = len(messages[0]) if len(messages) == 1 else sum(map(len, messages))
         if (
             len(queue) + len(messages) > self.max_messages
             or self._queued_bytes + size > self.max_bytes
@@ -112,6 +115,31 @@ class Outbox:
         self._ready.set()
         return True
 
+    async def send(self, messages: Sequence[str | bytes], *, volatile: bool = False) -> bool:
+        """Write ``messages`` now if nothing is queued or being written, else `put` them.
+
+        Saves the hand-over to the writer task on the common path (an ack answering an
+        event); waits while the session's ``send`` waits, so call it only from a task that
+        may wait (a handler), never from a broadcast.
+
+        Returns:
+            As `put`; False as well when the session closed meanwhile.
+        """
+        if self._queue or self._writing or self.is_closed or self.is_overflowed:
+            return self.put(messages, volatile=volatile)
+        self._writing = True
+        try:
+            for message in messages:
+                await self._session.send(message)
+        except ConnectionClosed:
+            self.is_closed = True
+            return False
+        finally:
+            self._writing = False
+            if self._queue or self.is_closed:
+                self._ready.set()  # the writer takes over what was queued meanwhile
+        return True
+
     async def run(self) -> None:
         """Write queued messages in order until `close`, or until the session closes."""
         queue = self._queue
@@ -119,13 +147,19 @@ class Outbox:
         try:
             while True:
                 await self._ready.wait()
-                while queue:
-                    message = queue.popleft()
-                    self._queued_bytes -= len(message)
-                    await send(message)
+                self._ready.clear()
+                if self._writing:
+                    continue  # an inline `send` is writing; it wakes us when it is done
+                self._writing = True
+                try:
+                    while queue:
+                        message = queue.popleft()
+                        self._queued_bytes -= len(message)
+                        await send(message)
+                finally:
+                    self._writing = False
                 if self.is_closed:
                     return
-                self._ready.clear()
         except ConnectionClosed:
             self.is_closed = True
 

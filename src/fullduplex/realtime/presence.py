@@ -48,6 +48,10 @@ class Presence:
         if await self._backend.presence_remove(self._prefix + room, member):
             await self._backend.publish(self._channel, PresenceChange(room, member, info, False))
 
+    def info(self, room: str, member: str) -> Any:
+        """The info a member of this process joined ``room`` with, if any."""
+        return self._local.get((room, member))
+
     async def members(self, room: str) -> dict[str, Any]:
         """The members present in ``room`` in every process, with the info they joined with."""
         return await self._backend.presence_members(self._prefix + room)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,7 +16,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import trustme
 
 from fullduplex import (
     ConnectionClosedError,
@@ -31,6 +29,8 @@ from fullduplex import (
     sync,
 )
 from fullduplex.io.sync.loop import LoopStopped, LoopThread
+
+from ...conftest import TestCA
 
 TIMEOUT_S = 10
 
@@ -241,15 +241,10 @@ def test_client_applies_the_size_limit() -> None:
         assert caught.value.code == 1009
 
 
-def test_client_connects_over_tls() -> None:
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
+def test_client_connects_over_tls(tls: TestCA) -> None:
     with (
-        server_thread(echo, ssl=server_context) as port,
-        sync.connect(f"wss://127.0.0.1:{port}/", ssl=client_context) as ws,
+        server_thread(echo, ssl=tls.server_context) as port,
+        sync.connect(f"wss://127.0.0.1:{port}/", ssl=tls.client_context) as ws,
     ):
         ws.send("secret")
         assert ws.recv(timeout=TIMEOUT_S) == "secret"
@@ -261,7 +256,7 @@ def test_refused_handshake_raises_and_leaves_no_thread() -> None:
 
     with server_thread(echo, process_request=refuse) as port:
         with pytest.raises(InvalidStatus) as caught:
-            sync.connect(f"ws://127.0.0.1:{port}/")
+            sync.connect(f"ws://127.0.0.1:{port}/").open()
         assert caught.value.response.status == 403
 
 
@@ -269,7 +264,7 @@ def test_unreachable_server_raises_os_error() -> None:
     with server_thread(echo) as port:
         pass  # closed: nobody listens on that port any more
     with pytest.raises(OSError):
-        sync.connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT_S)
+        sync.connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT_S).open()
 
 
 def test_bad_options_raise_before_any_thread_starts() -> None:
@@ -280,7 +275,7 @@ def test_bad_options_raise_before_any_thread_starts() -> None:
 
 
 def test_close_then_recv_returns_the_messages_received_before(echo_port: int) -> None:
-    ws = sync.connect(f"ws://127.0.0.1:{echo_port}/")
+    ws = sync.connect(f"ws://127.0.0.1:{echo_port}/").open()
     ws.send("kept")
     time.sleep(0.1)  # echoed before the close
     ws.close(4000, "bye")
@@ -305,7 +300,7 @@ def test_calls_after_the_block_raise_connection_closed(echo_port: int) -> None:
 
 
 def test_a_forgotten_connection_stops_its_thread_when_collected(echo_port: int) -> None:
-    ws = sync.connect(f"ws://127.0.0.1:{echo_port}/")
+    ws = sync.connect(f"ws://127.0.0.1:{echo_port}/").open()
     ws.send("x")
     del ws  # `no_thread_left_behind` checks that its thread ended
 

@@ -157,6 +157,30 @@ async def test_server_call_waits_for_the_clients_ack(server: Server) -> None:
     assert await call == ("answer", 2)
 
 
+async def test_connect_handler_can_wait_for_the_clients_ack(server: Server) -> None:
+    answers: list[Any] = []
+
+    @server.on("connect")
+    async def connect(socket: Socket) -> None:
+        answers.append(await socket.call("who-are-you", timeout=2))
+
+    client = Client(server)
+    await client.connect()
+    assert await client.recv() == '20["who-are-you"]'
+    client.send('30["ann"]')
+    client.send('21["echo","after"]')
+    assert await client.recv() == '31["after"]'
+    assert answers == ["ann"]
+
+
+async def test_volatile_emit_to_one_socket(server: Server) -> None:
+    client = Client(server)
+    await client.connect()
+    (socket,) = server.of("/").sockets.values()
+    await socket.volatile.emit("v", 1)
+    assert await client.recv() == '2["v",1]'
+
+
 async def test_server_call_times_out(server: Server) -> None:
     client = Client(server)
     await client.connect()
@@ -317,7 +341,7 @@ async def recovering() -> AsyncIterator[Server]:
 
     @sio.on("join")
     async def join(socket: Socket, room: str) -> None:
-        await socket.join(room)
+        await socket.join(room, info={"nick": "ann"})
 
     @sio.on("connect")
     async def connect(socket: Socket) -> None:
@@ -365,6 +389,7 @@ async def test_recovered_client_gets_missed_events_once_in_order(recovering: Ser
     (socket,) = recovering.of("/").sockets.values()
     assert socket.recovered
     assert socket.rooms == {first["sid"], "r"}
+    assert await recovering.of("/").presence("r") == {first["sid"]: {"nick": "ann"}}
     assert socket.data == {"connects": 2}
     assert socket.handshake.auth == {"token": "t"}
     # live events continue after the replay

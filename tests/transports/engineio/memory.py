@@ -8,7 +8,9 @@ real-socket tests (`test_suite.py`, `test_node_client.py`) cover the same paths 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlencode
 
 from fullduplex.exceptions import BodyTooLarge, ConnectionClosedError, ConnectionClosedOK
@@ -16,7 +18,18 @@ from fullduplex.protocol.http11 import Headers, Request
 from fullduplex.transports.base import HTTPExchange, Session
 from fullduplex.transports.engineio import EngineIOEndpoint
 
-__all__ = ["MemoryExchange", "MemoryWebSocket", "Answer", "http", "websocket", "target"]
+__all__ = [
+    "MemoryExchange",
+    "MemoryWebSocket",
+    "Answer",
+    "http",
+    "websocket",
+    "target",
+    "handshake",
+    "poll",
+    "post",
+    "open_websocket",
+]
 
 Answer = tuple[int, Headers, bytes]
 
@@ -193,3 +206,37 @@ def websocket(endpoint: EngineIOEndpoint, path: str) -> tuple[MemoryWebSocket, a
 
 
 _running: set[asyncio.Task[None]] = set()
+
+
+async def handshake(endpoint: EngineIOEndpoint, **headers: str) -> dict[str, Any]:
+    """Open a polling session; return the OPEN packet's JSON."""
+    exchange = await http(
+        endpoint, "GET", target(EIO="4", transport="polling"), b"", headers.items()
+    )
+    status, _, body = await exchange.answer()
+    assert status == 200
+    assert body.startswith(b"0")
+    opened: dict[str, Any] = json.loads(body[1:])
+    return opened
+
+
+async def poll(endpoint: EngineIOEndpoint, sid: str) -> tuple[int, bytes]:
+    """One GET for ``sid``, waited for: status and body."""
+    exchange = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
+    status, _, body = await exchange.answer()
+    return status, body
+
+
+async def post(endpoint: EngineIOEndpoint, sid: str, body: bytes) -> tuple[int, bytes]:
+    """One POST of ``body`` for ``sid``, waited for: status and body."""
+    exchange = await http(endpoint, "POST", target(EIO="4", transport="polling", sid=sid), body)
+    status, _, answer = await exchange.answer()
+    return status, answer
+
+
+async def open_websocket(endpoint: EngineIOEndpoint) -> tuple[MemoryWebSocket, dict[str, Any]]:
+    """Open a session over WebSocket; return it and the OPEN packet's JSON."""
+    ws, _ = websocket(endpoint, target(EIO="4", transport="websocket"))
+    opening = await ws.client_recv()
+    assert isinstance(opening, str) and opening.startswith("0")
+    return ws, json.loads(opening[1:])

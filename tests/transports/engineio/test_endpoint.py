@@ -1,80 +1,34 @@
-"""`EngineIOEndpoint` and `EngineIOSession`, driven request by request in memory.
-
-Each test plays a client by hand (`memory.http`, `memory.websocket`), so every status, body and
-packet is checked exactly; `test_suite.py` and `test_node_client.py` run real clients.
+"""`EngineIOEndpoint`, driven request by request in memory: the checks every request goes
+through (each refusal's status and body), CORS, the handshake, and the polling requests'
+routing and limits. `test_over_sockets.py` does the same through real sockets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+import time
 from typing import Any
 
 import pytest
 
-from fullduplex.exceptions import ConnectionClosed
 from fullduplex.transports.engineio import EngineIOEndpoint, EngineIOSession
 
-from .memory import MemoryWebSocket, http, target, websocket
-
-FAST = {"ping_interval_ms": 300, "ping_timeout_ms": 200}
-
-
-async def echo(session: EngineIOSession) -> None:
-    async for message in session:
-        await session.send(message)
-
-
-@pytest.fixture
-async def make_endpoint() -> AsyncIterator[Callable[..., EngineIOEndpoint]]:
-    endpoints: list[EngineIOEndpoint] = []
-
-    def make(handler: Any = echo, **options: Any) -> EngineIOEndpoint:
-        endpoint = EngineIOEndpoint(handler, **{**FAST, **options})
-        endpoints.append(endpoint)
-        return endpoint
-
-    yield make
-    for endpoint in endpoints:
-        await asyncio.wait_for(endpoint.aclose(), 5)
-
-
-async def handshake(endpoint: EngineIOEndpoint, **headers: str) -> dict[str, Any]:
-    exchange = await http(
-        endpoint, "GET", target(EIO="4", transport="polling"), b"", headers.items()
-    )
-    status, _, body = await exchange.answer()
-    assert status == 200
-    assert body.startswith(b"0")
-    opened: dict[str, Any] = json.loads(body[1:])
-    return opened
-
-
-async def poll(endpoint: EngineIOEndpoint, sid: str) -> tuple[int, bytes]:
-    exchange = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
-    status, _, body = await exchange.answer()
-    return status, body
-
-
-async def post(endpoint: EngineIOEndpoint, sid: str, body: bytes) -> tuple[int, bytes]:
-    exchange = await http(endpoint, "POST", target(EIO="4", transport="polling", sid=sid), body)
-    status, _, answer = await exchange.answer()
-    return status, answer
-
-
-async def open_websocket(endpoint: EngineIOEndpoint) -> tuple[MemoryWebSocket, dict[str, Any]]:
-    ws, _ = websocket(endpoint, target(EIO="4", transport="websocket"))
-    opening = await ws.client_recv()
-    assert isinstance(opening, str) and opening.startswith("0")
-    return ws, json.loads(opening[1:])
-
-
-# --- handshake ---
+from .memory import (
+    MemoryExchange,
+    MemoryWebSocket,
+    handshake,
+    http,
+    open_websocket,
+    poll,
+    post,
+    target,
+)
+from .server import echo
 
 
 async def test_polling_handshake_advertises_settings_and_upgrades(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
+    endpoint = make_endpoint(ping_interval_ms=300, ping_timeout_ms=200)
     opened = await handshake(endpoint)
     assert opened.keys() == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
     assert opened["upgrades"] == ["websocket"]
@@ -105,8 +59,6 @@ async def test_session_ids_are_long_random_and_distinct(make_endpoint: Any) -> N
     assert len(sids) == 20
     assert all(len(sid) == 20 for sid in sids)
 
-
-# --- bad requests: each status and body ---
 
 BAD_REQUESTS = [
     ("GET", {"EIO": "4"}, 400, 0, "Transport unknown"),
@@ -157,7 +109,6 @@ async def test_endpoint_answers_404_below_its_path(make_endpoint: Any) -> None:
     endpoint = make_endpoint()
     exchange = await http(endpoint, "GET", target(EIO="4", transport="polling"))
     await exchange.answer()
-    from .memory import MemoryExchange
 
     other = MemoryExchange("GET", "/engine.io/x?EIO=4&transport=polling")
     await endpoint.handle_http(other, "/x")
@@ -172,9 +123,6 @@ async def test_allow_request_refuses_handshake_with_403(make_endpoint: Any) -> N
     assert (status, json.loads(body)) == (403, {"code": 4, "message": "Forbidden"})
     exchange = await http(endpoint, "GET", target(EIO="4", transport="polling", token="yes"))
     assert (await exchange.answer())[0] == 200
-
-
-# --- CORS ---
 
 
 async def test_cors_star_allows_every_origin(make_endpoint: Any) -> None:
@@ -236,24 +184,11 @@ async def test_no_cors_by_default(make_endpoint: Any) -> None:
     assert "Access-Control-Allow-Origin" not in headers
 
 
-# --- polling messages ---
-
-
 async def test_polling_echoes_text_and_binary(make_endpoint: Any) -> None:
     endpoint = make_endpoint()
     sid = (await handshake(endpoint))["sid"]
     assert await post(endpoint, sid, b"4hello\x1ebAQIDBA==\x1e4x") == (200, b"ok")
     assert await poll(endpoint, sid) == (200, b"4hello\x1ebAQIDBA==\x1e4x")
-
-
-async def test_held_poll_gets_message_sent_later(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
-    sid = (await handshake(endpoint))["sid"]
-    held = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
-    await asyncio.sleep(0.01)
-    assert not held.is_answered
-    await endpoint.sessions[sid].send("later")
-    assert (await held.answer())[2] == b"4later"
 
 
 async def test_invalid_packet_closes_polling_session(make_endpoint: Any) -> None:
@@ -273,28 +208,6 @@ async def test_duplicate_poll_closes_session(make_endpoint: Any) -> None:
     second = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
     assert (await first.answer())[::2] == (200, b"1")
     assert (await second.answer())[0] == 400
-    assert (await poll(endpoint, sid))[0] == 400
-
-
-async def test_client_gone_from_held_poll_allows_next_poll(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
-    sid = (await handshake(endpoint))["sid"]
-    first = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
-    first.disconnect()
-    await asyncio.sleep(0.01)
-    await endpoint.sessions[sid].send("x")
-    assert await poll(endpoint, sid) == (200, b"4x")
-    assert not first.is_answered
-
-
-async def test_client_close_packet_ends_held_poll_with_noop(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
-    sid = (await handshake(endpoint))["sid"]
-    session = endpoint.sessions[sid]
-    held = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
-    assert await post(endpoint, sid, b"1") == (200, b"ok")
-    assert (await held.answer())[::2] == (200, b"6")
-    assert (session.close_code, session.close_reason) == (1000, "transport close")
     assert (await poll(endpoint, sid))[0] == 400
 
 
@@ -321,265 +234,79 @@ async def test_oversized_post_gets_413_and_closes_session(make_endpoint: Any) ->
     assert (await poll(endpoint, sid))[0] == 400
 
 
-async def test_post_waits_while_application_reads_slowly(make_endpoint: Any) -> None:
-    received: list[str | bytes] = []
-    release = asyncio.Event()
-
-    async def slow(session: EngineIOSession) -> None:
-        await release.wait()
-        async for message in session:
-            received.append(message)
-
-    endpoint = make_endpoint(slow, max_queue_messages=2)
+async def test_request_after_overdue_pong_sees_session_gone_on_a_busy_loop(
+    make_endpoint: Any,
+) -> None:
+    endpoint = make_endpoint(ping_interval_ms=20, ping_timeout_ms=20)
     sid = (await handshake(endpoint))["sid"]
-    flood = b"\x1e".join(b"4%d" % i for i in range(50))
-    pending = await http(endpoint, "POST", target(EIO="4", transport="polling", sid=sid), flood)
-    await asyncio.sleep(0.02)
-    assert not pending.is_answered
-    assert len(endpoint.sessions[sid]._inbox) == 2
-    release.set()
-    assert (await pending.answer())[::2] == (200, b"ok")
-    await asyncio.sleep(0.01)
-    assert received == [str(i) for i in range(50)]
+    await asyncio.sleep(0.03)
+    assert endpoint.sessions[sid]._pong_deadline is not None
+    # The loop is blocked past the deadline: its timer has not run when the poll is read.
+    time.sleep(0.03)
+    status, body = await poll(endpoint, sid)
+    assert (status, json.loads(body)["code"]) == (400, 1)
+    assert sid not in endpoint.sessions
 
 
-async def test_send_waits_while_client_does_not_poll(make_endpoint: Any) -> None:
-    sent: list[int] = []
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"transports": ["polling", "flash"]},
+        {"transports": []},
+        {"ping_interval_ms": 0},
+        {"max_queue_messages": -1},
+    ],
+)
+def test_endpoint_refuses_invalid_options(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        EngineIOEndpoint(echo, **options)
 
-    async def flood(session: EngineIOSession) -> None:
-        for i in range(10):
-            await session.send(str(i))
-            sent.append(i)
-        await session.wait_closed()
 
-    endpoint = make_endpoint(flood, max_queue_messages=3)
+async def test_other_methods_on_a_session_are_bad_requests(make_endpoint: Any) -> None:
+    endpoint = make_endpoint()
     sid = (await handshake(endpoint))["sid"]
-    await asyncio.sleep(0.02)
-    assert sent == [0, 1, 2]
-    assert await poll(endpoint, sid) == (200, b"40\x1e41\x1e42")
-    await asyncio.sleep(0.01)
-    assert sent == [0, 1, 2, 3, 4, 5]
+    exchange = await http(endpoint, "PUT", target(EIO="4", transport="polling", sid=sid))
+    status, _, body = await exchange.answer()
+    assert (status, json.loads(body)["code"]) == (400, 3)
+    assert endpoint.options.ping_interval_ms == 10_000
 
 
-# --- heartbeat ---
-
-
-async def test_polling_heartbeat_pings_and_times_out(make_endpoint: Any) -> None:
-    endpoint = make_endpoint(ping_interval_ms=30, ping_timeout_ms=20)
+async def test_websocket_for_a_session_that_just_ended_is_closed(make_endpoint: Any) -> None:
+    endpoint = make_endpoint()
     sid = (await handshake(endpoint))["sid"]
-    session = endpoint.sessions[sid]
-    for _ in range(3):
-        assert await poll(endpoint, sid) == (200, b"2")
-        assert await post(endpoint, sid, b"3") == (200, b"ok")
-    await asyncio.wait_for(session.wait_closed(), 1)
-    assert (session.close_code, session.close_reason) == (1011, "ping timeout")
-    assert (await poll(endpoint, sid))[0] == 400
+    ws = MemoryWebSocket(target(EIO="4", transport="websocket", sid=sid))
+    assert endpoint.refuse_websocket(ws.request, "/") is None
+    # The session ends between the handshake's check and the WebSocket's start.
+    assert await post(endpoint, sid, b"1") == (200, b"ok")
+    await endpoint.handle_websocket(ws, "/")
+    assert ws.close_code == 1008
 
 
-async def test_websocket_heartbeat_pings_and_times_out(make_endpoint: Any) -> None:
-    endpoint = make_endpoint(ping_interval_ms=30, ping_timeout_ms=20)
-    ws, opened = await open_websocket(endpoint)
-    session = endpoint.sessions[opened["sid"]]
-    for _ in range(3):
-        assert await ws.client_recv() == "2"
-        ws.client_send("3")
-    assert await ws.client_recv() == "2"
-    assert await ws.client_recv() is None
-    assert (session.close_code, ws.close_code) == (1011, 1011)
-
-
-# --- WebSocket ---
-
-
-async def test_websocket_echoes_text_and_binary(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
-    ws, _ = await open_websocket(endpoint)
-    ws.client_send("4hello")
-    assert await ws.client_recv() == "4hello"
-    ws.client_send(b"\x01\x02")
-    assert await ws.client_recv() == b"\x01\x02"
-
-
-async def test_invalid_packet_closes_websocket(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
-    ws, opened = await open_websocket(endpoint)
-    session = endpoint.sessions[opened["sid"]]
-    ws.client_send("abc")
-    assert await ws.client_recv() is None
-    assert (session.close_code, ws.close_code) == (1002, 1002)
-
-
-async def test_oversized_websocket_message_closes_with_1009(make_endpoint: Any) -> None:
-    endpoint = make_endpoint(max_payload_bytes=10)
-    ws, _ = await open_websocket(endpoint)
-    ws.client_send("4" + "x" * 10)
-    assert await ws.client_recv() is None
-    assert ws.close_code == 1009
-
-
-async def test_client_close_packet_closes_websocket(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
-    ws, opened = await open_websocket(endpoint)
-    session = endpoint.sessions[opened["sid"]]
-    ws.client_send("1")
-    assert await ws.client_recv() is None
-    assert session.close_code == 1000
-    assert not endpoint.sessions
-
-
-@pytest.mark.parametrize(("websocket_code", "session_code"), [(1000, 1000), (1001, 1006)])
-async def test_websocket_closed_without_close_packet_ends_session(
-    make_endpoint: Any, websocket_code: int, session_code: int
+async def test_websocket_gone_before_the_open_packet_leaves_no_session(
+    make_endpoint: Any,
 ) -> None:
     endpoint = make_endpoint()
-    ws, opened = await open_websocket(endpoint)
-    session = endpoint.sessions[opened["sid"]]
-    ws.client_close(websocket_code)
-    await asyncio.wait_for(session.wait_closed(), 1)
-    assert (session.close_code, session.close_reason) == (session_code, "transport close")
-
-
-# --- upgrade ---
-
-
-async def test_upgrade_probes_ends_poll_with_noop_and_switches(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
-    sid = (await handshake(endpoint))["sid"]
-    session = endpoint.sessions[sid]
-    held = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
-    ws, _ = websocket(endpoint, target(EIO="4", transport="websocket", sid=sid))
-    ws.client_send("2probe")
-    assert await ws.client_recv() == "3probe"
-    assert (await held.answer())[::2] == (200, b"6")
-    # Until the UPGRADE packet, messages still go out by polling.
-    assert session.transport == "polling"
-    await session.send("before")
-    assert await poll(endpoint, sid) == (200, b"4before")
-    assert await poll(endpoint, sid) == (200, b"6")
-    ws.client_send("5")
-    ws.client_send("4hello")
-    assert await ws.client_recv() == "4hello"
-    assert session.transport == "websocket"
-    assert (await poll(endpoint, sid))[0] == 400
-    assert (await post(endpoint, sid, b"4x"))[0] == 400
-
-
-async def test_upgrade_flushes_packets_queued_during_the_switch(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
-    sid = (await handshake(endpoint))["sid"]
-    session = endpoint.sessions[sid]
-    ws, _ = websocket(endpoint, target(EIO="4", transport="websocket", sid=sid))
-    ws.client_send("2probe")
-    assert await ws.client_recv() == "3probe"
-    await session.send("a")
-    await session.send(b"b")
-    ws.client_send("5")
-    assert await ws.client_recv() == "4a"
-    assert await ws.client_recv() == b"b"
-
-
-async def test_second_websocket_for_same_session_is_closed(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
-    sid = (await handshake(endpoint))["sid"]
-    ws, _ = websocket(endpoint, target(EIO="4", transport="websocket", sid=sid))
-    ws.client_send("2probe")
-    ws.client_send("5")
-    assert await ws.client_recv() == "3probe"
-    await asyncio.sleep(0.01)
-    second, task = websocket(endpoint, target(EIO="4", transport="websocket", sid=sid))
-    assert await second.client_recv() is None
-    await task
-    ws.client_send("4hello")
-    assert await ws.client_recv() == "4hello"
-
-
-async def test_upgrade_without_upgrade_packet_times_out(make_endpoint: Any) -> None:
-    endpoint = make_endpoint(upgrade_timeout_ms=30)
-    sid = (await handshake(endpoint))["sid"]
-    session = endpoint.sessions[sid]
-    ws, task = websocket(endpoint, target(EIO="4", transport="websocket", sid=sid))
-    ws.client_send("2probe")
-    assert await ws.client_recv() == "3probe"
-    assert await ws.client_recv() is None
-    await task
-    assert session.transport == "polling" and not session.is_closed
-    await session.send("still")
-    assert await poll(endpoint, sid) == (200, b"4still")
-
-
-async def test_other_packet_during_probe_abandons_upgrade(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
-    sid = (await handshake(endpoint))["sid"]
-    ws, task = websocket(endpoint, target(EIO="4", transport="websocket", sid=sid))
-    ws.client_send("4hello")
-    assert await ws.client_recv() is None
-    await task
-    assert endpoint.sessions[sid].transport == "polling"
-
-
-# --- closing ---
-
-
-async def test_application_close_over_polling_sends_rest_then_close(make_endpoint: Any) -> None:
-    async def bye(session: EngineIOSession) -> None:
-        await session.send("bye")
-        await session.close(4000, "done")
-
-    endpoint = make_endpoint(bye)
-    sid = (await handshake(endpoint))["sid"]
-    session = endpoint.sessions[sid]
-    assert await poll(endpoint, sid) == (200, b"4bye\x1e1")
-    assert (session.close_code, session.close_reason) == (4000, "done")
-    with pytest.raises(ConnectionClosed):
-        await session.send("x")
-
-
-async def test_application_close_over_websocket_sends_rest_then_closes(make_endpoint: Any) -> None:
-    async def bye(session: EngineIOSession) -> None:
-        await session.send("bye")
-
-    endpoint = make_endpoint(bye)
-    ws, _ = await open_websocket(endpoint)
-    assert await ws.client_recv() == "4bye"
-    assert await ws.client_recv() is None
-    assert ws.close_code == 1000
-
-
-async def test_failing_handler_closes_session_with_1011(make_endpoint: Any) -> None:
-    async def fails(session: EngineIOSession) -> None:
-        raise RuntimeError("boom")
-
-    endpoint = make_endpoint(fails)
-    ws, _ = await open_websocket(endpoint)
-    assert await ws.client_recv() is None
-    assert ws.close_code == 1011
-
-
-async def test_ended_session_leaves_no_timer_or_task(make_endpoint: Any) -> None:
-    endpoint = make_endpoint()
-    ws, opened = await open_websocket(endpoint)
-    session = endpoint.sessions[opened["sid"]]
-    ws.client_send("1")
-    await asyncio.wait_for(session.wait_closed(), 1)
-    await asyncio.sleep(0.01)
-    assert session._ping_timer is None and session._pong_deadline is None
-    assert session._linger_timer is None and session._upgrade_timer is None
-    assert session._writer is not None and session._writer.done()
-    assert not session._closing_tasks
-    assert not endpoint._handler_tasks
+    ws = MemoryWebSocket(target(EIO="4", transport="websocket"))
+    ws.client_close(1001)
+    await ws.close()
+    await endpoint.handle_websocket(ws, "/")
     assert not endpoint.sessions
+    assert not endpoint._handler_tasks
 
 
-async def test_poll_held_across_probe_and_upgrade_is_refused(make_endpoint: Any) -> None:
-    # The client sent PING probe and UPGRADE at once; the poll it made meanwhile is read
-    # before them: by the time the poll runs the session is on WebSocket, so 400.
-    endpoint = make_endpoint()
+async def test_aclose_cancels_a_handler_that_ignores_the_close(make_endpoint: Any) -> None:
+    cancelled = asyncio.Event()
+
+    async def stubborn(session: EngineIOSession) -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            cancelled.set()
+
+    endpoint = make_endpoint(stubborn)
     sid = (await handshake(endpoint))["sid"]
-    ws, _ = websocket(endpoint, target(EIO="4", transport="websocket", sid=sid))
-    held = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
-    ws.client_send("2probe")
-    ws.client_send("5")
-    assert (await held.answer())[0] == 400
-    assert await ws.client_recv() == "3probe"
-    ws.client_send("4hello")
-    assert await ws.client_recv() == "4hello"
+    session = endpoint.sessions[sid]
+    await endpoint.aclose(timeout_s=0.05)
+    assert cancelled.is_set()
+    assert (session.close_code, session.close_reason) == (1001, "server shutting down")
+    assert not endpoint._handler_tasks

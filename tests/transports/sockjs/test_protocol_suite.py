@@ -21,6 +21,8 @@ SOCKJS_SUITE_DIR = Path(
 SERVER = REPO / "examples" / "sockjs_test_server.py"
 SUITE_TESTS = 69
 TIMEOUT_S = 180
+# The suite's run and the server's start-up and shutdown.
+pytestmark = pytest.mark.timeout_s(TIMEOUT_S + 60)
 
 
 @contextlib.contextmanager

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from .client import ClientConnection, WebSocketURI, connect, parse_uri
+from ..options import Options
+from .client import Backoff, ClientConnection, WebSocketURI, connect, parse_uri
 from .connection import Data, Message, WebSocketConnection
+from .inbox import MessageCallback
 from .runner import run
 from .server import Handler, RequestHook, Server, ServerConnection, serve
 
@@ -13,6 +15,7 @@ __all__ = [
     "ClientConnection",
     "WebSocketURI",
     "parse_uri",
+    "Backoff",
     "serve",
     "Server",
     "ServerConnection",
@@ -21,4 +24,6 @@ __all__ = [
     "WebSocketConnection",
     "Message",
     "Data",
+    "MessageCallback",
+    "Options",
 ]

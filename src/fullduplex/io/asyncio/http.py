@@ -16,22 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
-from ...exceptions import BodyTooLarge, HTTPDisconnect, HTTPError, InvalidState
+from ...exceptions import HTTPDisconnect, HTTPError
 from ...protocol.http11 import Headers, Request, Response, serialize_request
 from ...protocol.http_server import (
-    BodyEnded,
-    BodyReceived,
     HTTPRequestReceived,
     HTTPServerProtocol,
     RequestFailed,
     is_websocket_upgrade,
 )
-from .connection import _read_buffer
 from .exchange import HTTPExchange
+from .native_exchange import NativeExchange
+from .plumbing import _read_buffer
 
 if TYPE_CHECKING:
     from .server import Server, ServerConnection
@@ -79,31 +78,37 @@ class HTTPConnection(asyncio.BufferedProtocol):
         "_loop",
         "_exchange",
         "_idle_handle",
+        "_idle_deadline",
+        "_abort_handle",
         "_reading_paused",
         "_data_waiter",
         "_writing_paused",
         "_drain_waiter",
         "_is_closed",
         "_eof_received",
+        "_is_lingering",
         "_lost",
     )
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        options = server._protocol_options
+        options = server.options
         self.parser = HTTPServerProtocol(
-            max_header_bytes=options["max_header_bytes"], max_headers=options["max_headers"]
+            max_header_bytes=options.max_header_bytes, max_headers=options.max_headers
         )
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._exchange: NativeExchange | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
+        self._idle_deadline = 0.0
+        self._abort_handle: asyncio.TimerHandle | None = None
         self._reading_paused = False
         self._data_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._is_closed = False
         self._eof_received = False
+        self._is_lingering = False
         # Created when the server shuts down, to wait for this connection's end.
         self._lost: asyncio.Future[None] | None = None
 
@@ -116,20 +121,24 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if server._closing is not None:
             transport.close()
             return
-        write_limit = server._connection_options["write_limit"]
+        write_limit = server.options.write_limit
         self.transport.set_write_buffer_limits(write_limit, write_limit // 4)
         server._http_connections.add(self)
-        self._arm_idle_timer(server.open_timeout)
+        self._arm_idle_timer(server.options.open_timeout)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return _read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._is_lingering:
+            return  # closing: what the client still sends is dropped
         self.parser.receive_data(_read_buffer()[:nbytes])
         self._wake_reader()
         self._advance()
 
     def eof_received(self) -> bool:
+        if self._is_lingering:
+            return False  # the client closed its side too: asyncio closes the transport
         self._eof_received = True
         self.parser.receive_eof()
         self._wake_reader()
@@ -137,13 +146,19 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if exchange is None:
             return False  # idle: asyncio closes the transport
         # The client will send nothing more. A held request takes that for the client going
-        # away; a response already being written still goes out on the half-open stream.
+        # away; a response already being written still goes out on the half-open stream,
+        # except over TLS, which has no half-open state (asyncio closes it and warns).
         exchange._mark_disconnected()
-        return True
+        assert self.transport is not None
+        return self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._is_closed = True
         self._cancel_idle_timer()
+        if self._abort_handle is not None:
+            # Dropped, so that the loop does not keep this object until the timer's end.
+            self._abort_handle.cancel()
+            self._abort_handle = None
         self.server._http_connections.discard(self)
         if self._exchange is not None:
             self._exchange._mark_disconnected()
@@ -171,11 +186,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         event = self.parser.next_event()
         if event is None:
             return
-        self._cancel_idle_timer()
         if isinstance(event, RequestFailed):
             logger.info("%s: bad HTTP request: %s", self._describe_peer(), event.error)
             self._write(self.parser.refuse(event.error))
-            self._close()
+            self._close(has_unread_bytes=True)
         elif isinstance(event, HTTPRequestReceived):
             if is_websocket_upgrade(event.request):
                 self._upgrade(event)
@@ -325,7 +339,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         try:
             # A client trickling its body (slowloris) holds the request at most this long
             # per wait.
-            async with asyncio.timeout(self.server.open_timeout):
+            async with asyncio.timeout(self.server.options.open_timeout):
                 await waiter
         except TimeoutError:
             error = HTTPError("the request body stopped arriving")
@@ -358,13 +372,36 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if data and transport is not None and not transport.is_closing():
             transport.write(data)
 
-    def _close(self) -> None:
-        """Close once what was written has gone out; bounded like the WebSocket side."""
+    def _close(self, has_unread_bytes: bool | None = None) -> None:
+        """Close once what was written has gone out; bounded like the WebSocket side.
+
+        Args:
+            has_unread_bytes: whether the client may have sent bytes nobody read; by default,
+                whether part of a request is still waiting.
+        """
         transport = self.transport
-        if transport is not None and not transport.is_closing():
+        if transport is None or transport.is_closing() or self._is_lingering:
+            return
+        if has_unread_bytes is None:
+            parser = self.parser
+            has_unread_bytes = (
+                parser.buffered_bytes > 0 or not parser.body_done or self._reading_paused
+            )
+        if not has_unread_bytes or self._eof_received or not transport.can_write_eof():
             transport.close()
-            # A client that stopped reading never lets the buffer drain.
-            self._loop.call_later(self.server.close_timeout, self._abort)
+        else:
+            # RFC 9112 §9.6: closing with the client's bytes unread (a refused body, pipelined
+            # requests) makes the kernel send a reset, which can destroy the answer before
+            # the client reads it. Half-close instead, drop what comes, and close when the
+            # client does.
+            self._is_lingering = True
+            transport.write_eof()
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+        # A client that stops reading (or never closes) is cut off after close_timeout.
+        self._cancel_idle_timer()
+        self._abort_handle = self._loop.call_later(self.server.options.close_timeout, self._abort)
 
     def _abort(self) -> None:
         if self.transport is not None and not self._is_closed:
@@ -388,9 +425,23 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._exchange._mark_disconnected()
         return lost
 
-    def _arm_idle_timer(self, delay: float) -> None:
-        self._cancel_idle_timer()
-        self._idle_handle = self._loop.call_later(delay, self._idle_timed_out)
+    def _arm_idle_timer(self, delay: float | None) -> None:
+        """Close the connection if no request comes within ``delay`` seconds from now (None:
+        no limit).
+
+        One timer serves many requests: it is moved only when it fires early, rather than
+        cancelled and created again for each request of a busy keep-alive connection.
+        """
+        if delay is None:
+            self._cancel_idle_timer()
+            return
+        deadline = self._idle_deadline = self._loop.time() + delay
+        handle = self._idle_handle
+        if handle is not None and handle.when() > deadline:
+            handle.cancel()  # the first request's timeout was longer
+            handle = None
+        if handle is None:
+            self._idle_handle = self._loop.call_at(deadline, self._idle_timed_out)
 
     def _cancel_idle_timer(self) -> None:
         if self._idle_handle is not None:
@@ -399,224 +450,16 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def _idle_timed_out(self) -> None:
         self._idle_handle = None
-        if self._exchange is None:
-            logger.debug("%s: idle HTTP connection timed out", self._describe_peer())
-            self._close()
+        if self._exchange is not None:
+            return  # busy: the timer starts again once the response is done
+        if self._loop.time() < self._idle_deadline:
+            self._idle_handle = self._loop.call_at(self._idle_deadline, self._idle_timed_out)
+            return
+        logger.debug("%s: idle HTTP connection timed out", self._describe_peer())
+        self._close()
 
     def _describe_peer(self) -> str:
         address = self.transport.get_extra_info("peername") if self.transport else None
         if isinstance(address, tuple) and len(address) >= 2:
             return f"{address[0]}:{address[1]}"
         return str(address or "peer")
-
-
-class NativeExchange(HTTPExchange):
-    """One request on an `HTTPConnection` and its response: fullduplex's own `HTTPExchange`."""
-
-    __slots__ = (
-        "_connection",
-        "_event",
-        "_state",
-        "_body",
-        "_is_disconnected",
-        "_gone",
-        "_taken_writer",
-    )
-
-    def __init__(self, connection: HTTPConnection, event: HTTPRequestReceived) -> None:
-        self._connection = connection
-        self._event = event
-        self._state = "new"  # new, streaming, done
-        self._body: bytes | None = None
-        self._is_disconnected = False
-        self._gone: asyncio.Future[None] | None = None
-        # Kept so that the writer outlives the handler: the server closes it after.
-        self._taken_writer: asyncio.StreamWriter | None = None
-
-    @property
-    def request(self) -> Request:
-        """The request: method, target (path and query) and headers."""
-        return self._event.request
-
-    @property
-    def http_version(self) -> str:
-        """``"1.1"`` or ``"1.0"``."""
-        return self._event.http_version
-
-    @property
-    def remote_address(self) -> Any:
-        """The client's address as the socket gives it, or None."""
-        transport = self._connection.transport
-        return transport.get_extra_info("peername") if transport is not None else None
-
-    @property
-    def is_disconnected(self) -> bool:
-        """Whether the client went away before the response ended."""
-        return self._is_disconnected
-
-    async def read_body(self, max_bytes: int) -> bytes:
-        """Return the whole request body (``Content-Length`` or chunked).
-
-        A second call returns the same body.
-
-        Raises:
-            BodyTooLarge: the body exceeds ``max_bytes``; answer 413 (or let it propagate:
-                the server answers 413 and closes the connection).
-            HTTPDisconnect: the client went away.
-            HTTPError: the chunked framing is malformed (the server answers 400).
-        """
-        if self._body is not None:
-            if len(self._body) > max_bytes:
-                raise BodyTooLarge(f"request body exceeds {max_bytes} bytes")
-            return self._body
-        length = self._event.body_length
-        if length is not None and length > max_bytes:
-            raise BodyTooLarge(f"request body of {length} bytes exceeds {max_bytes}")
-        connection = self._connection
-        parser = connection.parser
-        connection._write(parser.continue_response())
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            event = parser.next_event()
-            if isinstance(event, BodyReceived):
-                size += len(event.data)
-                if size > max_bytes:
-                    raise BodyTooLarge(f"request body exceeds {max_bytes} bytes")
-                chunks.append(event.data)
-            elif isinstance(event, BodyEnded):
-                break
-            elif isinstance(event, RequestFailed):
-                if connection._eof_received or connection._is_closed:
-                    raise HTTPDisconnect("the client went away while sending the body")
-                raise HTTPError(f"malformed request body: {event.error}")
-            elif connection._is_closed:
-                raise HTTPDisconnect("the client went away while sending the body")
-            else:
-                await connection._wait_data()
-        body = self._body = b"".join(chunks)
-        return body
-
-    async def respond(
-        self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b""
-    ) -> None:
-        """Send a whole response; ``Content-Length`` is added unless given.
-
-        A HEAD request gets the head only. Writing to a client that went away does nothing.
-
-        Raises:
-            InvalidState: a response was already started.
-        """
-        self._check_state("new")
-        connection = self._connection
-        data = connection.parser.respond(status, Headers(headers), body)
-        self._state = "done"
-        connection._write(data)
-        await connection._drain()
-
-    async def start(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
-        """Start a streamed response: chunked (HTTP/1.1) unless ``Content-Length`` is given.
-
-        Raises:
-            InvalidState: a response was already started.
-        """
-        self._check_state("new")
-        connection = self._connection
-        data = connection.parser.start_response(status, Headers(headers))
-        self._state = "streaming"
-        connection._write(data)
-
-    async def write(self, chunk: bytes) -> None:
-        """Send part of a streamed response; waits while the client reads too slowly.
-
-        Raises:
-            HTTPDisconnect: the client went away.
-            InvalidState: no streamed response is in progress.
-        """
-        self._check_state("streaming")
-        if self._is_disconnected:
-            raise HTTPDisconnect("the client went away")
-        connection = self._connection
-        connection._write(connection.parser.send_body(chunk))
-        if connection._writing_paused:
-            await connection._drain()
-            if connection._is_closed:
-                raise HTTPDisconnect("the client went away")
-
-    async def end(self) -> None:
-        """Finish a streamed response.
-
-        Raises:
-            InvalidState: no streamed response is in progress.
-        """
-        self._check_state("streaming")
-        connection = self._connection
-        data = connection.parser.end_response()
-        self._state = "done"
-        connection._write(data)
-
-    async def wait_disconnected(self) -> None:
-        """Return once the client has gone away (connection closed, or its end of the stream).
-
-        While more than 64 KiB of pipelined requests wait, reading pauses and a departure
-        is noticed only once they are read.
-        """
-        if self._is_disconnected:
-            return
-        if self._gone is None:
-            self._gone = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._gone)
-
-    async def take_over(
-        self, status: int, headers: Iterable[tuple[str, str]]
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Send a response head, then take the connection's byte stream over.
-
-        For protocols that leave HTTP after a head: the hixie-76 WebSocket draft that SockJS
-        still answers, other ``Upgrade`` schemes. The head goes out as given, with no
-        ``Content-Length`` and no body framing (status 101, typically). The reader starts
-        with any bytes the client sent after its request. The connection serves no more HTTP
-        requests and closes when the handler returns (or the writer is closed).
-
-        fullduplex's own server only: an ASGI server owns its connections, so
-        `fullduplex.asgi` offers no such thing.
-
-        Raises:
-            InvalidState: a response was already started.
-        """
-        self._check_state("new")
-        connection = self._connection
-        head = connection.parser.leave_http(status, Headers(headers))
-        self._state = "done"
-        connection._write(head)
-        reader, writer = connection._take_over()
-        self._taken_writer = writer
-        return reader, writer
-
-    def _mark_disconnected(self) -> None:
-        if self._state == "done":
-            return
-        self._is_disconnected = True
-        if self._gone is not None and not self._gone.done():
-            self._gone.set_result(None)
-
-    async def _fail(self, status: int) -> None:
-        """Answer for a handler that failed: the status, or drop a response it had started."""
-        if self._state == "new":
-            body = f"{status} {_phrase(status)}\n".encode()
-            await self.respond(status, [("Content-Type", "text/plain; charset=utf-8")], body)
-        elif self._state == "streaming":
-            # The body is cut short; the client must not take it for complete.
-            self._state = "done"
-            self._connection._abort()
-
-    def _check_state(self, expected: str) -> None:
-        if self._state != expected:
-            raise InvalidState(f"the response is {self._state}; expected it {expected}")
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"

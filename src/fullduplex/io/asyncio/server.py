@@ -7,16 +7,17 @@ import inspect
 import logging
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Unpack
 
 from ...exceptions import ConnectionClosed, InvalidHandshake
-from ...protocol.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, State
+from ...protocol.connection import State
 from ...protocol.events import RequestReceived
 from ...protocol.extensions.permessage_deflate import ServerPerMessageDeflate
 from ...protocol.frames import CloseCode, serialize_close_payload
 from ...protocol.handshake import ServerNegotiation, SubprotocolSelector
-from ...protocol.http11 import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, Request, Response
+from ...protocol.http11 import Request, Response
 from ...protocol.server import ServerProtocol
+from ..options import DEFAULT_OPTIONS, OptionOverrides, Options
 from .connection import WebSocketConnection
 from .http import HTTPApplication, HTTPConnection
 
@@ -42,14 +43,17 @@ class ServerConnection(WebSocketConnection):
 
     protocol: ServerProtocol
 
-    __slots__ = ("server", "_task", "_open_handle")
+    __slots__ = ("server", "_task", "_open_handle", "_lingering")
 
-    def __init__(self, server: Server, protocol: ServerProtocol, **options: Any) -> None:
-        super().__init__(protocol, **options)
+    def __init__(self, server: Server, protocol: ServerProtocol, options: Options) -> None:
+        super().__init__(protocol, options)
         self.server = server
         # The `process_request` hook's task, then the handler's.
         self._task: asyncio.Future[None] | None = None
         self._open_handle: asyncio.TimerHandle | None = None
+        # Whether a refused handshake's answer is out and the socket waits for the client
+        # to close its side (see `_close_transport`).
+        self._lingering = False
 
     @property
     def request(self) -> Request:
@@ -65,7 +69,10 @@ class ServerConnection(WebSocketConnection):
             return
         self.server._connections.add(self)
         # A client that never completes its request (slowloris) is dropped after open_timeout.
-        self._open_handle = self._loop.call_later(self.server.open_timeout, self._open_timed_out)
+        if self.options.open_timeout is not None:
+            self._open_handle = self._loop.call_later(
+                self.options.open_timeout, self._open_timed_out
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
         answering = self.protocol.state is State.CONNECTING
@@ -82,6 +89,21 @@ class ServerConnection(WebSocketConnection):
             self._open_handle.cancel()
             self._open_handle = None
 
+    def _close_transport(self, transport: asyncio.Transport) -> None:
+        if self._lingering:
+            return  # closes when the client does, or on the close timer
+        if self._open_handle is None or not transport.can_write_eof():
+            super()._close_transport(transport)
+            return
+        # The handshake was refused with an HTTP answer. Closing a socket with request bytes
+        # still unread makes the kernel send a reset, which can discard the answer before
+        # the client reads it (RFC 9112 §9.6): half-close instead, read and drop what comes,
+        # and close when the client does, or after close_timeout.
+        self._lingering = True
+        self._cancel_open_timer()
+        transport.write_eof()
+        self._arm_close_timer()
+
     def _open_timed_out(self) -> None:
         if self.protocol.state is State.CONNECTING and self.transport is not None:
             logger.debug("%s: opening handshake timed out", self._describe_peer())
@@ -91,7 +113,7 @@ class ServerConnection(WebSocketConnection):
         if isinstance(event, RequestReceived):
             if self.server.process_request is None:
                 # Answered at once: no task, and no coroutine frame, for the handshake.
-                self._accept()
+                self._answer(None)
             else:
                 task = self._task = self._loop.create_task(self._process_request(event.request))
                 self.server._handlers.add(task)
@@ -124,7 +146,7 @@ class ServerConnection(WebSocketConnection):
             self.transport.close()
 
     async def _process_request(self, request: Request) -> None:
-        """Run the `process_request` hook: answer with its response, or go on with `_accept`."""
+        """Run the `process_request` hook, then answer with its response or the upgrade."""
         server = self.server
         assert server.process_request is not None
         try:
@@ -134,18 +156,20 @@ class ServerConnection(WebSocketConnection):
         except Exception:
             logger.exception("process_request failed")
             response = Response(500, [("Content-Type", "text/plain")], b"Internal Server Error\n")
-        if response is None:
-            self._accept()
-        elif self._is_awaiting_answer():
-            self.protocol.respond(response)
-            self._process_events()
+        self._answer(response)
 
-    def _accept(self) -> None:
-        """Answer the upgrade request; once open, start the keepalive and the handler."""
+    def _answer(self, response: Response | None) -> None:
+        """Answer the upgrade request: with ``response``, or with the upgrade when None.
+        The one place that answers; once open, it starts the keepalive and the handler."""
         if not self._is_awaiting_answer():
             return
-        status = self.protocol.accept(self.server.extra_headers).status
-        # Also delivers frames the client sent right behind its request, and logs a refusal.
+        if response is None:
+            status = self.protocol.accept(self.server.extra_headers).status
+        else:
+            self.protocol.respond(response)
+            status = response.status
+        # Writes the answer, delivers frames the client sent right behind its request, and
+        # logs a refusal.
         self._process_events()
         if status != 101:
             return
@@ -198,10 +222,7 @@ class Server:
         negotiation: ServerNegotiation,
         process_request: RequestHook | None,
         extra_headers: Iterable[tuple[str, str]],
-        open_timeout: float,
-        close_timeout: float,
-        protocol_options: dict[str, Any],
-        connection_options: dict[str, Any],
+        options: Options,
         app: HTTPApplication | None = None,
         http_keepalive_timeout: float = 5,
     ) -> None:
@@ -211,23 +232,30 @@ class Server:
         self.negotiation = negotiation
         self.process_request = process_request
         self.extra_headers = tuple(extra_headers)
-        self.open_timeout = open_timeout
-        self.close_timeout = close_timeout
-        self._protocol_options = protocol_options
-        self._connection_options = connection_options
+        self.options = options
+        """The settings of every connection (see `Options`)."""
         self._connections: set[ServerConnection] = set()
         # Connections speaking plain HTTP (with an `app` only); they become ServerConnections
         # on a WebSocket upgrade.
         self._http_connections: set[HTTPConnection] = set()
         self._handlers: set[asyncio.Future[None]] = set()
+        # Handlers that wait for this server's shutdown themselves: it does not wait for them.
+        self._waiting_handlers: set[asyncio.Future[None]] = set()
+        self._waiting_handlers_changed: asyncio.Future[None] | None = None
         self._server: asyncio.Server | None = None
         self._closing: asyncio.Task[None] | None = None
 
     def _new_connection(self) -> ServerConnection:
-        protocol = ServerProtocol(self.negotiation, **self._protocol_options)
-        return ServerConnection(
-            self, protocol, close_timeout=self.close_timeout, **self._connection_options
+        options = self.options
+        protocol = ServerProtocol(
+            self.negotiation,
+            max_header_bytes=options.max_header_bytes,
+            max_headers=options.max_headers,
+            max_message_size=options.max_size,
+            max_frame_size=options.max_frame_size,
+            max_fragments=options.max_fragments,
         )
+        return ServerConnection(self, protocol, options)
 
     def _new_http_connection(self) -> HTTPConnection:
         return HTTPConnection(self)
@@ -260,7 +288,7 @@ class Server:
         `wait_closed` waits for the end.
 
         Handlers get ``close_timeout`` to return after their connection closed; then they are
-        cancelled. Handshakes in progress are dropped.
+        cancelled (except those awaiting `wait_closed`). Handshakes in progress are dropped.
 
         Raises:
             ValueError: the code may not be sent or the reason exceeds 123 UTF-8 bytes.
@@ -280,32 +308,69 @@ class Server:
         # Handlers see ConnectionClosed and return. Each connection's own close timer bounds
         # its closing handshake by close_timeout; a handler that ignores the closure is
         # cancelled after close_timeout.
-        waiting = [
-            *self._handlers,
-            *(connection._closed for connection in connections),
-            *http_closed,
-        ]
-        if waiting:
-            await asyncio.wait(waiting, timeout=self.close_timeout)
+        close_timeout = self.options.close_timeout
+        waiting = [*self._handlers, *(c._closed for c in connections), *http_closed]
+        await self._wait(waiting, close_timeout)
         for connection in connections:
             if connection.transport is not None and not connection._closed.done():
                 connection.transport.abort()
         for http_connection in http_connections:
             http_connection._abort()
         handlers = [task for task in self._handlers if not task.done()]
+        handlers = [task for task in handlers if task not in self._waiting_handlers]
         for task in handlers:
             task.cancel()
-        if handlers:
-            _, stuck = await asyncio.wait(handlers, timeout=self.close_timeout)
-            if stuck:
-                logger.warning("%d connection handlers ignored cancellation", len(stuck))
+        stuck = await self._wait(handlers, close_timeout)
+        if stuck:
+            logger.warning("%d connection handlers ignored cancellation", len(stuck))
         if self._server is not None:
             await self._server.wait_closed()
 
+    async def _wait(
+        self, futures: Iterable[asyncio.Future[None]], timeout: float
+    ) -> set[asyncio.Future[None]]:
+        """Wait up to ``timeout`` for ``futures``, except the handlers that themselves wait
+        for this shutdown (`wait_closed`): waiting for them would wait out the timeout.
+
+        Returns:
+            The futures still pending.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pending = {future for future in futures if not future.done()}
+        while True:
+            pending = {f for f in pending if not f.done()} - self._waiting_handlers
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0:
+                return pending
+            # One task waits for them all (not a wake-up per future), and a handler that
+            # starts waiting for the shutdown restarts the wait without it.
+            changed = self._waiting_handlers_changed = loop.create_future()
+            all_done = asyncio.ensure_future(asyncio.wait(pending))
+            try:
+                await asyncio.wait(
+                    {all_done, changed}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                all_done.cancel()
+                self._waiting_handlers_changed = None
+
     async def wait_closed(self) -> None:
-        """Wait until `close` has finished."""
-        if self._closing is not None:
-            await asyncio.shield(self._closing)
+        """Wait until `close` has finished.
+
+        A handler may call it for its own server: the shutdown then does not wait for that
+        handler (which waits for the shutdown), nor cancel it.
+        """
+        if self._closing is None:
+            return
+        task = asyncio.current_task()
+        if task in self._handlers:
+            assert task is not None
+            self._waiting_handlers.add(task)
+            changed = self._waiting_handlers_changed
+            if changed is not None and not changed.done():
+                changed.set_result(None)
+        await asyncio.shield(self._closing)
 
     async def serve_forever(self) -> None:
         """Serve until cancelled (for example by Ctrl-C under `asyncio.run`)."""
@@ -358,22 +423,20 @@ class serve:
         origins: allowed ``Origin`` values (403 otherwise); None allows every origin.
         subprotocols: supported subprotocols, by preference.
         select_subprotocol: a function choosing among the client's subprotocols.
-        compression: ``"deflate"`` to accept permessage-deflate, None to refuse it.
-        process_request: a hook answering plain HTTP requests on the same port.
+        process_request: a hook answering plain HTTP requests on the same port. With an
+            `HTTPApplication`, it sees only the WebSocket upgrade requests the application
+            accepted; the application answers every other request.
         extra_headers: headers added to every 101 response.
-        max_size: largest incoming message in bytes (1009 beyond); None for no limit.
-        max_frame_size: largest incoming frame payload; None for no limit but ``max_size``.
-        max_fragments: largest number of frames per incoming message.
-        max_header_bytes, max_headers: limits on the request head (431 beyond).
-        open_timeout: seconds a client has to complete its upgrade request.
-        close_timeout: seconds to wait for a closing handshake or for handlers at shutdown.
-        ping_interval, ping_timeout: keepalive pings; None disables them.
-        max_queue: received messages buffered per connection before reading pauses (see
-            `WebSocketConnection`).
-        write_limit: bytes buffered for writing before `send` waits.
+        options: timeouts, keepalive, limits, buffering and compression (see `Options`).
         backlog: the listen backlog.
         http_keepalive_timeout: seconds an HTTP connection may stay idle between requests
             (with an `HTTPApplication` only).
+        overrides: any field of `Options` as a keyword argument (``max_size=2**20``,
+            ``ping_interval=None``, ``compression=None``), which overrides ``options``.
+
+    Raises:
+        TypeError: a keyword argument names no field of `Options`.
+        ValueError: an option is invalid.
     """
 
     def __init__(
@@ -387,34 +450,23 @@ class serve:
         origins: Sequence[str | None] | None = None,
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: SubprotocolSelector | None = None,
-        compression: Literal["deflate"] | None = "deflate",
         process_request: RequestHook | None = None,
         extra_headers: Iterable[tuple[str, str]] = (),
-        max_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        max_frame_size: int | None = None,
-        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
-        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-        max_headers: int = DEFAULT_MAX_HEADERS,
-        open_timeout: float = 10,
-        close_timeout: float = 10,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
-        max_queue: int = 32,
-        write_limit: int = 64 * 1024,
+        options: Options = DEFAULT_OPTIONS,
         backlog: int = 1024,
         http_keepalive_timeout: float = 5,
+        **overrides: Unpack[OptionOverrides],
     ) -> None:
+        options = options.updated(overrides)
         app: HTTPApplication | None = None
         if isinstance(handler, HTTPApplication):
             app = handler
             handler = app.serve_websocket
-        if compression not in ("deflate", None):
-            raise ValueError(f"unsupported compression {compression!r}; use 'deflate' or None")
         negotiation = ServerNegotiation(
             origins=origins,
             subprotocols=subprotocols,
             select_subprotocol=select_subprotocol,
-            extensions=[ServerPerMessageDeflate()] if compression == "deflate" else [],
+            extensions=[ServerPerMessageDeflate()] if options.compression == "deflate" else [],
         )
         self._server = Server(
             handler,
@@ -423,27 +475,13 @@ class serve:
             negotiation=negotiation,
             process_request=process_request,
             extra_headers=extra_headers,
-            open_timeout=open_timeout,
-            close_timeout=close_timeout,
-            protocol_options=dict(
-                max_header_bytes=max_header_bytes,
-                max_headers=max_headers,
-                max_message_size=max_size,
-                max_frame_size=max_frame_size,
-                max_fragments=max_fragments,
-            ),
-            connection_options=dict(
-                ping_interval=ping_interval,
-                ping_timeout=ping_timeout,
-                max_queue=max_queue,
-                write_limit=write_limit,
-            ),
+            options=options,
         )
         self._address = (host, port, unix_path)
         self._listen_options: dict[str, Any] = dict(ssl=ssl, backlog=backlog)
-        if ssl is not None:
+        if ssl is not None and options.open_timeout is not None:
             # A client that stalls in the TLS handshake is dropped like one stalling after it.
-            self._listen_options["ssl_handshake_timeout"] = open_timeout
+            self._listen_options["ssl_handshake_timeout"] = options.open_timeout
 
     async def _start(self) -> Server:
         loop = asyncio.get_running_loop()

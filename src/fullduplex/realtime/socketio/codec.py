@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,7 @@ class Packet:
     id: int | None = None
 
 
+_HEADS = {kind: str(int(kind)) for kind in PacketType}
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _LOADS = json.JSONDecoder().decode
 _BINARY = (bytes, bytearray, memoryview)
@@ -110,20 +112,28 @@ def encode(packet: Packet) -> list[str | bytes]:
     """
     data = packet.data
     kind = packet.type
-    buffers: list[bytes] = []
-    if kind in (PacketType.EVENT, PacketType.ACK) and _has_binary(data):
-        data = _deconstruct(data, buffers)
-        kind = PacketType.BINARY_EVENT if kind == PacketType.EVENT else PacketType.BINARY_ACK
-    parts = [str(int(kind))]
-    if buffers:
-        parts.append(f"{len(buffers)}-")
-    if packet.namespace != "/":
-        parts.append(packet.namespace + ",")
-    if packet.id is not None:
-        parts.append(str(packet.id))
+    payload = ""
     if data is not None:
-        parts.append(_DUMPS(data))
-    messages: list[str | bytes] = ["".join(parts)]
+        try:
+            payload = _DUMPS(data)
+        except TypeError:
+            # Most packets carry no bytes: only when json refuses something look for them.
+            if kind not in (PacketType.EVENT, PacketType.ACK) or not _has_binary(data):
+                raise
+    head = _HEADS[kind] if packet.namespace == "/" else f"{int(kind)}{packet.namespace},"
+    if packet.id is not None:
+        head += str(packet.id)
+    if data is None or payload:
+        return [head + payload]
+    buffers: list[bytes] = []
+    data = _deconstruct(data, buffers)
+    binary = PacketType.BINARY_EVENT if kind == PacketType.EVENT else PacketType.BINARY_ACK
+    head = f"{int(binary)}{len(buffers)}-"
+    if packet.namespace != "/":
+        head += packet.namespace + ","
+    if packet.id is not None:
+        head += str(packet.id)
+    messages: list[str | bytes] = [head + _DUMPS(data)]
     messages.extend(buffers)
     return messages
 
@@ -147,51 +157,46 @@ def _valid_payload(kind: PacketType, payload: Any) -> bool:
     return isinstance(payload, list)
 
 
+# type, attachment count and "-", namespace (up to "," or the end), ack id; JSON follows.
+_HEADER = re.compile(r"([0-6])(?:([0-9]*)-)?(?:(/[^,]*),?)?([0-9]*)")
+_KINDS = tuple(PacketType)
+_NEEDS_PAYLOAD = frozenset(
+    {PacketType.EVENT, PacketType.BINARY_EVENT, PacketType.ACK, PacketType.BINARY_ACK}
+)
+_BINARY_KINDS = frozenset({PacketType.BINARY_EVENT, PacketType.BINARY_ACK})
+
+
 def _parse_text(text: str, max_attachments: int) -> tuple[Packet, int]:
-    if not text or not "0" <= text[0] <= "6":
+    header = _HEADER.match(text)
+    if header is None:
         raise InvalidPacket(f"unknown packet type {text[:1]!r}")
-    kind = PacketType(int(text[0]))
-    i = 1
-    end = len(text)
+    kind_digit, count, namespace, digits = header.groups()
+    kind = _KINDS[ord(kind_digit) - 48]
     attachments = 0
-    if kind in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
-        dash = text.find("-", 1)
-        count = text[1:dash] if dash > 0 else ""
-        if not count.isdecimal() or not count.isascii() or len(count) > 6:
-            raise InvalidPacket("illegal attachment count")
+    if kind in _BINARY_KINDS:
+        if not count or len(count) > 6 or not 1 <= int(count) <= max_attachments:
+            raise InvalidPacket(f"illegal attachment count {count!r} (1 to {max_attachments})")
         attachments = int(count)
-        if attachments < 1:
-            raise InvalidPacket("illegal attachment count")
-        if attachments > max_attachments:
-            raise InvalidPacket(f"too many attachments ({attachments} > {max_attachments})")
-        i = dash + 1
-    namespace = "/"
-    if i < end and text[i] == "/":
-        comma = text.find(",", i)
-        if comma < 0:
-            namespace, i = text[i:], end
-        else:
-            namespace, i = text[i:comma], comma + 1
-    start = i
-    while i < end and "0" <= text[i] <= "9":
-        i += 1
+    elif count is not None:
+        raise InvalidPacket(f"a {kind.name} packet has no attachment count")
     ack_id: int | None = None
-    if i > start:
+    if digits:
         # Bound the digits before converting: a million of them would be slow to parse.
-        ack_id = int(text[start:i]) if i - start <= 16 else MAX_ACK_ID + 1
+        ack_id = int(digits) if len(digits) <= 16 else MAX_ACK_ID + 1
         if ack_id > MAX_ACK_ID:
             raise InvalidPacket("ack id out of range")
     payload: Any = None
-    if i < end:
+    rest = text[header.end() :]
+    if rest:
         try:
-            payload = _LOADS(text[i:])
+            payload = _LOADS(rest)
         except ValueError as exc:
             raise InvalidPacket("invalid payload: not JSON") from exc
         if not _valid_payload(kind, payload):
             raise InvalidPacket(f"invalid payload for a {kind.name} packet")
-    elif kind in (PacketType.EVENT, PacketType.BINARY_EVENT, PacketType.ACK, PacketType.BINARY_ACK):
+    elif kind in _NEEDS_PAYLOAD:
         raise InvalidPacket(f"a {kind.name} packet needs a payload")
-    return Packet(kind, namespace, payload, ack_id), attachments
+    return Packet(kind, namespace or "/", payload, ack_id), attachments
 
 
 def _reconstruct(value: Any, buffers: list[bytes], used: list[int]) -> Any:

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,7 +33,7 @@ from ...exceptions import ConnectionClosed
 from ...transports.base import Session
 from ..backends.base import Backend, Broadcast
 from ..backends.memory import MemoryBackend
-from ..hub import Hub
+from ..hub import Hub, new_member_id
 from ..outbox import Outbox
 from .codec import Decoder, InvalidPacket, Packet, PacketType, encode
 from .namespace import (
@@ -43,7 +44,7 @@ from .namespace import (
     Namespace,
     Recovery,
 )
-from .socket import Handshake, Socket, new_id, session_key
+from .socket import Handshake, Socket, session_key
 
 __all__ = ["Server", "Connection"]
 
@@ -300,6 +301,7 @@ class Connection:
         data: dict[str, Any] | None = None
         missed: list[Broadcast] | None = None
         rooms: list[str] = []
+        presence: dict[str, Any] = {}
         if namespace.recovery is not None:
             claimed_pid, offset = auth.pop("pid", None), auth.pop("offset", None)
             if isinstance(claimed_pid, str) and isinstance(offset, str):
@@ -309,14 +311,10 @@ class Connection:
                 if state is not None:
                     missed = await namespace.hub.history.missed(state["rooms"], offset)
                     if missed is not None:
-                        sid, pid, data, rooms = (
-                            state["sid"],
-                            claimed_pid,
-                            state["data"],
-                            state["rooms"],
-                        )
+                        sid, pid, data = state["sid"], claimed_pid, state["data"]
+                        rooms, presence = state["rooms"], state["presence"]
             if pid is None:
-                pid = new_id()
+                pid = new_member_id()
         request = self.session.request
         socket = Socket(
             namespace,
@@ -353,13 +351,20 @@ class Connection:
         await namespace.hub.add(socket.id, socket._deliver, socket.data)
         for room in rooms:
             if room != socket.id:
-                await namespace.hub.join(socket.id, room)
+                await namespace.hub.join(socket.id, room, presence.get(room))
         answer: dict[str, Any] = {"sid": socket.id}
         if socket.pid is not None:
             answer["pid"] = socket.pid
         socket._send(Packet(PacketType.CONNECT, name, answer))
         socket._release(missed or [])
-        await socket._run_hook("connect")
+        # In a task, like any handler: a connect handler that waits for the client's ack
+        # (`socket.call`) needs this loop to go on reading. It starts before any later event.
+        self._spawn(socket._run_hook("connect"))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _send_error(self, name: str, error: dict[str, Any]) -> None:
         self.outbox.put(encode(Packet(PacketType.CONNECT_ERROR, name, error)))

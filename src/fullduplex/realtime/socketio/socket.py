@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -12,20 +11,16 @@ from typing import TYPE_CHECKING, Any
 from ...exceptions import ConnectionClosedError
 from ...protocol.http11 import Headers
 from ..backends.base import Broadcast
+from ..hub import new_member_id
 from .codec import Packet, PacketType, encode
 from .namespace import BroadcastOperator, Namespace
 
 if TYPE_CHECKING:
     from .server import Connection
 
-__all__ = ["Socket", "Handshake", "AckTimeout", "new_id", "session_key"]
+__all__ = ["Socket", "Handshake", "AckTimeout", "session_key"]
 
 logger = logging.getLogger("fullduplex.realtime.socketio")
-
-
-def new_id() -> str:
-    """A random, URL-safe identifier (socket ids, session ids)."""
-    return secrets.token_urlsafe(15)
 
 
 class AckTimeout(TimeoutError):
@@ -74,7 +69,7 @@ class Socket:
         data: dict[str, Any] | None = None,
         recovered: bool = False,
     ) -> None:
-        self.id = sid or new_id()
+        self.id = sid or new_member_id()
         """The socket id; also the name of a room holding only this socket."""
         self.pid = pid
         """The private session id a client sends back to recover, when recovery is on."""
@@ -116,7 +111,9 @@ class Socket:
         if self.namespace.recovery is not None:
             await self.namespace.hub.broadcast(event, *args, to=(self.id,))
         else:
-            self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
+            await self._connection.outbox.send(
+                encode(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
+            )
 
     async def call(self, event: str, *args: Any, timeout: float | None = 30.0) -> Any:
         """Send ``event`` and wait for the client's acknowledgement.
@@ -148,6 +145,11 @@ class Socket:
         return self.namespace.to(*rooms).except_(self.id)
 
     in_ = to
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """A volatile emit to this client alone: dropped if it is behind, never recorded."""
+        return BroadcastOperator(self.namespace, frozenset({self.id}), volatile=True)
 
     @property
     def broadcast(self) -> BroadcastOperator:
@@ -204,6 +206,8 @@ class Socket:
 
     async def _on_event(self, packet: Packet) -> None:
         event, *args = packet.data
+        if self.namespace._handler(str(event)) is None:
+            return  # nobody listens: no ack either, as the reference server does
         try:
             result = await self.namespace._call(str(event), self, *args)
         except Exception:
@@ -216,7 +220,9 @@ class Socket:
                 ack = list(result)
             else:
                 ack = [result]
-            self._send(Packet(PacketType.ACK, self.namespace.name, ack, packet.id))
+            await self._connection.outbox.send(
+                encode(Packet(PacketType.ACK, self.namespace.name, ack, packet.id))
+            )
 
     async def _close(self, reason: str) -> None:
         """Leave the namespace: ``disconnecting``, keep the session, leave rooms, ``disconnect``."""
@@ -227,7 +233,13 @@ class Socket:
         await self._run_hook("disconnecting", reason)
         recovery = namespace.recovery
         if recovery is not None and self.pid is not None and reason not in _NOT_RECOVERABLE:
-            state = {"sid": self.id, "rooms": sorted(self.rooms), "data": self.data}
+            hub = namespace.hub
+            state = {
+                "sid": self.id,
+                "rooms": sorted(self.rooms),
+                "presence": {room: hub.presence_info(self.id, room) for room in self.rooms},
+                "data": self.data,
+            }
             await namespace.hub.backend.session_save(
                 session_key(namespace, self.pid), state, recovery.max_disconnection_s
             )

@@ -11,8 +11,8 @@ Mount it at ``/engine.io`` (or ``/socket.io`` under the Socket.IO server) with a
 Every request is checked the way the reference server (engine.io 6) checks it, in this order,
 and refused with its status and JSON body (`ServerError`):
 
-1. ``transport`` is not one of ``transports`` (``polling`` over HTTP, ``websocket`` for an
-   upgrade): 400 ``{"code":0,"message":"Transport unknown"}``;
+1. ``transport`` is not one of ``transports``: 400 ``{"code":0,"message":"Transport
+   unknown"}``; ``websocket`` in a plain HTTP request, or ``polling`` in an upgrade: 400 code 3;
 2. an ``Origin`` outside a ``cors`` list: 403 ``{"code":4,"message":"Forbidden"}``;
 3. with a ``sid``: unknown (never issued, or ended): 400 code 1; a poll or POST on a session
    that upgraded to WebSocket: 400 code 3 (``Bad request``);
@@ -20,10 +20,16 @@ and refused with its status and JSON body (`ServerError`):
    ``EIO`` other than ``4``: 400 code 5 (``Unsupported protocol version``); ``allow_request``
    says no: 403 code 4.
 
-Serve it without permessage-deflate (``fullduplex.serve(..., compression=None)``), as engine.io
-does by default (``perMessageDeflate: false``): Node's ``ws`` client compresses on a thread
-pool, so its frames can reach the server after an HTTP request the client made later. The
-upgrade then looks out of order (the engine.io suite's two "after upgrade" tests fail with it).
+Beyond those: a path below the mount point gets 404; with ``cors`` set, OPTIONS gets the
+preflight's 204; a POST body above ``max_payload_bytes`` gets 413 and ends the session; an
+invalid payload, a second concurrent poll or POST get 400 code 3 and end it.
+
+Serve it without permessage-deflate (``fullduplex.serve(..., compression=None)``, uvicorn's
+``ws_per_message_deflate=False``), as engine.io does by default (``perMessageDeflate: false``).
+Node's ``ws`` client compresses and decompresses on a thread pool, so with deflate its frames
+can reach the server after an HTTP request it made later, and it can see a close on one
+connection before a message that arrived first on another: the engine.io suite's test
+"ignores WebSocket connection with same sid after upgrade" then fails now and then.
 
 A WebSocket naming the sid of a session that is upgrading or has upgraded already is accepted
 and closed at once, as engine.io does (a refused handshake would be an error event in the
@@ -192,16 +198,22 @@ class EngineIOEndpoint(Endpoint):
             return
         await existing._serve_upgrade(session)
 
-    async def aclose(self) -> None:
+    async def aclose(self, timeout_s: float = 5.0) -> None:
         """End every session now (1001, ``server shutting down``) and wait for the handlers.
 
         Held polls get CLOSE and WebSockets are closed; nothing queued is sent any more.
+        Handlers see `ConnectionClosed`; those still running after ``timeout_s`` are cancelled.
         """
         for session in list(self._sessions.values()):
             session._end(1001, "server shutting down")
         tasks = list(self._handler_tasks)
-        if tasks:
-            await asyncio.wait(tasks)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
 
     # --- inside ---
 
@@ -220,7 +232,7 @@ class EngineIOEndpoint(Endpoint):
         sid = query.get("sid")
         if sid is not None:
             session = self._sessions.get(sid)
-            if session is None:
+            if session is None or session._has_timed_out():
                 return ServerError.UNKNOWN_SID
             if transport == POLLING and session.transport == WEBSOCKET:
                 return ServerError.BAD_REQUEST

@@ -11,12 +11,14 @@ WebSocket connection that names the sid to the session's ``_serve_*`` methods.
   NOOP, or the session ends. A POST carries a payload of packets from the client, answered
   ``ok``. A second poll while one is held is a protocol error: the held poll gets CLOSE and the
   session ends (so does a second concurrent POST).
-- **WebSocket.** One packet per WebSocket message; a writer task drains the outbox.
+- **WebSocket.** One packet per WebSocket message: `send` writes to it directly, and a writer
+  task runs only while packets wait in the outbox (PINGs, the upgrade's backlog, the close).
 - **Upgrade.** A WebSocket naming a polling session's sid starts an upgrade: the client sends
-  PING ``probe`` and gets PONG ``probe`` on it; from then on every poll is answered at once
-  (with NOOP when nothing is queued), so the client's last poll returns. The client's UPGRADE
-  packet switches the session: packets queued meanwhile go out on the WebSocket, later polls
-  are refused, and `transport` becomes ``"websocket"``.
+  PING ``probe`` and gets PONG ``probe`` on it; ``NOOP_DELAY_S`` later every poll is answered
+  at once (with NOOP when nothing is queued), so the client's last poll returns. The client's
+  UPGRADE packet switches the session: packets queued meanwhile go out on the WebSocket, a
+  poll still held and later polls get 400, and `transport` becomes ``"websocket"``. A second
+  WebSocket for the session is closed at once.
 - **Heartbeat.** ``ping_interval_ms`` after the handshake (and after each PONG) the server
   queues a PING; without a PONG within ``ping_timeout_ms`` the session ends. Both are timer
   handles, not tasks, so an idle session costs no task.
@@ -47,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,9 @@ TEXT_HEADERS = (("Content-Type", "text/plain; charset=UTF-8"),)
 # The close codes a WebSocket close frame may carry (RFC 6455 §7.4); a session's other codes
 # (1006: nothing was sent) close the WebSocket with 1000.
 _SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
+
+# How long after the probe a poll is ended with NOOP (engine.io checks every 100 ms).
+NOOP_DELAY_S = 0.05
 
 _PING = Packet(PacketType.PING)
 _CLOSE = Packet(PacketType.CLOSE)
@@ -128,7 +132,6 @@ class EngineIOSession(Session):
         "_ending_code",
         "_ending_reason",
         "_outbox",
-        "_outbox_ready",
         "_outbox_space",
         "_inbox",
         "_inbox_ready",
@@ -138,6 +141,7 @@ class EngineIOSession(Session):
         "_is_posting",
         "_upgrade_ws",
         "_is_probed",
+        "_noop_timer",
         "_upgrade_timer",
         "_websocket",
         "_writer",
@@ -169,18 +173,20 @@ class EngineIOSession(Session):
         self._close_reason = ""
         self._ending_code = 1000
         self._ending_reason = ""
-        self._outbox: deque[Packet] = deque()
-        self._outbox_ready = asyncio.Event()
-        self._outbox_space = asyncio.Event()
-        self._inbox: deque[str | bytes] = deque()
-        self._inbox_ready = asyncio.Event()
-        self._inbox_space = asyncio.Event()
+        # Lists, not deques: an empty deque costs 600 bytes more, and both stay short
+        # (``max_queue_messages``), so taking from the front is a small move.
+        self._outbox: list[Packet] = []
+        self._outbox_space = _Signal()
+        self._inbox: list[str | bytes] = []
+        self._inbox_ready = _Signal()
+        self._inbox_space = _Signal()
         # Resolved True to wake the held poll, False when its client went away.
         self._pending_poll: asyncio.Future[bool] | None = None
         self._last_packet = _CLOSE
         self._is_posting = False
         self._upgrade_ws: Session | None = None
         self._is_probed = False
+        self._noop_timer: asyncio.TimerHandle | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
         self._websocket: Session | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -188,7 +194,7 @@ class EngineIOSession(Session):
         self._pong_deadline: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         self._closing_tasks: set[asyncio.Task[None]] = set()
-        self._ended = asyncio.Event()
+        self._ended = _Signal()
 
     # --- the Session interface ---
 
@@ -236,10 +242,9 @@ class EngineIOSession(Session):
         while not self._inbox:
             if self._state is _State.CLOSED:
                 raise self._closed_error()
-            self._inbox_ready.clear()
-            await self._inbox_ready.wait()
-        message = self._inbox.popleft()
-        self._inbox_space.set()
+            await self._inbox_ready.wait(self._loop)
+        message = self._inbox.pop(0)
+        self._inbox_space.notify()
         return message
 
     async def send(self, message: str | bytes) -> None:
@@ -251,13 +256,21 @@ class EngineIOSession(Session):
         """
         if not isinstance(message, str | bytes):
             raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+        websocket = self._websocket
+        if websocket is not None and not self._outbox and self._state is _State.OPEN:
+            # Nothing queued ahead: straight to the WebSocket, which writes it before any later
+            # send and waits while the client reads slowly. No hop through the writer task.
+            try:
+                await websocket.send(f"4{message}" if isinstance(message, str) else message)
+            except ConnectionClosed:
+                raise self._closed_error() from None
+            return
         while True:
             if self._state is not _State.OPEN:
                 raise self._closed_error()
             if len(self._outbox) < self._options.max_queue_messages:
                 break
-            self._outbox_space.clear()
-            await self._outbox_space.wait()
+            await self._outbox_space.wait(self._loop)
         self._queue(Packet(PacketType.MESSAGE, message))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -270,9 +283,12 @@ class EngineIOSession(Session):
             self._state = _State.CLOSING
             self._ending_code = code
             self._ending_reason = reason or "forced close"
+            # No more heartbeat: the closing is bounded on its own (the linger timer, or the
+            # WebSocket's close), and it ends with the application's code, not a timeout.
+            self._cancel_heartbeat()
             self._wake_senders()
-            if self._transport == WEBSOCKET:
-                self._outbox_ready.set()
+            if self._websocket is not None:
+                self._start_writer(self._websocket)
             elif self._pending_poll is not None:
                 self._end(code, self._ending_reason)
             else:
@@ -280,13 +296,26 @@ class EngineIOSession(Session):
                 self._linger_timer = self._loop.call_later(
                     linger_s, self._end, code, self._ending_reason
                 )
-        await self._ended.wait()
+        await self.wait_closed()
 
     async def wait_closed(self) -> None:
         """Return once the session has ended, however it ended."""
-        await self._ended.wait()
+        while self._state is not _State.CLOSED:
+            await self._ended.wait(self._loop)
 
     # --- the endpoint's side ---
+
+    def _has_timed_out(self) -> bool:
+        """End the session if its PONG is overdue; return whether it has ended.
+
+        The endpoint asks before serving a request: on a busy loop the deadline's timer may
+        not have run yet when the next request is read, and that request must see the
+        session gone (400), as it would have on an idle loop.
+        """
+        deadline = self._pong_deadline
+        if deadline is not None and deadline.when() <= self._loop.time():
+            self._end(1011, "ping timeout")
+        return self._state is _State.CLOSED
 
     def _start(self) -> None:
         """Arm the heartbeat; called once the OPEN packet is on its way."""
@@ -378,8 +407,10 @@ class EngineIOSession(Session):
                 packet = decode_packet(await websocket.recv())
                 if packet.type is PacketType.PING and packet.data == "probe":
                     await websocket.send(encode_packet(Packet(PacketType.PONG, "probe")))
-                    self._is_probed = True
-                    self._wake_poll()
+                    # The NOOP that ends the client's last poll waits a moment: a client whose
+                    # frames arrive late (compressed off the event loop, as Node's ws does)
+                    # may have sent UPGRADE already, and its poll must then get 400.
+                    self._noop_timer = self._loop.call_later(NOOP_DELAY_S, self._allow_noop)
                 elif packet.type is PacketType.UPGRADE and self._state is _State.OPEN:
                     self._finish_upgrade(websocket)
                     break
@@ -407,8 +438,8 @@ class EngineIOSession(Session):
 
     def _queue(self, packet: Packet) -> None:
         self._outbox.append(packet)
-        if self._transport == WEBSOCKET:
-            self._outbox_ready.set()
+        if self._websocket is not None:
+            self._start_writer(self._websocket)
         else:
             self._wake_poll()
 
@@ -424,7 +455,7 @@ class EngineIOSession(Session):
             packets = (_NOOP,)
         body = encode_payload(packets)
         self._outbox.clear()
-        self._outbox_space.set()
+        self._outbox_space.notify()
         return body
 
     def _wake_poll(self) -> None:
@@ -433,9 +464,9 @@ class EngineIOSession(Session):
             _settle(poll, True)
 
     def _wake_senders(self) -> None:
-        self._outbox_space.set()
-        self._inbox_ready.set()
-        self._inbox_space.set()
+        self._outbox_space.notify()
+        self._inbox_ready.notify()
+        self._inbox_space.notify()
 
     async def _receive(self, packet: Packet) -> None:
         kind = packet.type
@@ -443,10 +474,9 @@ class EngineIOSession(Session):
             while len(self._inbox) >= self._options.max_queue_messages:
                 if self._state is _State.CLOSED:
                     return
-                self._inbox_space.clear()
-                await self._inbox_space.wait()
+                await self._inbox_space.wait(self._loop)
             self._inbox.append(packet.data)
-            self._inbox_ready.set()
+            self._inbox_ready.notify()
         elif kind is PacketType.PONG:
             self._on_pong()
         elif kind is PacketType.CLOSE:
@@ -471,8 +501,7 @@ class EngineIOSession(Session):
                     break
                 await self._receive(packet)
         except ConnectionClosed as closed:
-            # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
-            self._end(1000 if closed.was_clean else 1006, "transport close")
+            self._websocket_closed(closed)
         writer = self._writer
         if writer is not None:
             await writer
@@ -480,25 +509,37 @@ class EngineIOSession(Session):
     def _attach_websocket(self, websocket: Session) -> None:
         self._websocket = websocket
         self._transport = WEBSOCKET
-        self._writer = self._loop.create_task(self._write_websocket(websocket))
+        if self._outbox:
+            self._start_writer(websocket)
+
+    def _start_writer(self, websocket: Session) -> None:
+        # The writer runs only while there is something to write (what `send` could not put on
+        # the WebSocket itself: PINGs, packets queued during the upgrade, the closing): an
+        # idle session holds no task.
+        if self._writer is None and self._state is not _State.CLOSED:
+            self._writer = self._loop.create_task(self._write_websocket(websocket))
 
     async def _write_websocket(self, websocket: Session) -> None:
         try:
-            while True:
-                while self._outbox:
-                    packet = self._outbox.popleft()
-                    self._outbox_space.set()
-                    await websocket.send(encode_packet(packet))
-                if self._state is _State.CLOSED:
-                    return
-                if self._state is _State.CLOSING:
-                    await websocket.close(_sendable(self._ending_code), self._ending_reason)
-                    self._end(self._ending_code, self._ending_reason)
-                    return
-                self._outbox_ready.clear()
-                await self._outbox_ready.wait()
-        except ConnectionClosed:
-            self._end(1006, "transport close")
+            while self._outbox:
+                packet = self._outbox.pop(0)
+                self._outbox_space.notify()
+                await websocket.send(encode_packet(packet))
+            if self._state is _State.CLOSING:
+                await websocket.close(_sendable(self._ending_code), self._ending_reason)
+                self._end(self._ending_code, self._ending_reason)
+        except ConnectionClosed as closed:
+            self._websocket_closed(closed)
+        finally:
+            self._writer = None
+
+    def _websocket_closed(self, closed: ConnectionClosed) -> None:
+        if self._state is _State.CLOSING:
+            # The application's close is what closed it.
+            self._end(self._ending_code, self._ending_reason)
+        else:
+            # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
+            self._end(1000 if closed.was_clean else 1006, "transport close")
 
     def _finish_upgrade(self, websocket: Session) -> None:
         self._cancel_upgrade()
@@ -508,10 +549,16 @@ class EngineIOSession(Session):
         if self._pending_poll is not None:
             _settle(self._pending_poll, True)
 
+    def _allow_noop(self) -> None:
+        self._noop_timer = None
+        self._is_probed = True
+        self._wake_poll()
+
     def _cancel_upgrade(self) -> None:
-        if self._upgrade_timer is not None:
-            self._upgrade_timer.cancel()
-            self._upgrade_timer = None
+        for timer in (self._upgrade_timer, self._noop_timer):
+            if timer is not None:
+                timer.cancel()
+        self._upgrade_timer = self._noop_timer = None
         self._upgrade_ws = None
         self._is_probed = False
 
@@ -530,11 +577,22 @@ class EngineIOSession(Session):
         )
 
     def _send_ping(self) -> None:
+        assert self._ping_timer is not None
+        # The deadline counts from when the PING was due, not from when a busy loop got to
+        # it: a client that stops answering is gone ping_interval + ping_timeout after its
+        # last PONG, as the handshake advertised (and as the suites measure).
+        due = self._ping_timer.when()
         self._ping_timer = None
         self._queue(_PING)
-        self._pong_deadline = self._loop.call_later(
-            self._options.ping_timeout_ms / 1000, self._end, 1011, "ping timeout"
+        self._pong_deadline = self._loop.call_at(
+            due + self._options.ping_timeout_ms / 1000, self._end, 1011, "ping timeout"
         )
+
+    def _cancel_heartbeat(self) -> None:
+        for timer in (self._ping_timer, self._pong_deadline):
+            if timer is not None:
+                timer.cancel()
+        self._ping_timer = self._pong_deadline = None
 
     def _on_pong(self) -> None:
         # A PONG nobody asked for does not move the next PING earlier.
@@ -550,10 +608,10 @@ class EngineIOSession(Session):
         self._state = _State.CLOSED
         self._close_code = code
         self._close_reason = reason
-        for timer in (self._ping_timer, self._pong_deadline, self._linger_timer):
-            if timer is not None:
-                timer.cancel()
-        self._ping_timer = self._pong_deadline = self._linger_timer = None
+        self._cancel_heartbeat()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         self._last_packet = last
         if self._pending_poll is not None:
             # The held poll takes the outbox and ``last`` when it runs.
@@ -566,10 +624,42 @@ class EngineIOSession(Session):
             self._close_websocket(upgrade_ws, 1000, reason)
         if self._websocket is not None and self._websocket.close_code is None:
             self._close_websocket(self._websocket, code, reason)
-        self._outbox_ready.set()
         self._wake_senders()
-        self._ended.set()
+        self._ended.notify()
         self._on_end(self)
+
+
+class _Signal:
+    """Wakes the coroutines waiting in `wait`: an `asyncio.Event` without its state.
+
+    Waiters check their condition, then wait, in a loop. A session has five of these and most
+    never have a waiter, so none holds a deque (an Event's costs about 700 bytes).
+    """
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    async def wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Return at the next `notify`."""
+        waiter = loop.create_future()
+        if self._waiters is None:
+            self._waiters = [waiter]
+        else:
+            self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def notify(self) -> None:
+        """Wake every waiter."""
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 def _client_left(poll: asyncio.Future[bool], _: object) -> None:

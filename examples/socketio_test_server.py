@@ -1,0 +1,114 @@
+"""What the Socket.IO and Engine.IO protocol suites expect, served by fullduplex.
+
+The same as the reference server (``../shared/tools/socketio/node/server.mjs``) on one port:
+
+- ``/engine.io/``: an Engine.IO echo (every message back to its sender);
+- ``/socket.io/``: Socket.IO with namespaces ``/`` and ``/custom``, each emitting ``auth`` (the
+  client's auth payload) on connect, answering ``message`` with ``message-back`` and
+  acknowledging ``message-with-ack`` with its arguments; plus ``join`` / ``leave`` (room, ack)
+  and ``to-room`` (room, payload, ack), which broadcasts ``room-message`` to the room, and
+  ``presence`` (room, ack: the ids of the sockets in it).
+  Namespace ``/recovery`` has the same handlers with connection-state recovery on (the suites
+  expect none on ``/`` and ``/custom``: their CONNECT answer must hold only ``sid``).
+
+Settings as the suites hard-code them: ping interval 300 ms, ping timeout 200 ms,
+``maxPayload`` 1000000, CORS ``*``, Socket.IO connect timeout 1000 ms.
+
+Usage: python examples/socketio_test_server.py [PORT]   (127.0.0.1, default 9700)
+Then:  ../shared/tools/socketio/run.sh http://127.0.0.1:9700 /tmp/results
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any
+
+import fullduplex
+from fullduplex.realtime.socketio import Namespace, Recovery, Server, Socket
+from fullduplex.transports import Router
+from fullduplex.transports.base import Session
+from fullduplex.transports.engineio import EngineIOEndpoint
+
+__all__ = ["build", "main"]
+
+SUITE_SETTINGS: dict[str, Any] = {
+    "ping_interval_ms": 300,
+    "ping_timeout_ms": 200,
+    "max_payload_bytes": 1_000_000,
+    "cors": "*",
+}
+
+
+async def echo(session: Session) -> None:
+    """The Engine.IO suite's server: every message back to its sender."""
+    async for message in session:
+        await session.send(message)
+
+
+def add_suite_handlers(namespace: Namespace) -> None:
+    """The events the suites (and tests/realtime/socketio's clients) use."""
+
+    @namespace.on("connect")
+    async def connect(socket: Socket) -> None:
+        await socket.emit("auth", socket.handshake.auth)
+
+    @namespace.on("message")
+    async def message(socket: Socket, *args: Any) -> None:
+        await socket.emit("message-back", *args)
+
+    @namespace.on("message-with-ack")
+    async def message_with_ack(socket: Socket, *args: Any) -> tuple[Any, ...]:
+        return args
+
+    @namespace.on("join")
+    async def join(socket: Socket, room: str) -> str:
+        await socket.join(room)
+        return room
+
+    @namespace.on("leave")
+    async def leave(socket: Socket, room: str) -> str:
+        await socket.leave(room)
+        return room
+
+    @namespace.on("presence")
+    async def presence(socket: Socket, room: str) -> list[str]:
+        return sorted(await namespace.presence(room))
+
+    @namespace.on("to-room")
+    async def to_room(socket: Socket, room: str, payload: Any) -> str:
+        await namespace.to(room).emit("room-message", payload)
+        return room
+
+
+def build() -> tuple[Router, list[EngineIOEndpoint], Server]:
+    """The router, its two Engine.IO endpoints (to close on shutdown) and the Socket.IO server."""
+    sio = Server(connect_timeout_s=1.0)
+    add_suite_handlers(sio.of("/"))
+    add_suite_handlers(sio.of("/custom"))
+    add_suite_handlers(sio.of("/recovery", recovery=Recovery(max_disconnection_s=30)))
+    engine = EngineIOEndpoint(echo, **SUITE_SETTINGS)
+    socketio = EngineIOEndpoint(sio.serve, **SUITE_SETTINGS)
+    app = Router()
+    app.mount("/engine.io", engine)
+    app.mount("/socket.io", socketio)
+    return app, [engine, socketio], sio
+
+
+async def main(port: int) -> None:
+    """Serve until interrupted."""
+    app, endpoints, sio = build()
+    # Without permessage-deflate, as the reference server (engine.io's default).
+    async with fullduplex.serve(app, "127.0.0.1", port, compression=None) as server:
+        print(f"Engine.IO and Socket.IO on http://127.0.0.1:{server.port}/", flush=True)
+        try:
+            await server.serve_forever()
+        finally:
+            await sio.close()
+            for endpoint in endpoints:
+                await endpoint.aclose()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        fullduplex.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 9700))

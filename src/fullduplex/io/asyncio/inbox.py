@@ -1,0 +1,210 @@
+"""The message queue: received messages wait here for `recv`, or go to a callback.
+
+Reading pauses while ``max_queue`` messages wait, and resumes once the receiver has taken
+three quarters of them. A connection given a callback (`MessageQueue.on_message`) keeps no
+queue: each message is handed over inside the read that completed it, and reading pauses
+while writing is paused instead, since the callback answers without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+
+from ...exceptions import ConnectionClosedOK
+from ...protocol.connection import Connection, State
+from ..options import Options
+from .writes import WriteBatching
+
+__all__ = ["MessageQueue", "Message", "MessageCallback"]
+
+logger = logging.getLogger("fullduplex")
+
+Message = str | bytes
+"""A received message: ``str`` for text, ``bytes`` for binary."""
+
+MessageCallback = Callable[[Message], None]
+"""Called with each received message, inside the read that completed it (see `on_message`)."""
+
+_OPEN = State.OPEN
+
+
+class MessageQueue(WriteBatching):
+    """Received messages, in order, until `recv` takes them or a callback gets them."""
+
+    __slots__ = ("max_queue", "_messages", "_recv_waiter", "_reading_paused", "_callback")
+
+    def __init__(self, protocol: Connection, options: Options) -> None:
+        super().__init__(protocol, options)
+        self.max_queue = options.max_queue
+        # Created with the first message: an idle connection does without its 600-byte block.
+        self._messages: collections.deque[Message] | None = None
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._callback: MessageCallback | None = None
+
+    async def recv(self) -> Message:
+        """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        Messages received before the connection closed are all returned before it reports
+        the closure.
+
+        Cancelling `recv` loses no message: the next call returns it.
+
+        Raises:
+            ConnectionClosed: the connection is closed (`ConnectionClosedOK` after a normal
+                close); ``code`` and ``reason`` tell how.
+            RuntimeError: another coroutine is already waiting in `recv` (or iterating), or
+                messages go to a callback (`on_message`).
+        """
+        while not self._messages:
+            await self._message_waiter()
+        return self._take_message()
+
+    def __aiter__(self) -> MessageQueue:
+        return self
+
+    async def __anext__(self) -> Message:
+        """Return the next message for ``async for``, which ends after a normal close.
+
+        Raises:
+            ConnectionClosedError: the connection closed abnormally.
+        """
+        # `recv` written out rather than awaited: one coroutine less per message, and a
+        # method rather than an async generator: no generator object per connection.
+        try:
+            while not self._messages:
+                await self._message_waiter()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
+        return self._take_message()
+
+    def _message_waiter(self) -> asyncio.Future[None]:
+        """Return the future that the next message (or the closure) completes.
+
+        Raises:
+            ConnectionClosed: the connection is closed and every message was taken.
+            RuntimeError: another coroutine waits already, or messages go to a callback.
+        """
+        if self._closed.done() or self.protocol.close_received is not None:
+            raise self.protocol.closed_error()
+        waiter = self._recv_waiter
+        # A waiter that is done was left by a receiver that was cancelled.
+        if (waiter is not None and not waiter.done()) or self._callback is not None:
+            # Two readers would each get every other message; that is never intended.
+            raise RuntimeError("another coroutine is already receiving on this connection")
+        # Only a later loop turn can bring the next message: this turn's sends are over.
+        self._wrote_this_turn = False
+        waiter = self._recv_waiter = self._loop.create_future()
+        return waiter
+
+    def _take_message(self) -> Message:
+        messages = self._messages
+        assert messages is not None
+        message = messages.popleft()
+        if self._reading_paused and len(messages) <= self.max_queue // 4:
+            self._reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+        return message
+
+    def on_message(self, callback: MessageCallback) -> None:
+        """Hand every message to ``callback`` from now on, instead of queueing it for `recv`.
+
+        The advanced, lower-level way to receive, for the hottest paths: ``callback`` runs
+        synchronously inside the read that completed the message, with no task switch, and
+        answers with `send_nowait`. Replies made during one read go out in one system call
+        at its end. Reading pauses while the transport's write buffer is above
+        ``write_limit``, so a peer that does not read its answers stops being read too.
+        Messages already queued are handed over at once, in order.
+
+        The handler keeps the connection open as long as it runs: await `wait_closed` after
+        setting the callback. If ``callback`` raises, the connection fails with 1011.
+
+        Raises:
+            RuntimeError: a coroutine is waiting in `recv`.
+        """
+        if self._recv_waiter is not None and not self._recv_waiter.done():
+            raise RuntimeError("a coroutine is receiving on this connection with recv")
+        self._callback = callback
+        messages, self._messages = self._messages, None
+        if self._reading_paused:
+            self._reading_paused = False
+            if self.transport is not None and not self._writing_paused:
+                self.transport.resume_reading()
+        if messages:
+            batching = not self._flush_scheduled
+            self._flush_scheduled = True  # the replies go out together, below
+            try:
+                for message in messages:
+                    self._call_back(callback, message)
+            finally:
+                if batching:
+                    self._flush_scheduled = False
+                self._flush()
+
+    def _has_unanswered_messages(self) -> bool:
+        return bool(self._messages)
+
+    def _call_back(self, callback: MessageCallback, message: Message) -> None:
+        if self.protocol.state is not _OPEN:
+            return  # failed by an earlier message's callback: nothing more is delivered
+        try:
+            callback(message)
+        except Exception as exc:
+            logger.error("message callback failed", exc_info=exc)
+            self._fail_internal()
+
+    def _fail_internal(self) -> None:
+        """Fail the connection with 1011 (the layer above knows how)."""
+        raise NotImplementedError
+
+    def _limit_queue(self, waiting_for_close: bool) -> None:
+        """Stop reading while the queue is full; drop what exceeds it when waiting for the
+        peer's close frame instead.
+
+        Messages that came with the peer's close frame, before this side sent its own, are
+        all kept: nothing can follow that frame, and they were sent while the connection was
+        open.
+        """
+        if self.protocol.state is _OPEN:
+            if not self._reading_paused:
+                self._reading_paused = True
+                assert self.transport is not None
+                self.transport.pause_reading()
+        elif waiting_for_close:
+            # The peer's close frame may sit behind messages nobody will read: read on, so the
+            # closing handshake completes, but keep at most max_queue messages.
+            messages = self._messages
+            while messages is not None and len(messages) > self.max_queue:
+                messages.pop()
+
+    def _wake_receiver(self) -> None:
+        waiter = self._recv_waiter
+        if waiter is not None:
+            self._recv_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._wake_receiver()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._callback is not None and not self._reading_paused and self.transport:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._callback is not None and not self._reading_paused and self.transport:
+            self.transport.resume_reading()
+
+    def _closing_started(self, transport: asyncio.Transport) -> None:
+        super()._closing_started(transport)
+        # The peer's close frame may wait behind messages nobody reads any more.
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()

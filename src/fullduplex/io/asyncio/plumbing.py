@@ -1,0 +1,149 @@
+"""Transport plumbing: the `asyncio.BufferedProtocol` side of a connection.
+
+Bytes read from the socket go to the sans-I/O `Connection`; the end of the stream and the
+transport's loss are reported to it. This layer also owns the transport's lifetime: it closes
+the transport when the protocol asks for it, and bounds that close by ``close_timeout``.
+
+A connection is built as a stack of layers, each in a file of its own, each a subclass of the
+one below it (a stack rather than mixins, so that every layer keeps its own ``__slots__``):
+`TransportPlumbing` <- `WriteBatching` (writes.py) <- `MessageQueue` (inbox.py) <-
+`Keepalive` (keepalive.py) <- `WebSocketConnection` (connection.py), which adds the public
+sending API and turns the protocol's events into calls to the layers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any, cast
+
+from ...protocol.connection import Connection, State
+from ..options import Options
+
+__all__ = ["TransportPlumbing"]
+
+logger = logging.getLogger("fullduplex")
+
+_CLOSED = State.CLOSED
+
+
+class TransportPlumbing(asyncio.BufferedProtocol):
+    """Feeds the transport's bytes to the protocol and closes the transport when it asks.
+
+    Args:
+        protocol: the sans-I/O connection to drive.
+        options: the connection's settings (see `Options`).
+    """
+
+    # Slots: a server holds tens of thousands of connections, and a __dict__ would double
+    # their size.
+    __slots__ = ("protocol", "options", "transport", "_loop", "_closed", "_close_handle")
+
+    def __init__(self, protocol: Connection, options: Options) -> None:
+        self.protocol = protocol
+        self.options = options
+        self.transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._close_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as the socket reports it (``(host, port)`` for TCP)."""
+        return self.transport.get_extra_info("peername") if self.transport else None
+
+    @property
+    def local_address(self) -> Any:
+        """This end's address, as the socket reports it."""
+        return self.transport.get_extra_info("sockname") if self.transport else None
+
+    # --- asyncio.BufferedProtocol --------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A cast, not an isinstance check: uvloop's transports don't subclass asyncio's.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        protocol = self.protocol
+        # Noted before the data is parsed, as it may carry the peer's close frame.
+        waiting_for_close = protocol.close_sent is not None
+        protocol.receive_data(_read_buffer()[:nbytes])
+        self._process_events(waiting_for_close)
+
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self._process_events()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        protocol = self.protocol
+        if protocol.state is not _CLOSED:
+            protocol.receive_eof()
+            protocol.events_received()
+        if self._close_handle is not None:
+            self._close_handle.cancel()
+            self._close_handle = None
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    # --- for the layers above ------------------------------------------------------------
+
+    def _process_events(self, waiting_for_close: bool = False) -> None:
+        """Act on the protocol's events, then write what it queued (`WebSocketConnection`).
+
+        Args:
+            waiting_for_close: this side had sent its close frame before the events' data
+                arrived.
+        """
+        raise NotImplementedError
+
+    def _close_transport(self, transport: asyncio.Transport) -> None:
+        """Close the transport, as the protocol asks once the connection is over."""
+        transport.close()
+        # `close()` waits for the write buffer to drain, which a peer that stopped reading
+        # never lets happen: bound it like the closing handshake.
+        if self._close_handle is None:
+            self._arm_close_timer()
+
+    def _closing_started(self, transport: asyncio.Transport) -> None:
+        """The closing handshake began: bound it by ``close_timeout``."""
+        self._arm_close_timer()
+
+    def _arm_close_timer(self) -> None:
+        self._close_handle = self._loop.call_later(
+            self.options.close_timeout, self._close_timed_out
+        )
+
+    def _close_timed_out(self) -> None:
+        logger.debug("%s: closing handshake timed out", self._describe_peer())
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _describe_peer(self) -> str:
+        address = self.remote_address
+        if isinstance(address, tuple) and len(address) >= 2:
+            return f"{address[0]}:{address[1]}"
+        return str(address or "peer")
+
+
+_READ_BUFFER_SIZE = 256 * 1024
+_thread_state = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """Return the buffer every connection of this thread's event loop reads into.
+
+    One per thread rather than one per connection: an event loop reads one socket at a time
+    and the protocol copies what it keeps before the next read, so a single buffer serves
+    them all, and an idle connection holds none. Reading into it spares the bytes object
+    that a plain `asyncio.Protocol` gets for each read.
+    """
+    try:
+        view: memoryview = _thread_state.read_buffer
+    except AttributeError:
+        view = _thread_state.read_buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
+    return view

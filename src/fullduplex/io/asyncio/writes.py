@@ -1,0 +1,148 @@
+"""Write batching and backpressure: when the bytes the protocol queued go to the transport.
+
+Theory of operation
+-------------------
+A reply to the last message received is written at once: with nothing else to answer, no
+later send could share its system call, and deferring it would cost a loop iteration. Sends
+that follow it in the same turn, and every send made while more received messages wait to be
+answered, are coalesced: they go out together at the end of the turn (`_scheduled_flush`),
+or as soon as ``write_limit`` bytes wait, so that a batch of pipelined requests costs one
+system call and backpressure still applies. While messages go to a callback, the read that
+delivers them holds the flush (``_flush_scheduled``) and writes every reply at its end.
+
+The "same turn" ends when the flush scheduled for it runs, or when the receiver has to wait
+for the next message (`MessageQueue.recv`), which only a later turn can bring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sized
+
+from ...exceptions import InvalidState
+from ...protocol.connection import Connection, State
+from ..options import Options
+from .plumbing import TransportPlumbing
+
+__all__ = ["WriteBatching"]
+
+_OPEN = State.OPEN
+
+
+class WriteBatching(TransportPlumbing):
+    """Writes what the protocol queued, batched per loop turn, within ``write_limit``."""
+
+    __slots__ = (
+        "write_limit",
+        "_drain_waiter",
+        "_writing_paused",
+        "_unflushed",
+        "_flush_scheduled",
+        "_wrote_this_turn",
+    )
+
+    def __init__(self, protocol: Connection, options: Options) -> None:
+        super().__init__(protocol, options)
+        self.write_limit = options.write_limit
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._writing_paused = False
+        # Bytes queued since the last write, whether a write at the turn's end is scheduled,
+        # and whether this turn already wrote at once (see the module's docstring).
+        self._unflushed = 0
+        self._flush_scheduled = False
+        self._wrote_this_turn = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert self.transport is not None
+        self.transport.set_write_buffer_limits(self.write_limit, self.write_limit // 4)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        drain_waiter = self._drain_waiter
+        if drain_waiter is not None and not drain_waiter.done():
+            # Marked retrieved: no sender may be waiting for it any more, and asyncio would
+            # log "exception was never retrieved".
+            drain_waiter.set_exception(self.protocol.closed_error())
+            drain_waiter.exception()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def _send(self, method: Callable[..., None], data: Sized, fin: bool = True) -> None:
+        """Have the protocol queue a frame with ``method``, then write it now or at the
+        turn's end.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        try:
+            method(data, fin=fin)
+        except InvalidState as exc:
+            raise self._send_refusal(exc) from None
+        self._queued(len(data))
+
+    def _send_refusal(self, error: InvalidState) -> Exception:
+        """The error a sender should see when the protocol refused to send: `ConnectionClosed`
+        once the connection is closing or closed, else ``error`` (the caller's mistake, such
+        as a message between the fragments of another)."""
+        if self.protocol.state is _OPEN and self.protocol.close_sent is None:
+            return error
+        return self.protocol.closed_error()
+
+    def _queued(self, nbytes: int) -> None:
+        """The protocol queued a message of ``nbytes``: write it now or at the turn's end."""
+        self._unflushed += nbytes
+        if self._unflushed >= self.write_limit:
+            self._flush()
+        elif self._flush_scheduled:
+            return  # goes out with the write already due
+        elif not self._wrote_this_turn and not self._has_unanswered_messages():
+            self._wrote_this_turn = True
+            self._flush()
+        else:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _has_unanswered_messages(self) -> bool:
+        """Whether received messages wait to be answered (the message queue knows)."""
+        return False
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self._wrote_this_turn = False
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write what the protocol queued; close the transport or arm timers as it asks."""
+        protocol = self.protocol
+        output = protocol.data_to_send()
+        self._unflushed = 0
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # whatever is still queued comes after the transport was closed: dropped
+        if output:
+            transport.writelines(output)
+        if protocol.state is _OPEN:
+            return  # the usual case, and nothing to close or time
+        if protocol.should_close_transport:
+            self._close_transport(transport)
+        elif self._close_handle is None and protocol.close_expected():
+            self._closing_started(transport)
+
+    async def _drain(self) -> None:
+        """Wait until the write buffer drains below its low-water mark.
+
+        Raises:
+            ConnectionClosed: the connection closed before the buffer drained.
+        """
+        if self._closed.done():
+            raise self.protocol.closed_error()
+        if self._drain_waiter is None or self._drain_waiter.done():
+            self._drain_waiter = self._loop.create_future()
+        await asyncio.shield(self._drain_waiter)
