@@ -25,8 +25,7 @@ import sys
 from pathlib import Path
 
 import fullduplex
-from fullduplex.io.asyncio.exchange import HTTPExchange
-from fullduplex.transports import Router, Session, WebSocketSession
+from fullduplex.transports import HTTPExchange, Router, Session, WebSocketSession
 
 HERE = Path(__file__).parent
 # The examples are scripts, not a package: make their modules importable from here.
@@ -34,6 +33,8 @@ sys.path.insert(0, str(HERE))
 
 import order_board  # noqa: E402
 from chat.server import ChatApp, ChatLimits  # noqa: E402
+
+__all__ = ["build", "main", "parse_limits"]
 
 FRONT_PAGE = (HERE / "demo.html").read_bytes()
 
@@ -74,6 +75,7 @@ def build(
 
 
 async def main(host: str, port: int, limits: ChatLimits) -> int:
+    """Serve the demo until SIGINT or SIGTERM; return the exit status (1: cannot listen)."""
     router, chat, board = build(limits)
     try:
         # Engine.IO runs without permessage-deflate, as engine.io does by default.
@@ -100,6 +102,7 @@ async def main(host: str, port: int, limits: ChatLimits) -> int:
 
 
 def parse_limits(args: argparse.Namespace) -> ChatLimits:
+    """The chat's limits from the command line's options (one per `ChatLimits` field)."""
     return ChatLimits(
         **{field.name: getattr(args, field.name) for field in dataclasses.fields(ChatLimits)}
     )

@@ -397,7 +397,11 @@ async function pump() {
       try {
         answer = await chat.link.request("say", { room: item.room, text: item.text, cid: item.cid });
       } catch (error) {
-        break; // disconnected: hello() pumps again
+        // The answer was lost with a connection that is gone: ask the new one (the server
+        // answers a message id it knows without sending it again). Not connected: hello()
+        // pumps again.
+        if (chat.ready && chat.link.isOpen) continue;
+        break;
       }
       chat.outbox.shift();
       if (answer.error) {

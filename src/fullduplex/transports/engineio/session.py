@@ -273,6 +273,21 @@ class EngineIOSession(Session):
             await self._outbox_space.wait(self._loop)
         self._queue(Packet(PacketType.MESSAGE, message))
 
+    def try_send_nowait(self, message: str | bytes) -> bool:
+        """Put ``message`` on the WebSocket now if nothing is queued ahead and the client keeps
+        up; else return False (over long-polling too): use `send`.
+
+        Raises:
+            ConnectionClosed: the session has ended or is closing.
+        """
+        websocket = self._websocket
+        if websocket is None or self._outbox or self._state is not _State.OPEN:
+            return False
+        try:
+            return websocket.try_send_nowait(f"4{message}" if type(message) is str else message)
+        except ConnectionClosed:
+            raise self._closed_error() from None
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Send what is queued, then CLOSE, and wait until the session has ended.
 
