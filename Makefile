@@ -102,6 +102,14 @@ bench: $(TEST_STAMP)
 bench-smoke: $(TEST_STAMP)
 	$(BIN)/python bench/run.py --smoke
 
+# The article's polling-vs-WebSocket table, measured (bench/transports.py, 5 to 15 minutes):
+# every SockJS transport, short polling and raw WebSocket; rewrites its section of
+# docs/transports.md and docs/transports.png. Options: BENCH_TRANSPORTS_ARGS='--clients 100'.
+.PHONY: bench-transports
+bench-transports: $(TEST_STAMP) system-packages
+	$(BIN)/pip install -q matplotlib 2>&1 | $(PIP_FILTER)
+	$(BIN)/python bench/transports.py $(BENCH_TRANSPORTS_ARGS)
+
 # uvicorn's WebSocket implementations behind a FastAPI echo route (bench/asgi.py, about
 # 3 minutes): fullduplex.asgi, websockets-sansio and wsproto; cells (b), (c) and idle memory.
 .PHONY: bench-asgi

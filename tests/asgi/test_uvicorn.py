@@ -249,3 +249,131 @@ async def test_fastapi_chat_page_in_chromium_talks_to_a_fullduplex_client(
             )
             await page.close()
             assert await asyncio.wait_for(ada.recv(), 10) == "chromium left"
+
+
+# --- the ASGI protocol's other paths, in this process (uvicorn's suite runs in another) --------
+
+
+async def test_close_before_accept_answers_403_and_reports_1006() -> None:
+    disconnects: list[dict[str, Any]] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.close"})
+        disconnects.append(await receive())
+
+    async with serving(app) as (_, url):
+        with pytest.raises(fullduplex.InvalidStatus) as raised:
+            await fullduplex.connect(url)
+    assert raised.value.response.status == 403
+    assert disconnects == [{"type": "websocket.disconnect", "code": 1006}]
+
+
+@pytest.mark.parametrize("failure", ["raises", "returns", "sends first"])
+async def test_app_that_fails_before_the_handshake_gets_a_500(failure: str) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        if failure == "raises":
+            raise ValueError("boom")
+        if failure == "sends first":
+            await send({"type": "websocket.send", "text": "too early"})
+
+    async with serving(app) as (_, url):
+        with pytest.raises(fullduplex.InvalidStatus) as raised:
+            await fullduplex.connect(url)
+    assert raised.value.response.status == 500
+    assert raised.value.response.body == b"Internal Server Error"
+
+
+async def test_app_close_sends_code_and_reason_and_refuses_later_sends() -> None:
+    errors: list[str] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "bytes": b"\x00bye"})
+        await send({"type": "websocket.close", "code": 4000, "reason": "done"})
+        try:
+            await send({"type": "websocket.send", "text": "late"})
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    async with serving(app) as (_, url), fullduplex.connect(url) as ws:
+        assert await ws.recv() == b"\x00bye"
+        with pytest.raises(fullduplex.ConnectionClosed):
+            await ws.recv()
+    assert (ws.close_code, ws.close_reason) == (4000, "done")
+    assert errors == ["Unexpected ASGI message 'websocket.send', after sending 'websocket.close'."]
+
+
+async def test_client_close_reaches_the_app_and_later_sends_raise_client_disconnected() -> None:
+    events: list[Any] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        events.append(await receive())
+        try:
+            await send({"type": "websocket.send", "text": "anyone?"})
+        except OSError as exc:
+            events.append(type(exc).__name__)
+        await send({"type": "websocket.close"})  # nothing left to close: ignored
+
+    async with serving(app) as (_, url):
+        async with fullduplex.connect(url) as ws:
+            await ws.close(4001, "bye")
+        async with asyncio.timeout(5):
+            while len(events) < 2:
+                await asyncio.sleep(0.01)
+    assert events == [
+        {"type": "websocket.disconnect", "code": 4001, "reason": "bye"},
+        "ClientDisconnected",
+    ]
+
+
+async def test_message_over_ws_max_size_closes_with_1009() -> None:
+    disconnects: list[dict[str, Any]] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        disconnects.append(await receive())
+
+    async with serving(app, ws_max_size=1000) as (_, url):
+        async with fullduplex.connect(url, compression=None) as ws:
+            await ws.send(b"x" * 1001)
+            with pytest.raises(fullduplex.ConnectionClosed):
+                await ws.recv()
+        assert ws.close_code == 1009
+    assert disconnects[0]["code"] == 1009
+
+
+async def test_unanswered_keepalive_ping_closes_with_1011() -> None:
+    async with serving(accept_and_wait, ws_ping_interval=0.05, ws_ping_timeout=0.1) as (_, url):
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+        writer.write(
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        # A client that never answers pings: read until the server closes.
+        received = await asyncio.wait_for(reader.read(-1), 10)
+        writer.close()
+    close_frame = received[received.rindex(b"\x88") :]
+    assert close_frame[2:4] == (1011).to_bytes(2, "big")
+    assert close_frame[4:] == b"keepalive ping timeout"
+
+
+async def test_invalid_upgrade_is_refused_without_calling_the_app() -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        raise AssertionError("the app must not run")
+
+    async with serving(app) as (_, url):
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+        writer.write(
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 11\r\n\r\n"
+        )
+        response = await asyncio.wait_for(reader.read(-1), 10)
+        writer.close()
+    assert response.startswith(b"HTTP/1.1 426 ")
+    assert b"Sec-WebSocket-Version: 13" in response

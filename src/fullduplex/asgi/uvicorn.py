@@ -213,15 +213,11 @@ class WebSocketProtocol(asyncio.Protocol):
         acted = False
         for event in conn.events_received():
             kind = type(event)
-            if kind is TextReceived:
+            if kind is TextReceived or kind is BinaryReceived:
                 if self._state == _OPEN:
-                    text = cast(TextReceived, event).data
-                    delivered |= self._deliver({"type": "websocket.receive", "text": text})
-                continue
-            if kind is BinaryReceived:
-                if self._state == _OPEN:
-                    data = cast(BinaryReceived, event).data
-                    delivered |= self._deliver({"type": "websocket.receive", "bytes": data})
+                    key = "text" if kind is TextReceived else "bytes"
+                    # event[0]: the message's data (`typing.cast` would cost a call).
+                    delivered |= self._deliver({"type": "websocket.receive", key: event[0]})
                 continue
             acted = True
             if kind is PongReceived:
@@ -331,7 +327,24 @@ class WebSocketProtocol(asyncio.Protocol):
         state = self._state
         if state == _OPEN:
             if kind == "websocket.send":
-                self._send_message(message)
+                # The hot path, inline: one message of the app's.
+                data = message.get("bytes")
+                try:
+                    if data is not None:
+                        self.conn.send_binary(data)
+                    else:
+                        text = message.get("text")
+                        if text is None:
+                            raise RuntimeError("'websocket.send' needs 'bytes' or 'text'")
+                        self.conn.send_text(text)
+                except InvalidState:
+                    raise ClientDisconnected() from None
+                if not self._messages:
+                    self._flush()
+                elif not self._flush_scheduled:
+                    # More received messages wait for the app: gather the replies to them.
+                    self._flush_scheduled = True
+                    self.loop.call_soon(self._scheduled_flush)
             elif kind == "websocket.close":
                 self._app_close(message.get("code", 1000), message.get("reason") or "")
             else:
@@ -475,7 +488,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if message.get("more_body", False):
             self._write_response_head(streaming=True)
             if body:
-                self.transport.write(_chunk(body) if self._response_chunked else body)
+                self._write_body(body)
         else:
             self._finish_response(body)
 
@@ -483,9 +496,9 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._response is not None:
             self._write_response_head(streaming=False, body=body)
         elif body:
-            self.transport.write(_chunk(body) if self._response_chunked else body)
+            self._write_body(body)
         if self._response_chunked:
-            self.transport.write(b"0\r\n\r\n")
+            self._write_body(b"")  # the last chunk
         self._state = _APP_CLOSED
         self._deliver({"type": "websocket.disconnect", "code": 1006})
         self._close_transport()
@@ -502,7 +515,16 @@ class WebSocketProtocol(asyncio.Protocol):
             self._response_chunked = True
         self.conn.respond(Response(status, headers, body))
         # Not `_flush`, which would close the transport that the rest of the body needs.
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        head = b"".join(self.conn.data_to_send())
+        if not self.transport.is_closing():
+            self.transport.write(head)
+
+    def _write_body(self, body: bytes) -> None:
+        """Write part of a denial response's body; b"" ends a chunked one."""
+        if self._response_chunked:
+            body = _chunk(body) if body else b"0\r\n\r\n"
+        if body and not self.transport.is_closing():
+            self.transport.write(body)
 
     def _send_500_response(self) -> None:
         if self._state != _HANDSHAKE:
@@ -523,26 +545,6 @@ class WebSocketProtocol(asyncio.Protocol):
             logger.info('%s - "WebSocket %s" %s', peer, target.replace('"', "%22"), outcome)
 
     # --- messages --------------------------------------------------------------------------
-
-    def _send_message(self, message: ASGIMessage) -> None:
-        data = message.get("bytes")
-        try:
-            if data is not None:
-                self.conn.send_binary(data)
-            else:
-                text = message.get("text")
-                if text is None:
-                    raise RuntimeError("'websocket.send' needs 'bytes' or 'text'")
-                self.conn.send_text(text)
-        except InvalidState:
-            raise ClientDisconnected() from None
-        if self._messages:
-            # More received messages wait for the app: gather the replies to them.
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.loop.call_soon(self._scheduled_flush)
-        else:
-            self._flush()
 
     def _deliver(self, message: ASGIMessage) -> bool:
         """Hand ``message`` to a waiting app, or queue it; True if the app took it."""
