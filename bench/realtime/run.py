@@ -274,10 +274,12 @@ def _ratio(ours: float | None, theirs: float | None, lower_is_better: bool = Fal
     return f"{(theirs / ours) if lower_is_better else (ours / theirs):.2f}x"
 
 
-def tables(records: list[dict[str, Any]], servers: list[str], fanout: list[int]) -> list[str]:
+def tables(
+    records: list[dict[str, Any]], servers: list[str], fanout: list[int], clients: int
+) -> list[str]:
     """The Markdown tables: medians of the rounds, and fullduplex's ratios to the others."""
     out = [
-        "| echo with ack, 100 clients | events/s (rounds) | fullduplex ÷ it | "
+        f"| echo with ack, {clients} clients | events/s (rounds) | fullduplex ÷ it | "
         "server CPU µs/event | fullduplex ÷ it, by CPU | p50 ms | p99 ms | server CPU % | "
         "load generator CPU % | background CPU % |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
@@ -422,7 +424,7 @@ def section(header: dict[str, Any], records: list[dict[str, Any]], elapsed: floa
         "",
         *targets(records),
         "",
-        *tables(records, params["servers"], params["fanout"]),
+        *tables(records, params["servers"], params["fanout"], params["clients"]),
         "",
         "Where fullduplex's time goes in echo with ack (py-spy, 2026-12-06): each event is "
         "handed across three tasks (the Engine.IO session's WebSocket reader, the Socket.IO "
