@@ -18,11 +18,14 @@ NODE_STAMP := tests/node_modules/.installed
 # sockjs-client, which the SockJS endpoint serves to browsers (never from a CDN).
 SOCKJS_CLIENT := src/fullduplex/transports/sockjs/client
 SOCKJS_CLIENT_STAMP := $(SOCKJS_CLIENT)/node_modules/.installed
+# socket.io-client, which the chat example serves to its page.
+CHAT_CLIENT := examples/chat
+CHAT_CLIENT_STAMP := $(CHAT_CLIENT)/node_modules/.installed
 
 .PHONY: demo test lint test-speedups test-pure coverage system-packages clean
 
-demo: $(RUN_STAMP)
-	$(BIN)/python examples/order_board.py
+demo: $(RUN_STAMP) $(SOCKJS_CLIENT_STAMP) $(CHAT_CLIENT_STAMP)
+	$(BIN)/python examples/demo.py
 
 test: lint test-speedups test-pure coverage
 
@@ -35,12 +38,12 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict src
 
-test-speedups: $(TEST_STAMP) $(NODE_STAMP) $(SOCKJS_CLIENT_STAMP) system-packages
+test-speedups: $(TEST_STAMP) $(NODE_STAMP) $(SOCKJS_CLIENT_STAMP) $(CHAT_CLIENT_STAMP) system-packages
 	$(BIN)/pytest --cov=fullduplex --cov-report=
 
 # The same suite on the pure-Python code path; tests/test_autobahn.py runs a smaller Autobahn
 # selection there (its docstring says which cases and why).
-test-pure: $(TEST_STAMP) $(NODE_STAMP) $(SOCKJS_CLIENT_STAMP) system-packages
+test-pure: $(TEST_STAMP) $(NODE_STAMP) $(SOCKJS_CLIENT_STAMP) $(CHAT_CLIENT_STAMP) system-packages
 	FULLDUPLEX_NO_SPEEDUPS=1 $(BIN)/pytest --cov=fullduplex --cov-append --cov-report=
 
 coverage: $(TEST_STAMP)
@@ -75,8 +78,14 @@ $(SOCKJS_CLIENT_STAMP): $(SOCKJS_CLIENT)/package.json $(SOCKJS_CLIENT)/package-l
 	cd $(SOCKJS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(CHAT_CLIENT_STAMP): $(CHAT_CLIENT)/package.json $(CHAT_CLIENT)/package-lock.json
+	scripts/ensure-system-packages.sh nodejs npm
+	cd $(CHAT_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info tests/node_modules $(SOCKJS_CLIENT)/node_modules \
+		$(CHAT_CLIENT)/node_modules \
 		.pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage
 	find src tests examples bench -name __pycache__ -prune -exec rm -rf {} +
 	rm -f src/fullduplex/protocol/*.so
@@ -87,6 +96,8 @@ clean:
 .PHONY: bench bench-smoke
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/asgi.py
+	$(BIN)/python bench/realtime/run.py
 
 bench-smoke: $(TEST_STAMP)
 	$(BIN)/python bench/run.py --smoke
@@ -96,4 +107,19 @@ bench-smoke: $(TEST_STAMP)
 # 1,000 and 10,000 clients; rewrites the measured section at the end of docs/transports.md.
 .PHONY: bench-transports
 bench-transports: $(TEST_STAMP)
+	$(BIN)/pip install -q matplotlib 2>&1 | $(PIP_FILTER)
 	$(BIN)/python bench/transports/measure.py $(BENCH_TRANSPORTS_ARGS)
+
+# uvicorn's WebSocket implementations behind a FastAPI echo route (bench/asgi.py, about
+# 3 minutes): fullduplex.asgi, websockets-sansio and wsproto; cells (b), (c) and idle memory.
+.PHONY: bench-asgi
+bench-asgi: $(TEST_STAMP)
+	$(BIN)/python bench/asgi.py $(BENCH_ARGS)
+
+# The Socket.IO servers (bench/realtime/run.py, about 5 minutes): fullduplex, python-socketio
+# under uvicorn/uvloop and socket.io on Node; echo with ack over WebSocket and long-polling,
+# fan-out to 1,000 and 10,000 clients, memory per client. Writes its section of
+# docs/benchmarks.md. Options: make bench-realtime BENCH_ARGS='--servers fullduplex,node'.
+.PHONY: bench-realtime
+bench-realtime: $(TEST_STAMP)
+	$(BIN)/python bench/realtime/run.py $(BENCH_ARGS)

@@ -12,6 +12,7 @@ bench/profile.py in bench/results/profile.jsonl, when there is one.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -690,8 +691,17 @@ def write(run_id: str | None = None, results_path: Path = RESULTS) -> None:
     text = markdown(header, results, failures, elapsed, load_profile(PROFILE))
     if newer is not None:
         text += "\n" + "\n".join(partial_section(*newer)) + "\n"
-    MARKDOWN.write_text(text)
+    MARKDOWN.write_text(text + kept_sections(MARKDOWN))
     chart(results, CHART, header["run_id"])
+
+
+def kept_sections(path: Path) -> str:
+    """The sections other benchmarks write into the page (bench/realtime/run.py's), between
+    ``<!-- NAME: begin -->`` and ``<!-- NAME: end -->`` lines: a rewrite keeps them."""
+    if not path.exists():
+        return ""
+    pattern = re.compile(r"^<!-- ([\w/.-]+): begin -->$.*?^<!-- \1: end -->$", re.S | re.M)
+    return "".join(f"\n{match.group(0)}\n" for match in pattern.finditer(path.read_text()))
 
 
 def covers_every_cell(header: dict[str, Any]) -> bool:
@@ -720,7 +730,12 @@ def partial_section(
     """A run of some cells, after the page of the last full run: its targets and tables."""
     params, machine = header["params"], header["machine"]
     cells = ", ".join(params["cells"])
-    background = [r["background_cpu_pct"] for rows in results.values() for r in rows]
+    background = [
+        r["background_cpu_pct"]
+        for rows in results.values()
+        for r in rows
+        if "background_cpu_pct" in r
+    ]
     out = [
         f"## Newer run of cells {cells}: `{header['run_id']}`",
         "",

@@ -631,7 +631,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="1 round, 0.5 s warmup, 1 s windows")
     parser.add_argument(
-        "--smoke", action="store_true", help="the test suite's run: cell c, fullduplex, ~1 s"
+        "--smoke",
+        action="store_true",
+        help="the test suite's run: cell c, fullduplex on both its APIs, ~2 s",
     )
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="the JSON Lines file to append to"
@@ -641,7 +643,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick or args.smoke:
         args.rounds, args.warmup, args.duration = 1, 0.5, 1.0
     if args.smoke:
-        args.cells, args.servers, args.warmup, args.no_install = "c", "fullduplex", 0.3, True
+        args.cells, args.warmup, args.no_install = "c", 0.3, True
+        args.servers = "fullduplex,fullduplex-callbacks"
         if args.results == RESULTS:
             args.results = BUILD / "smoke-results.jsonl"
     cells = []

@@ -22,7 +22,9 @@ set -euo pipefail
 
 PREFIX=$(realpath -m "${AUTOBAHN_PREFIX:-/opt/autobahn}")
 WSTEST_VERSION=25.10.1
-DEBIAN_MIRROR=${AUTOBAHN_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# Debian 11 moves from the mirrors to the archive when its support ends: try both.
+DEBIAN_MIRRORS=${AUTOBAHN_DEBIAN_MIRROR:-http://deb.debian.org/debian http://archive.debian.org/debian}
+DEBIAN_KEYRING=${AUTOBAHN_DEBIAN_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
 HOST_PYTHON=${PYTHON:-python3}
 
 say() { echo "install-autobahn: $*" >&2; }
@@ -44,17 +46,26 @@ fi
 if [ -z "$python2" ]; then
   command -v apt-get >/dev/null && command -v dpkg >/dev/null \
     || die "no python2.7 found and no apt-get here: install Python 2.7, then AUTOBAHN_PYTHON2=/path/to/python2.7 $0"
+  [ -r "$DEBIAN_KEYRING" ] \
+    || die "no $DEBIAN_KEYRING to check Debian's packages with: apt-get install debian-archive-keyring"
   arch=$(dpkg --print-architecture)
   apt_dir=$PREFIX/apt
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
-  echo "deb [arch=$arch trusted=yes] $DEBIAN_MIRROR bullseye main" > "$apt_dir/sources.list"
   apt_options=(
     -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
     -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
     -o "Dir::State::Status=/dev/null" -o "APT::Architecture=$arch"
   )
-  say "reading Debian 11's package list from $DEBIAN_MIRROR into $apt_dir"
-  apt-get "${apt_options[@]}" update -qq
+  found=
+  for mirror in $DEBIAN_MIRRORS; do
+    echo "deb [arch=$arch signed-by=$DEBIAN_KEYRING] $mirror bullseye main" > "$apt_dir/sources.list"
+    say "reading Debian 11's package list from $mirror into $apt_dir"
+    if apt-get "${apt_options[@]}" update -qq && apt-cache "${apt_options[@]}" show python2.7 >/dev/null 2>&1; then
+      found=$mirror
+      break
+    fi
+  done
+  [ -n "$found" ] || die "no Debian 11 package list found at: $DEBIAN_MIRRORS"
   # The interpreter, its headers (to compile wsaccel), and the two libraries of Debian 11 that
   # later releases renamed (OpenSSL 1.1 for ssl, libffi 7 for ctypes and cffi).
   packages=(python2.7 python2.7-minimal libpython2.7 libpython2.7-minimal libpython2.7-stdlib

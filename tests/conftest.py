@@ -64,6 +64,7 @@ HOW_TO_INSTALL = {
     "socket.io-client": "npm ci --prefix tests (or make test)",
     "sockjs-suite": f"{SOCKJS_SUITE_DIR / 'setup.sh'}",
     "sockjs-client": "make src/fullduplex/transports/sockjs/client/node_modules/.installed",
+    "chat-client": "make examples/chat/node_modules/.installed",
     "engine.io-client": "npm ci --prefix tests (or make test)",
     "socketio-tools": "a checkout of shared/ beside the repository, or SOCKETIO_TOOLS=DIR",
     "socketio-suites": f"{REPO.parent / 'shared' / 'tools' / 'socketio' / 'setup.sh'}",

@@ -49,24 +49,31 @@ def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return results
 
 
-def test_benchmark_writes_a_run_header_one_round_and_a_run_end(smoke_results: Path) -> None:
+SMOKE_SERVERS = ["fullduplex", "fullduplex-callbacks"]
+
+
+def test_benchmark_writes_a_run_header_one_round_per_server_and_a_run_end(
+    smoke_results: Path,
+) -> None:
     entries = [json.loads(line) for line in smoke_results.read_text().splitlines()]
-    assert [entry["type"] for entry in entries] == ["run", "round", "run_end"]
-    header, measured, end = entries
-    assert header["run_id"] == measured["run_id"] == end["run_id"]
-    assert header["params"]["cells"] == ["c"] and header["params"]["servers"] == ["fullduplex"]
+    assert [entry["type"] for entry in entries] == ["run", "round", "round", "run_end"]
+    header, *measured, end = entries
+    assert {header["run_id"], end["run_id"]} == {entry["run_id"] for entry in measured}
+    assert header["params"]["cells"] == ["c"] and header["params"]["servers"] == SMOKE_SERVERS
     assert header["machine"]["cpu_model"] and header["versions"]["fullduplex"]
-    assert (measured["cell"], measured["server"], measured["round"]) == ("c", "fullduplex", 1)
+    assert [(m["cell"], m["server"], m["round"]) for m in measured] == [
+        ("c", server, 1) for server in SMOKE_SERVERS
+    ]
 
 
 def test_benchmark_round_echoes_every_message_and_reports_its_measures(smoke_results: Path) -> None:
-    measured = [json.loads(line) for line in smoke_results.read_text().splitlines()][1]
-    assert measured["ok"], measured.get("error")
-    assert measured["messages"] > 0 and measured["errors"] == 0
-    assert (measured["connections"], measured["size"], measured["pipeline"]) == (100, 256, 16)
-    for key in ("msgs_per_s", "cpu_us_per_msg", "rss_kib", "background_cpu_pct"):
-        assert isinstance(measured[key], int | float), key
-    assert set(measured["latency_us"]) == {"p50", "p90", "p99", "p99_9", "max", "mean"}
+    for measured in [json.loads(line) for line in smoke_results.read_text().splitlines()][1:-1]:
+        assert measured["ok"], measured.get("error")
+        assert measured["messages"] > 0 and measured["errors"] == 0
+        assert (measured["connections"], measured["size"], measured["pipeline"]) == (100, 256, 16)
+        for key in ("msgs_per_s", "cpu_us_per_msg", "rss_kib", "background_cpu_pct"):
+            assert isinstance(measured[key], int | float), key
+        assert set(measured["latency_us"]) == {"p50", "p90", "p99", "p99_9", "max", "mean"}
 
 
 def test_report_renders_the_smoke_run(smoke_results: Path) -> None:
@@ -75,6 +82,17 @@ def test_report_renders_the_smoke_run(smoke_results: Path) -> None:
     text = report.markdown(header, results, failures, elapsed)
     assert "### (c) 100 connections, 256 B text, K=16" in text
     assert "| fullduplex |" in text and not failures
+    assert "| fullduplex, callback API |" in text
+
+
+def test_report_renders_a_run_of_some_cells_as_a_section_of_its_own(smoke_results: Path) -> None:
+    report = load_report_module()
+    header, results, failures, _ = report.load(smoke_results, _run_id(smoke_results))
+    assert not report.covers_every_cell(header)
+    text = "\n".join(report.partial_section(header, results, failures))
+    assert text.startswith(f"## Newer run of cells c: `{header['run_id']}`")
+    assert "### (c) 100 connections, 256 B text, K=16 (run" in text
+    assert "(c) high-level API >= aiohttp" not in text  # not measured: left out
 
 
 def _run_id(results: Path) -> str:

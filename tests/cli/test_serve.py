@@ -4,6 +4,7 @@ origins, subprotocols, limits, its log lines, and how it stops."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import ssl
@@ -131,6 +132,36 @@ async def test_serve_answers_plain_http_with_static_files_on_the_same_port(
         async with fullduplex.connect(base.replace("http", "ws") + "/") as ws:
             await ws.send("still a WebSocket server")
             assert await ws.recv() == "still a WebSocket server"
+        assert await stop(server) == 0
+
+
+async def test_serve_keeps_serving_while_a_static_file_read_blocks(tmp_path: Path) -> None:
+    # A FIFO: the server's read of it blocks until this test writes, a file read that takes
+    # as long as the test wants. WebSocket traffic must go on meanwhile.
+    fifo = tmp_path / "slow.txt"
+    os.mkfifo(fifo)
+    async with started_cli("serve", "--echo", "--static", str(tmp_path), "--port", "0") as server:
+        base = f"http://127.0.0.1:{await read_banner(server)}"
+
+        def fetch() -> bytes:
+            with urllib.request.urlopen(base + "/slow.txt", timeout=TIMEOUT_S) as response:
+                body: bytes = response.read()
+                return body
+
+        download = asyncio.ensure_future(asyncio.to_thread(fetch))
+        # Opening the FIFO for writing returns once the server opened it for reading: from
+        # then on its read waits for the bytes below.
+        writer = await asyncio.wait_for(asyncio.to_thread(os.open, fifo, os.O_WRONLY), TIMEOUT_S)
+        try:
+            async with fullduplex.connect(base.replace("http", "ws") + "/") as ws:
+                for _ in range(3):
+                    await ws.send("not blocked")
+                    assert await asyncio.wait_for(ws.recv(), TIMEOUT_S) == "not blocked"
+            assert not download.done()
+        finally:
+            os.write(writer, b"at last")
+            os.close(writer)
+        assert await download == b"at last"
         assert await stop(server) == 0
 
 

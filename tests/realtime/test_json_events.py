@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 import fullduplex
 from fullduplex.realtime import Hub, JSONEventConnection, JSONEventServer
 from fullduplex.realtime.socketio import AsyncClient, Server, Socket
 from fullduplex.transports import Router
 from fullduplex.transports.engineio import EngineIOEndpoint
+from fullduplex.transports.sockjs import SockJSEndpoint
 
-TIMEOUT_S = 20
+REPO = Path(__file__).resolve().parents[2]
+SHARED_ROOM_CLIENT = Path(__file__).with_name("shared_room_client.js")
+SOCKJS_CLIENT = REPO / "src" / "fullduplex" / "transports" / "sockjs" / "client" / "node_modules"
 
 
 @asynccontextmanager
@@ -26,11 +34,12 @@ async def chat() -> AsyncIterator[str]:
     room_chat = sio.of("/chat", hub=hub)
 
     async def join(member: JSONEventConnection | Socket, room: str, nick: str) -> list[str]:
+        member.data["nick"] = nick
         await member.join(room, info={"nick": nick})
         return sorted(info["nick"] for info in (await hub.presence(room)).values())
 
     async def say(member: JSONEventConnection | Socket, room: str, text: Any) -> str:
-        await hub.broadcast("said", member.id, text, to=[room])
+        await hub.broadcast("said", member.data["nick"], text, to=[room])
         return "sent"
 
     for name, handler in {"join": join, "say": say}.items():
@@ -40,6 +49,7 @@ async def chat() -> AsyncIterator[str]:
     app = Router()
     app.websocket("/events", events.serve)
     app.mount("/socket.io", endpoint)
+    app.mount("/sockjs", SockJSEndpoint(events.serve))
     async with fullduplex.serve(app, "127.0.0.1", 0) as server:
         yield f"127.0.0.1:{server.port}"
         await sio.close()
@@ -57,9 +67,9 @@ async def test_plain_and_socket_io_clients_share_rooms_presence_and_history() ->
             assert json.loads(await ws.recv()) == {"ack": 1, "args": [["plain", "sio"]]}
             await ws.send(json.dumps({"event": "say", "args": ["lobby", "hi from plain"]}))
             sender, text = (await asyncio.wait_for(said.get(), 5))[:2]
-            assert text == "hi from plain"
+            assert (sender, text) == ("plain", "hi from plain")
             echoed = json.loads(await ws.recv())
-            assert echoed["event"] == "said" and echoed["args"] == [sender, "hi from plain"]
+            assert echoed["event"] == "said" and echoed["args"] == ["plain", "hi from plain"]
             await sio_client.call("say", "lobby", b"\x00\x01", namespace="/chat")
             message = json.loads(await ws.recv())
             assert message["args"][1] == {"$binary": "AAE="}
@@ -93,3 +103,28 @@ async def test_client_cannot_trigger_the_connect_hook() -> None:
         await ws.send(json.dumps({"event": "unknown", "args": [], "ack": 2}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"ack": 2, "args": []}
     assert len(connects) == 1
+
+
+@pytest.mark.parametrize("transport", ["websocket", "xhr-streaming", "xhr-polling"])
+async def test_sockjs_client_and_socket_io_client_share_a_room(
+    require_tool: Callable[[str, str | os.PathLike[str]], str], transport: str
+) -> None:
+    node = require_tool("node", shutil.which("node") or "/usr/bin/node")
+    require_tool("sockjs-client", SOCKJS_CLIENT)
+    require_tool("socket.io-client", REPO / "tests" / "node_modules" / "socket.io-client")
+    async with chat() as address:
+        process = await asyncio.create_subprocess_exec(
+            node,
+            str(SHARED_ROOM_CLIENT),
+            f"http://{address}",
+            transport,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), 25)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, output.decode(errors="replace")

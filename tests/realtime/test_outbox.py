@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from fullduplex import ConnectionClosedError
 from fullduplex.realtime import Outbox
 
 from .support import MemorySession
@@ -111,4 +112,46 @@ async def test_writer_waits_for_an_inline_send_in_progress() -> None:
     await inline
     assert [await session.client_recv() for _ in range(3)] == ["first", "second", "third"]
     outbox.close()
+    await writer
+
+
+class NowaitSession(MemorySession):
+    """A session that can also send without waiting while its peer reads."""
+
+    def try_send_nowait(self, message: str | bytes) -> bool:
+        if self._close_code is not None:
+            raise ConnectionClosedError(self._close_code, self._close_reason, False)
+        if not self.writable.is_set():
+            return False
+        self.sent.put_nowait(message)
+        return True
+
+
+async def test_put_on_an_idle_outbox_sends_at_once_without_the_writer() -> None:
+    session = NowaitSession()
+    outbox = Outbox(session, lambda: None)  # no writer task runs
+    assert outbox.put(["a"])
+    assert session.sent.get_nowait() == "a"
+
+
+async def test_put_queues_in_order_once_the_session_cannot_send_at_once() -> None:
+    session = NowaitSession()
+    session.writable.clear()
+    outbox = Outbox(session, lambda: None)
+    writer = asyncio.create_task(outbox.run())
+    assert outbox.put(["1"])
+    session.writable.set()
+    assert outbox.put(["2"])  # behind "1": queued, not sent ahead of it
+    assert [await session.client_recv() for _ in range(2)] == ["1", "2"]
+    outbox.close()
+    await writer
+
+
+async def test_put_to_a_closed_session_closes_the_outbox() -> None:
+    session = NowaitSession()
+    outbox = Outbox(session, lambda: None)
+    writer = asyncio.create_task(outbox.run())
+    await session.close(1001, "going away")
+    assert not outbox.put(["late"])
+    assert outbox.is_closed
     await writer

@@ -107,3 +107,19 @@ async def test_session_recv_raises_after_a_normal_close() -> None:
         while not result:
             await asyncio.sleep(0.01)
     assert isinstance(result[0], ConnectionClosedOK)
+
+
+@bounded
+async def test_session_sends_without_waiting_while_the_peer_reads() -> None:
+    async def handler(session: Session) -> None:
+        assert session.try_send_nowait("now")
+        assert session.try_send_nowait(b"and now")
+        await session.recv()
+
+    app = Router()
+    app.websocket("/", handler)
+    async with serve(app, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        async with connect(url) as ws:
+            assert await ws.recv() == "now"
+            assert await ws.recv() == b"and now"

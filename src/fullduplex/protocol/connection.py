@@ -12,8 +12,9 @@ The public `State` (the WHATWG ``readyState``) moves only forward::
     CONNECTING --handshake ok--> OPEN --close sent or received--> CLOSING --EOF--> CLOSED
          \\--handshake failed / EOF--------------------------------------------------^
 
-Inside, a `_Phase` says where the closing handshake (§7) stands, and the table `_TRANSITIONS`
-lists every move, for each role, as ``phase --input--> phase``:
+Inside, a `_Phase` says where the closing handshake (§7) stands, and the tables
+`_SERVER_TRANSITIONS` and `_CLIENT_TRANSITIONS` (built by `_transitions`) list every move of
+each role as ``phase --input--> phase``:
 
 - OPEN --close sent--> CLOSE_SENT: wait for the peer's close frame (§7.1.2).
 - OPEN --close received--> CLOSE_RECEIVED: the echo goes out at once (§5.5.1) ...
@@ -488,10 +489,23 @@ class Connection:
         """
         parser = self._parser
         events = self._events
-        budget = self._frame_budget()
-        # The budget depends on the bytes of the message being received, and only on them.
-        budget_for = len(self._message_parts)
+        # The largest payload of a frame that is a whole message, without extensions.
+        plain_budget = min(self.max_message_size, self.max_frame_size)
+        # The largest payload the next frame of any kind may carry depends only on the bytes of
+        # the message being received: computed again when they change.
+        budget = 0
+        budget_for = -1
         while not self.should_close_transport:
+            if len(self._message_parts) != budget_for:
+                budget_for = len(self._message_parts)
+                budget = self.max_message_size - budget_for
+                if self.extensions:
+                    # A compressed frame may be slightly larger than what it inflates to
+                    # (deflate's stored blocks); the extension enforces the message limit on
+                    # inflated bytes.
+                    budget += budget // 16 + 1024
+                if self.max_frame_size < budget:
+                    budget = self.max_frame_size
             try:
                 frame = parser.next_frame(budget)
                 if frame is None:
@@ -507,23 +521,10 @@ class Connection:
                     # The peer sent its (invalid) close frame: it expects no more, so don't wait.
                     self._enter(_Input.GAVE_UP)
                 continue
-            if len(self._message_parts) != budget_for:
-                # A fragment was added to the message, or the message ended.
-                budget = self._frame_budget()
-                budget_for = len(self._message_parts)
             if self._takes_plain_messages() and parser.next_messages(
-                budget, events, TextReceived, BinaryReceived
+                plain_budget, events, TextReceived, BinaryReceived
             ):
                 self._forget_partial_text()
-
-    def _frame_budget(self) -> int:
-        """The largest payload the next data frame may carry."""
-        budget = self.max_message_size - len(self._message_parts)
-        if self.extensions:
-            # A compressed frame may be slightly larger than what it inflates to (deflate's
-            # stored blocks); the extension enforces the message limit on inflated bytes.
-            budget += budget // 16 + 1024
-        return min(budget, self.max_frame_size)
 
     def _takes_plain_messages(self) -> bool:
         """Whether a frame with FIN set, no RSV bit and a TEXT or BINARY opcode is a whole

@@ -297,7 +297,8 @@ def serialize_request(request: Request) -> bytes:
 
 
 def serialize_response(response: Response) -> bytes:
-    """Return the bytes of a response; ``Content-Length`` is added unless present or status 101."""
+    """Return the bytes of a response; ``Content-Length`` is added unless present, status 101,
+    or the body is sent in chunks (``Transfer-Encoding``, which RFC 9112 §6.2 forbids it with)."""
     reason = response.reason
     if not reason:
         try:
@@ -307,6 +308,10 @@ def serialize_response(response: Response) -> bytes:
     headers = response.headers
     lines = [f"HTTP/1.1 {response.status} {reason}"]
     lines.extend(f"{name}: {value}" for name, value in headers)
-    if response.status != 101 and "Content-Length" not in headers:
+    if (
+        response.status != 101
+        and "Content-Length" not in headers
+        and "Transfer-Encoding" not in headers
+    ):
         lines.append(f"Content-Length: {len(response.body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body

@@ -16,6 +16,8 @@ Slow-consumer policy:
    the disconnection.
 
 Messages that travel together (a binary packet and its attachments) are queued all or none.
+A reply that the connection's own handler sends (an ack) may skip the queue with `send` when
+the queue is empty: it is written at once, and only that handler waits for the peer.
 """
 
 from __future__ import annotations
@@ -96,10 +98,20 @@ class Outbox:
         if self.is_closed or self.is_overflowed:
             return False
         queue = self._queue
+        if not queue and not self._writing and len(messages) == 1:
+            # Nothing ahead of it: straight to the session when that needs no waiting, which
+            # saves a broadcast the wake-up of one writer task per recipient.
+            try:
+                if self._session.try_send_nowait(messages[0]):
+                    return True
+            except ConnectionClosed:
+                self.is_closed = True
+                self._ready.set()  # the writer task sees it and ends
+                return False
         if volatile and len(queue) >= self.volatile_backlog:
             self.dropped_volatile += 1
             return False
-        size = sum(len(message) for message in messages)
+        size = len(messages[0]) if len(messages) == 1 else sum(map(len, messages))
         if (
             len(queue) + len(messages) > self.max_messages
             or self._queued_bytes + size > self.max_bytes
@@ -129,8 +141,10 @@ class Outbox:
             return self.put(messages, volatile=volatile)
         self._writing = True
         try:
+            session = self._session
             for message in messages:
-                await self._session.send(message)
+                if not session.try_send_nowait(message):
+                    await session.send(message)
         except ConnectionClosed:
             self.is_closed = True
             return False

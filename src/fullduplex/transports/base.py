@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from ..exceptions import ConnectionClosed
 from ..io.asyncio.exchange import HTTPExchange
 from ..protocol.http11 import Request, Response
 
@@ -71,6 +72,18 @@ class Session(abc.ABC):
             TypeError: the transport cannot carry binary messages and ``message`` is bytes.
         """
 
+    def try_send_nowait(self, message: str | bytes) -> bool:
+        """Send ``message`` now if that needs no waiting, else do nothing and return False.
+
+        A broadcast to thousands of sessions calls it first, and `send` only when it returns
+        False. The default never sends; a transport overrides it when it can write without
+        waiting (a WebSocket whose peer keeps up).
+
+        Raises:
+            ConnectionClosed: the session is closed.
+        """
+        return False
+
     @abc.abstractmethod
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the session with ``code`` and ``reason`` and wait until it is closed."""
@@ -79,8 +92,6 @@ class Session(abc.ABC):
         return self
 
     async def __anext__(self) -> str | bytes:
-        from ..exceptions import ConnectionClosed
-
         try:
             return await self.recv()
         except ConnectionClosed:

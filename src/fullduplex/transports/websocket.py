@@ -71,6 +71,20 @@ class WebSocketSession(Session):
         """
         return self.connection.send(message)
 
+    def try_send_nowait(self, message: str | bytes) -> bool:
+        """Send ``message`` now unless the write buffer is above its limit (the peer reads
+        slowly) or a fragmented message is being sent; then return False: use `send`.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        connection = self.connection
+        lock = connection._send_lock
+        if connection._writing_paused or (lock is not None and lock.locked()):
+            return False
+        connection.send_nowait(message)
+        return True
+
     def close(self, code: int = 1000, reason: str = "") -> Coroutine[Any, Any, None]:
         """Start the closing handshake with ``code`` and ``reason`` and wait until closed."""
         return self.connection.close(code, reason)

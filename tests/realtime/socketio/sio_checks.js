@@ -46,6 +46,12 @@ function silence(socket, event, ms = 300) {
   });
 }
 
+function untilCount(list, count) {
+  return new Promise((resolve) => {
+    const timer = setInterval(() => { if (list.length >= count) { clearInterval(timer); resolve(); } }, 10);
+  });
+}
+
 function equal(actual, expected, what) {
   const a = JSON.stringify(actual), e = JSON.stringify(expected);
   if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
@@ -164,16 +170,16 @@ const checks = {
     away.on("room-message", (payload) => received.push(payload));
     await ack(away, "join", "news");
     await ack(sender, "to-room", "news", "before");
-    await within(new Promise((resolve) => { const t = setInterval(() => { if (received.length) { clearInterval(t); resolve(); } }, 10); }), "first room-message");
+    await within(untilCount(received, 1), "first room-message");
     const gone = once(away, "disconnect");
     away.io.engine.close();
     await within(gone, "disconnect");
     for (const n of [1, 2, 3]) await ack(sender, "to-room", "news", `missed ${n}`);
     await within(once(away, "connect"), "reconnect");
     if (!away.recovered) throw new Error("socket.recovered is false");
-    await new Promise((resolve) => setTimeout(resolve, 300));
     await ack(sender, "to-room", "news", "live");
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await within(untilCount(received, 5), "five room-messages");
+    await new Promise((resolve) => setTimeout(resolve, 200)); // nothing doubled comes late
     equal(received, ["before", "missed 1", "missed 2", "missed 3", "live"], "received");
     away.disconnect(); sender.disconnect();
   },

@@ -1,8 +1,10 @@
 // An engine.io-client (Node) peer for tests/transports/engineio/test_node_client.py.
 //
-// Usage: node eio_client.js URL MODE
+// Usage: node eio_client.js URL MODE [server-close]
 //   URL   the server's origin, e.g. http://127.0.0.1:PORT (the endpoint is at /engine.io/)
 //   MODE  polling | websocket | upgrade (polling first, then the upgrade to WebSocket)
+//   server-close: after the echoes, send "close-me" and wait for the server to close the
+//         session ("close" event) instead of closing it here.
 //
 // Sends text and binary messages to an echo server, some before and some after the upgrade
 // (and some while it runs, in upgrade mode), and waits for every echo. Prints one JSON line:
@@ -14,7 +16,7 @@
 const path = require('path');
 const { Socket } = require(path.join(__dirname, '..', '..', 'node_modules', 'engine.io-client'));
 
-const [url, mode] = process.argv.slice(2);
+const [url, mode, ending] = process.argv.slice(2);
 const TRANSPORTS = { polling: ['polling'], websocket: ['websocket'], upgrade: ['polling', 'websocket'] };
 if (!url || !TRANSPORTS[mode]) {
   console.error('usage: node eio_client.js URL polling|websocket|upgrade');
@@ -64,6 +66,15 @@ socket.on('message', (data) => {
   received.push(encode(data));
   if (received.length === expected.length) {
     const same = JSON.stringify(received) === JSON.stringify(expected);
+    if (ending === 'server-close') {
+      result.closeReason = null;
+      socket.on('close', (reason) => {
+        result.closeReason = reason;
+        finish(same, same ? null : 'echoes differ from what was sent');
+      });
+      socket.send('close-me');
+      return;
+    }
     socket.close();
     // Leave time for the close to reach the server (a POST, or the WebSocket's close frame).
     setTimeout(() => finish(same, same ? null : 'echoes differ from what was sent'), 200);

@@ -11,14 +11,18 @@ Mount it at ``/engine.io`` (or ``/socket.io`` under the Socket.IO server) with a
 Every request is checked the way the reference server (engine.io 6) checks it, in this order,
 and refused with its status and JSON body (`ServerError`):
 
-1. ``transport`` is not one of ``transports`` (``polling`` over HTTP, ``websocket`` for an
-   upgrade): 400 ``{"code":0,"message":"Transport unknown"}``;
+1. ``transport`` is not one of ``transports``: 400 ``{"code":0,"message":"Transport
+   unknown"}``; ``websocket`` in a plain HTTP request, or ``polling`` in an upgrade: 400 code 3;
 2. an ``Origin`` outside a ``cors`` list: 403 ``{"code":4,"message":"Forbidden"}``;
 3. with a ``sid``: unknown (never issued, or ended): 400 code 1; a poll or POST on a session
    that upgraded to WebSocket: 400 code 3 (``Bad request``);
 4. without one (a handshake): a method other than GET: 400 code 2 (``Bad handshake method``);
    ``EIO`` other than ``4``: 400 code 5 (``Unsupported protocol version``); ``allow_request``
    says no: 403 code 4.
+
+Beyond those: a path below the mount point gets 404; with ``cors`` set, OPTIONS gets the
+preflight's 204; a POST body above ``max_payload_bytes`` gets 413 and ends the session; an
+invalid payload, a second concurrent poll or POST get 400 code 3 and end it.
 
 Serve it without permessage-deflate (``fullduplex.serve(..., compression=None)``, uvicorn's
 ``ws_per_message_deflate=False``), as engine.io does by default (``perMessageDeflate: false``).

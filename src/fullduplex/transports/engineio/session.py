@@ -273,6 +273,21 @@ class EngineIOSession(Session):
             await self._outbox_space.wait(self._loop)
         self._queue(Packet(PacketType.MESSAGE, message))
 
+    def try_send_nowait(self, message: str | bytes) -> bool:
+        """Put ``message`` on the WebSocket now if nothing is queued ahead and the client keeps
+        up; else return False (over long-polling too): use `send`.
+
+        Raises:
+            ConnectionClosed: the session has ended or is closing.
+        """
+        websocket = self._websocket
+        if websocket is None or self._outbox or self._state is not _State.OPEN:
+            return False
+        try:
+            return websocket.try_send_nowait(f"4{message}" if type(message) is str else message)
+        except ConnectionClosed:
+            raise self._closed_error() from None
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Send what is queued, then CLOSE, and wait until the session has ended.
 
@@ -501,8 +516,7 @@ class EngineIOSession(Session):
                     break
                 await self._receive(packet)
         except ConnectionClosed as closed:
-            # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
-            self._end(1000 if closed.was_clean else 1006, "transport close")
+            self._websocket_closed(closed)
         writer = self._writer
         if writer is not None:
             await writer
@@ -529,10 +543,18 @@ class EngineIOSession(Session):
             if self._state is _State.CLOSING:
                 await websocket.close(_sendable(self._ending_code), self._ending_reason)
                 self._end(self._ending_code, self._ending_reason)
-        except ConnectionClosed:
-            self._end(1006, "transport close")
+        except ConnectionClosed as closed:
+            self._websocket_closed(closed)
         finally:
             self._writer = None
+
+    def _websocket_closed(self, closed: ConnectionClosed) -> None:
+        if self._state is _State.CLOSING:
+            # The application's close is what closed it.
+            self._end(self._ending_code, self._ending_reason)
+        else:
+            # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
+            self._end(1000 if closed.was_clean else 1006, "transport close")
 
     def _finish_upgrade(self, websocket: Session) -> None:
         self._cancel_upgrade()
