@@ -97,6 +97,18 @@ class WebSocketConnection(Keepalive):
                 iterable fails after its first fragment went out, the message cannot be
                 finished: the connection is failed with 1011 and the error re-raised.
         """
+        if type(message) is str or type(message) is bytes:
+            # The usual message: framed in one call, as `send_nowait` frames it.
+            lock = self._send_lock
+            if lock is not None and lock.locked():
+                # RFC 6455 §5.4: no message may start between the fragments of another.
+                async with lock:
+                    self.send_nowait(message)
+            else:
+                self.send_nowait(message)
+            if self._writing_paused:
+                await self._drain()
+            return
         method: Callable[..., None]
         if isinstance(message, str):
             method = self.protocol.send_text
