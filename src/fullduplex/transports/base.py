@@ -14,7 +14,7 @@ import abc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..exceptions import ConnectionClosed
+from ..exceptions import ConnectionClosed, ConnectionClosedOK
 from ..io.asyncio.exchange import HTTPExchange
 from ..protocol.http11 import Request, Response
 
@@ -98,10 +98,18 @@ class Session(abc.ABC):
         that finishes it: the next message is given only after that awaitable completes, so
         messages are handled in order and the transport waits while the consumer is busy.
         A transport may call ``consumer`` inside its own read (no task switch when it returns
-        None); the default reads with ``async for``. ``consumer`` must not raise; an
-        exception it raises or its awaitable raises ends `consume` with it.
+        None); the default reads with `recv`. ``consumer`` must not raise; an exception it
+        raises or its awaitable raises ends `consume` with it.
+
+        Raises:
+            ConnectionClosedError: the session closed abnormally (after every message was
+                given); after a normal close `consume` returns.
         """
-        async for message in self:
+        while True:
+            try:
+                message = await self.recv()
+            except ConnectionClosedOK:
+                return
             pending = consumer(message)
             if pending is not None:
                 await pending

@@ -541,7 +541,12 @@ class EngineIOSession(Session):
                 await self._inbox_space.wait(self._loop)
             self._inbox.append(packet.data)
             self._inbox_ready.notify()
-        elif kind is PacketType.PONG:
+        else:
+            self._receive_control(packet)
+
+    def _receive_control(self, packet: Packet) -> None:
+        kind = packet.type
+        if kind is PacketType.PONG:
             self._on_pong()
         elif kind is PacketType.CLOSE:
             self._end(1000, "transport close", last=_NOOP)
@@ -567,24 +572,39 @@ class EngineIOSession(Session):
             self._inbox_ready.notify()
 
     async def _read_websocket(self, websocket: Session) -> None:
-        max_payload = self._options.max_payload_bytes
+        # Through `consume`: over fullduplex's WebSocket, a packet is handled inside the read
+        # that brought it, and a MESSAGE goes on to an idle consumer there too.
         try:
-            while self._state is not _State.CLOSED:
-                message = await websocket.recv()
-                if len(message) > max_payload:
-                    self._end(1009, "transport error")
-                    break
-                try:
-                    packet = decode_packet(message)
-                except InvalidPacket:
-                    self._end(1002, "parse error")
-                    break
-                await self._receive(packet)
+            await websocket.consume(self._on_websocket_message)
         except ConnectionClosed as closed:
-            self._websocket_closed(closed)
+            self._websocket_closed(closed.was_clean)
+        else:
+            self._websocket_closed(was_clean=True)
         writer = self._writer
         if writer is not None:
             await writer
+
+    def _on_websocket_message(self, message: str | bytes) -> Awaitable[None] | None:
+        if self._state is _State.CLOSED:
+            return None  # what follows the end is not read
+        if len(message) > self._options.max_payload_bytes:
+            self._end(1009, "transport error")
+            return None
+        try:
+            packet = decode_packet(message)
+        except InvalidPacket:
+            self._end(1002, "parse error")
+            return None
+        if packet.type is not PacketType.MESSAGE:
+            self._receive_control(packet)
+        elif self._is_consumer_idle:
+            self._consume_inline(packet.data)
+        elif len(self._inbox) < self._options.max_queue_messages:
+            self._inbox.append(packet.data)
+            self._inbox_ready.notify()
+        else:
+            return self._receive(packet)  # waits for room; the WebSocket is not read meanwhile
+        return None
 
     def _attach_websocket(self, websocket: Session) -> None:
         self._websocket = websocket
@@ -609,17 +629,17 @@ class EngineIOSession(Session):
                 await websocket.close(_sendable(self._ending_code), self._ending_reason)
                 self._end(self._ending_code, self._ending_reason)
         except ConnectionClosed as closed:
-            self._websocket_closed(closed)
+            self._websocket_closed(closed.was_clean)
         finally:
             self._writer = None
 
-    def _websocket_closed(self, closed: ConnectionClosed) -> None:
+    def _websocket_closed(self, was_clean: bool) -> None:
         if self._state is _State.CLOSING:
             # The application's close is what closed it.
             self._end(self._ending_code, self._ending_reason)
         else:
             # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
-            self._end(1000 if closed.was_clean else 1006, "transport close")
+            self._end(1000 if was_clean else 1006, "transport close")
 
     def _finish_upgrade(self, websocket: Session) -> None:
         self._cancel_upgrade()
