@@ -235,8 +235,9 @@ class Server:
         self.options = options
         """The settings of every connection (see `Options`), unless the application's
         `HTTPApplication.upgrade_options` changes them for a route."""
-        # The negotiation for each route's options other than the server's, made once.
-        self._route_negotiations: dict[Options, ServerNegotiation] = {options: negotiation}
+        # The options and negotiation of each route's overrides, made once and shared by its
+        # connections (an `Options` each would cost memory per idle connection).
+        self._route_settings: dict[tuple[Any, ...], tuple[Options, ServerNegotiation]] = {}
         self._connections: set[ServerConnection] = set()
         # Connections speaking plain HTTP (with an `app` only); they become ServerConnections
         # on a WebSocket upgrade.
@@ -251,20 +252,22 @@ class Server:
     def _new_connection(self, overrides: OptionOverrides | None = None) -> ServerConnection:
         """A connection with the server's options, or with ``overrides`` of a route's."""
         options = self.options
-        negotiation: ServerNegotiation | None = self.negotiation
+        negotiation = self.negotiation
         if overrides:
-            options = options.updated(overrides)
-            negotiation = self._route_negotiations.get(options)
-        if negotiation is None:
-            # Only the extensions depend on the options: permessage-deflate is negotiated in
-            # the handshake, so a route's compression settings need a negotiation of its own.
-            base = self.negotiation
-            negotiation = self._route_negotiations[options] = ServerNegotiation(
-                origins=base.origins,
-                subprotocols=base.subprotocols,
-                select_subprotocol=base.select_subprotocol,
-                extensions=_extensions(options),
-            )
+            key = tuple(overrides.items())
+            settings = self._route_settings.get(key)
+            if settings is None:
+                options = options.updated(overrides)
+                # Only the extensions depend on the options: permessage-deflate is negotiated
+                # in the handshake, so a route's compression settings need their own.
+                negotiation = ServerNegotiation(
+                    origins=negotiation.origins,
+                    subprotocols=negotiation.subprotocols,
+                    select_subprotocol=negotiation.select_subprotocol,
+                    extensions=_extensions(options),
+                )
+                settings = self._route_settings[key] = (options, negotiation)
+            options, negotiation = settings
         protocol = ServerProtocol(
             negotiation,
             max_header_bytes=options.max_header_bytes,
