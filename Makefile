@@ -102,6 +102,14 @@ bench: $(TEST_STAMP)
 bench-smoke: $(TEST_STAMP)
 	$(BIN)/python bench/run.py --smoke
 
+# The transport benchmark (bench/transports/measure.py, about 10 minutes): every transport
+# (polling, long-polling, streaming, EventSource, SockJS over WebSocket, raw WebSocket) with 100,
+# 1,000 and 10,000 clients; rewrites the measured section at the end of docs/transports.md.
+.PHONY: bench-transports
+bench-transports: $(TEST_STAMP)
+	$(BIN)/pip install -q matplotlib 2>&1 | $(PIP_FILTER)
+	$(BIN)/python bench/transports/measure.py $(BENCH_TRANSPORTS_ARGS)
+
 # uvicorn's WebSocket implementations behind a FastAPI echo route (bench/asgi.py, about
 # 3 minutes): fullduplex.asgi, websockets-sansio and wsproto; cells (b), (c) and idle memory.
 .PHONY: bench-asgi

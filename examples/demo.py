@@ -25,8 +25,7 @@ import sys
 from pathlib import Path
 
 import fullduplex
-from fullduplex.io.asyncio.exchange import HTTPExchange
-from fullduplex.transports import Router, Session, WebSocketSession
+from fullduplex.transports import HTTPExchange, Router, Session, WebSocketSession
 
 HERE = Path(__file__).parent
 # The examples are scripts, not a package: make their modules importable from here.

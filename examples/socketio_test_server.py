@@ -14,7 +14,8 @@ The same as the reference server (``../shared/tools/socketio/node/server.mjs``) 
 Settings as the suites hard-code them: ping interval 300 ms, ping timeout 200 ms,
 ``maxPayload`` 1000000, CORS ``*``, Socket.IO connect timeout 1000 ms.
 
-Usage: python examples/socketio_test_server.py [PORT]   (127.0.0.1, default 9700)
+Usage: python examples/socketio_test_server.py [PORT [--heartbeat INTERVAL_MS TIMEOUT_MS]]
+       (127.0.0.1, default port 9700; the heartbeat defaults to the suites' 300 and 200 ms)
 Then:  ../shared/tools/socketio/run.sh http://127.0.0.1:9700 /tmp/results
 """
 
@@ -81,23 +82,28 @@ def add_suite_handlers(namespace: Namespace) -> None:
         return room
 
 
-def build() -> tuple[Router, list[EngineIOEndpoint], Server]:
-    """The router, its two Engine.IO endpoints (to close on shutdown) and the Socket.IO server."""
+def build(**settings: Any) -> tuple[Router, list[EngineIOEndpoint], Server]:
+    """The router, its two Engine.IO endpoints (to close on shutdown) and the Socket.IO server.
+
+    ``settings`` override `SUITE_SETTINGS` (e.g. a longer heartbeat for client tests on a
+    loaded machine).
+    """
+    settings = {**SUITE_SETTINGS, **settings}
     sio = Server(connect_timeout_s=1.0)
     add_suite_handlers(sio.of("/"))
     add_suite_handlers(sio.of("/custom"))
     add_suite_handlers(sio.of("/recovery", recovery=Recovery(max_disconnection_s=30)))
-    engine = EngineIOEndpoint(echo, **SUITE_SETTINGS)
-    socketio = EngineIOEndpoint(sio.serve, **SUITE_SETTINGS)
+    engine = EngineIOEndpoint(echo, **settings)
+    socketio = EngineIOEndpoint(sio.serve, **settings)
     app = Router()
     app.mount("/engine.io", engine)
     app.mount("/socket.io", socketio)
     return app, [engine, socketio], sio
 
 
-async def main(port: int) -> None:
+async def main(port: int, **settings: Any) -> None:
     """Serve until interrupted."""
-    app, endpoints, sio = build()
+    app, endpoints, sio = build(**settings)
     # Without permessage-deflate, as the reference server (engine.io's default).
     async with fullduplex.serve(app, "127.0.0.1", port, compression=None) as server:
         print(f"Engine.IO and Socket.IO on http://127.0.0.1:{server.port}/", flush=True)
@@ -111,4 +117,13 @@ async def main(port: int) -> None:
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        fullduplex.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 9700))
+        port = int(sys.argv[1]) if len(sys.argv) > 1 else 9700
+        # --heartbeat INTERVAL_MS TIMEOUT_MS: another heartbeat than the suites' 300/200 ms.
+        heartbeat = {}
+        if "--heartbeat" in sys.argv:
+            at = sys.argv.index("--heartbeat")
+            heartbeat = {
+                "ping_interval_ms": int(sys.argv[at + 1]),
+                "ping_timeout_ms": int(sys.argv[at + 2]),
+            }
+        fullduplex.run(main(port, **heartbeat))

@@ -33,7 +33,7 @@ realtime = load_realtime_module()
 
 
 @pytest.fixture(scope="module")
-def smoke_entries(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     missing = [tool for tool in ("node", "taskset") if shutil.which(tool) is None]
     if (os.cpu_count() or 1) < 2:
         missing.append("a second core")
@@ -52,7 +52,12 @@ def smoke_entries(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, An
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    return [json.loads(line) for line in results.read_text().splitlines()]
+    return results
+
+
+@pytest.fixture(scope="module")
+def smoke_entries(smoke_results: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in smoke_results.read_text().splitlines()]
 
 
 def test_benchmark_records_a_header_each_cell_and_a_run_end(
@@ -101,3 +106,16 @@ def test_section_replaces_its_previous_copy_in_the_page(
     written = page.read_text()
     assert written.startswith("# Benchmarks\n\nabove\n") and written.count(realtime.BEGIN) == 1
     assert "fullduplex (again) |" in written
+
+
+def test_report_rewrites_the_section_from_a_recorded_run(
+    smoke_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n")
+    monkeypatch.setattr(realtime, "DOCS", page)
+    run_id = json.loads(smoke_results.read_text().splitlines()[0])["run_id"]
+    assert realtime.main(["--report", run_id, "--results", str(smoke_results)]) == 0
+    assert (
+        f"Run `{run_id}`" in page.read_text() and "| 50 clients: fullduplex |" in page.read_text()
+    )

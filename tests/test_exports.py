@@ -15,7 +15,7 @@ import fullduplex.sync
 # The protocol types an application meets without driving the sans-I/O layer itself.
 PROTOCOL_NAMES = {"CloseCode", "Headers", "Request", "Response", "State"}
 # What an application needs to put sessions and endpoints on one port.
-TRANSPORT_NAMES = {"Router", "Session", "Endpoint", "HTTPExchange"}
+TRANSPORT_NAMES = {"Router", "Session", "Endpoint", "HTTPExchange", "SockJSEndpoint"}
 
 
 def test_top_level_is_the_union_of_the_public_modules() -> None:

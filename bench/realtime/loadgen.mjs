@@ -1,9 +1,10 @@
 // The load generator of bench/realtime/run.py: many Socket.IO v5 clients in one Node process.
 //
 // No socket.io-client: each client speaks the few Engine.IO v4 / Socket.IO v5 text packets the
-// benchmark needs over a raw `ws` WebSocket, or over HTTP long-polling on two keep-alive TCP
-// connections with a minimal HTTP/1.1 client, so that 10,000 clients fit in one process and
-// the load side stays cheaper than the servers it measures.
+// benchmark needs over a `ws` WebSocket (echo), over WebSocket frames it reads itself off a raw
+// TCP socket (fan-out), or over HTTP long-polling on two keep-alive TCP connections with a
+// minimal HTTP/1.1 client, so that 10,000 clients fit in one process and the load side stays
+// cheaper than the servers it measures.
 //
 //   node loadgen.mjs --port P --mode echo --transport websocket|polling --clients 100
 //                    [--size 32] [--warmup 1] [--duration 3]
@@ -12,6 +13,7 @@
 // Prints JSON lines: {"event":"connected",...}; in fanout mode it then waits for a line on stdin
 // (the harness reads the server's memory meanwhile); {"event":"measure_start"},
 // {"event":"measure_end"}, {"event":"result",...}. Every wait is bounded.
+import crypto from "node:crypto";
 import net from "node:net";
 import readline from "node:readline";
 import { createRequire } from "node:module";
@@ -125,6 +127,93 @@ class WebSocketClient extends Client {
   close() {
     this.closing = true;
     this.ws.terminate();
+  }
+}
+
+// The fan-out's WebSocket client: RFC 6455 framing over a raw TCP socket, without `ws`'s
+// streams, so that reading 10,000 broadcasts costs the load generator as little as possible
+// (the latencies include that time). Server frames are unmasked; this reads single-frame text
+// messages, which is all the benchmark's servers send it.
+class RawWebSocketClient extends Client {
+  open() {
+    this.socket = net.connect(options.port, "127.0.0.1");
+    this.socket.setNoDelay(true);
+    this.buffer = null;
+    this.upgraded = false;
+    const key = crypto.randomBytes(16).toString("base64");
+    this.socket.write(
+      `GET ${PATH}websocket HTTP/1.1\r\nHost: 127.0.0.1:${options.port}\r\n` +
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    this.socket.on("data", (chunk) => this.data(chunk));
+    this.socket.on("error", (error) => this.closed(error.message));
+    this.socket.on("close", () => this.closed("the WebSocket closed"));
+    return this.connected;
+  }
+
+  data(chunk) {
+    let buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
+    if (!this.upgraded) {
+      const end = buffer.indexOf("\r\n\r\n");
+      if (end < 0) {
+        this.buffer = buffer;
+        return;
+      }
+      if (!buffer.toString("latin1", 0, 12).endsWith("101")) {
+        this.closed(`upgrade refused: ${buffer.toString("latin1", 0, 80)}`);
+        return;
+      }
+      this.upgraded = true;
+      buffer = buffer.subarray(end + 4);
+    }
+    let at = 0;
+    while (buffer.length - at >= 2) {
+      const opcode = buffer[at] & 0x0f;
+      let length = buffer[at + 1] & 0x7f;
+      let start = at + 2;
+      if (length === 126) {
+        if (buffer.length - at < 4) break;
+        length = buffer.readUInt16BE(at + 2);
+        start = at + 4;
+      } else if (length === 127) {
+        if (buffer.length - at < 10) break;
+        length = Number(buffer.readBigUInt64BE(at + 2));
+        start = at + 10;
+      }
+      if (buffer.length < start + length) break;
+      if (opcode === 1) this.receive(buffer.toString("utf8", start, start + length));
+      else if (opcode === 9) this.frame(0x8a, buffer.subarray(start, start + length)); // pong
+      else if (opcode === 8) this.closed("the server closed the WebSocket");
+      at = start + length;
+    }
+    this.buffer = at === buffer.length ? null : buffer.subarray(at);
+  }
+
+  send(packet) {
+    this.frame(0x81, Buffer.from(packet)); // FIN, text
+  }
+
+  frame(first, payload) {
+    const length = payload.length;
+    const header = length < 126 ? 2 : 4;
+    const frame = Buffer.allocUnsafe(header + 4 + length);
+    frame[0] = first;
+    if (length < 126) {
+      frame[1] = 0x80 | length;
+    } else {
+      frame[1] = 0x80 | 126;
+      frame.writeUInt16BE(length, 2);
+    }
+    const mask = crypto.randomBytes(4); // RFC 6455 §5.3: clients mask every frame
+    mask.copy(frame, header);
+    for (let i = 0; i < length; i++) frame[header + 4 + i] = payload[i] ^ mask[i & 3];
+    this.socket.write(frame);
+  }
+
+  close() {
+    this.closing = true;
+    this.socket.destroy();
   }
 }
 
@@ -266,7 +355,12 @@ async function openClients(count, transport) {
   for (let first = 0; first < count; first += options.batch) {
     const batch = [];
     for (let i = first; i < Math.min(count, first + options.batch); i++) {
-      const client = transport === "polling" ? new PollingClient() : new WebSocketClient();
+      const client =
+        transport === "polling"
+          ? new PollingClient()
+          : transport === "raw-websocket"
+            ? new RawWebSocketClient()
+            : new WebSocketClient();
       clients.push(client);
       batch.push(client.open());
     }
@@ -344,7 +438,7 @@ async function echo() {
 // --- fan-out: one client asks for a broadcast to everyone; each records when it arrives ------
 
 async function fanout() {
-  const clients = await openClients(options.clients, "websocket");
+  const clients = await openClients(options.clients, "raw-websocket");
   const lines = readline.createInterface({ input: process.stdin });
   // The harness answers once it has read the server's memory with every client connected.
   await withTimeout(new Promise((resolve) => lines.once("line", resolve)), 60, "the harness");

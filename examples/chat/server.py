@@ -52,11 +52,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from fullduplex.io.asyncio.exchange import HTTPExchange
 from fullduplex.realtime import Hub, JSONEventConnection, JSONEventServer, MemoryBackend
 from fullduplex.realtime.backends import Broadcast, PresenceChange
 from fullduplex.realtime.socketio import Server, Socket
-from fullduplex.transports import Router, StaticFiles
+from fullduplex.transports import HTTPExchange, Router, StaticFiles
 from fullduplex.transports.engineio import EngineIOEndpoint
 from fullduplex.transports.sockjs import SockJSEndpoint
 

@@ -62,7 +62,7 @@ from .io.dom import (
     MessageEvent,
 )
 from .protocol import CloseCode, Headers, Request, Response, State
-from .transports import Endpoint, HTTPExchange, Router, Session
+from .transports import Endpoint, HTTPExchange, Router, Session, SockJSEndpoint
 
 __all__ = [
     # asyncio server and client
@@ -87,6 +87,7 @@ __all__ = [
     "Session",
     "Endpoint",
     "HTTPExchange",
+    "SockJSEndpoint",
     # the blocking client
     "sync",
     # the browser's WebSocket interface (WHATWG)

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -30,7 +31,12 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo.py"
-SCREENSHOTS = REPO / "docs"
+# Where the browser test saves its screenshots: a temporary folder, so that a test run leaves
+# the checkout clean; FULLDUPLEX_SCREENSHOTS_DIR=docs refreshes the pictures in the docs.
+SCREENSHOTS = Path(
+    os.environ.get("FULLDUPLEX_SCREENSHOTS_DIR")
+    or Path(tempfile.gettempdir()) / "fullduplex-screenshots"
+)
 
 
 def load(name: str, path: Path) -> ModuleType:
@@ -453,7 +459,7 @@ async def test_tabs_on_every_transport_chat_through_a_cut_and_a_restart(
         assert await ann.page.locator("#messages b, #messages script").count() == 0
         assert await ann.page.evaluate("window.injected") is None
 
-        SCREENSHOTS.mkdir(exist_ok=True)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await bob.wait("window.chat.rooms.get('lobby').messages.at(-1).status === 'delivered'")
         await bob.page.set_viewport_size({"width": 1100, "height": 640})
         await bob.page.screenshot(path=str(SCREENSHOTS / "chat.png"))

@@ -465,6 +465,12 @@ def test_client_ignores_a_second_close_frame_while_waiting_for_the_server_to_han
     assert not client.should_close_transport
 
 
+def test_connection_refuses_a_move_its_table_does_not_list(conn: Connection) -> None:
+    with pytest.raises(AssertionError, match="no move from open on handshake succeeded"):
+        conn._enter(_Input.HANDSHAKE_SUCCEEDED)
+    assert conn.state is State.OPEN
+
+
 @pytest.mark.parametrize("is_client", [True, False])
 def test_every_closing_phase_is_reachable_and_ends_closed_on_eof(is_client: bool) -> None:
     table = _transitions(is_client=is_client)

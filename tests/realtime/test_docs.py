@@ -19,7 +19,6 @@ from fullduplex.transports.engineio import EngineIOEndpoint
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "realtime.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)
-TIMEOUT_S = 30
 
 
 def block(marker: str) -> str:

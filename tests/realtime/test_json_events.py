@@ -21,7 +21,6 @@ from fullduplex.transports import Router
 from fullduplex.transports.engineio import EngineIOEndpoint
 from fullduplex.transports.sockjs import SockJSEndpoint
 
-TIMEOUT_S = 30
 REPO = Path(__file__).resolve().parents[2]
 SHARED_ROOM_CLIENT = Path(__file__).with_name("shared_room_client.js")
 SOCKJS_CLIENT = REPO / "src" / "fullduplex" / "transports" / "sockjs" / "client" / "node_modules"

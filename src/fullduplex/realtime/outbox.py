@@ -16,6 +16,8 @@ Slow-consumer policy:
    the disconnection.
 
 Messages that travel together (a binary packet and its attachments) are queued all or none.
+A reply that the connection's own handler sends (an ack) may skip the queue with `send` when
+the queue is empty: it is written at once, and only that handler waits for the peer.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .base import Endpoint, HTTPExchange, Session
 from .router import HTTPHandler, Router, SessionHandler
+from .sockjs import SockJSEndpoint
 from .static import StaticFiles
 from .websocket import WebSocketSession
 
@@ -24,4 +25,5 @@ __all__ = [
     "HTTPHandler",
     "StaticFiles",
     "WebSocketSession",
+    "SockJSEndpoint",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from ..exceptions import ConnectionClosed
 from ..io.asyncio.exchange import HTTPExchange
 from ..protocol.http11 import Request, Response
 
@@ -91,8 +92,6 @@ class Session(abc.ABC):
         return self
 
     async def __anext__(self) -> str | bytes:
-        from ..exceptions import ConnectionClosed
-
         try:
             return await self.recv()
         except ConnectionClosed:

@@ -17,16 +17,29 @@ SOCKETIO_TOOLS = Path(
 )
 SOCKETIO_NODE_DIR = Path(os.environ.get("SOCKETIO_NODE_DIR", "/tmp/socketio-node"))
 
-__all__ = ["REPO", "EXAMPLE", "SOCKETIO_TOOLS", "SOCKETIO_NODE_DIR", "example_server"]
+__all__ = [
+    "REPO",
+    "EXAMPLE",
+    "SOCKETIO_TOOLS",
+    "SOCKETIO_NODE_DIR",
+    "CLIENT_TEST_HEARTBEAT",
+    "example_server",
+]
+
+
+# The client tests check Socket.IO, not the heartbeat (the suites do): a heartbeat that a
+# loaded machine cannot miss keeps them about what they test.
+CLIENT_TEST_HEARTBEAT = ("--heartbeat", "2000", "10000")
 
 
 @contextlib.asynccontextmanager
-async def example_server() -> AsyncIterator[str]:
-    """Run the example on port 0; yields its URL (``http://127.0.0.1:PORT``)."""
+async def example_server(*options: str) -> AsyncIterator[str]:
+    """Run the example on port 0 with ``options``; yields its URL (``http://127.0.0.1:PORT``)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(EXAMPLE),
         "0",
+        *options,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .support import REPO, example_server
+from .support import CLIENT_TEST_HEARTBEAT, REPO, example_server
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
-TIMEOUT_S = 120
 CHECKS = Path(__file__).with_name("sio_checks.js")
 BUNDLE = REPO / "tests" / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 
@@ -30,7 +29,7 @@ async def test_socket_io_client_in_chromium_passes_every_check(
     mode: str,
 ) -> None:
     require_tool("socket.io-client", BUNDLE)
-    async with example_server() as url:
+    async with example_server(*CLIENT_TEST_HEARTBEAT) as url:
         page = await chromium_browser.new_page()
         try:
             # A page of the server's origin (its 404 page), so nothing here is cross-origin.

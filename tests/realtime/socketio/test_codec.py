@@ -138,7 +138,8 @@ def _leaves(value: Any) -> list[Any]:
 
 @given(packets().filter(_without_binary_in_connect))
 def test_decode_inverts_encode(packet: Packet) -> None:
-    assert decode_all(*encode(packet)) == [packet]
+    # Generated packets may carry more attachments than the default limit of 10.
+    assert decode_all(*encode(packet), max_attachments=1000) == [packet]
 
 
 @given(st.lists(st.text(max_size=30) | st.binary(max_size=10), max_size=4))

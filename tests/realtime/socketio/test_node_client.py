@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .support import REPO, example_server
+from .support import CLIENT_TEST_HEARTBEAT, REPO, example_server
 
-TIMEOUT_S = 90
 CLIENT = Path(__file__).with_name("sio_client.js")
 CLIENT_PACKAGE = REPO / "tests" / "node_modules" / "socket.io-client" / "package.json"
 
@@ -26,7 +25,7 @@ async def test_socket_io_client_passes_every_check(
 ) -> None:
     node = require_tool("node", shutil.which("node") or "/usr/bin/node")
     require_tool("socket.io-client", CLIENT_PACKAGE)
-    async with example_server() as url:
+    async with example_server(*CLIENT_TEST_HEARTBEAT) as url:
         process = await asyncio.create_subprocess_exec(
             node,
             str(CLIENT),

@@ -1,6 +1,7 @@
 """Presence over real connections: a socket.io-client process that vanishes without a close
 (stopped with SIGSTOP: no FIN, no pong) is gone from the member list as soon as the
-heartbeat notices (300 + 200 ms), not after a presence expiry."""
+heartbeat notices (300 + 200 ms; the test allows 5 s on a loaded machine), not after a
+presence expiry (30 s)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from fullduplex.realtime.socketio import AsyncClient
 
 from .support import REPO, example_server
 
-TIMEOUT_S = 30
 CLIENT = Path(__file__).with_name("vanishing_client.js")
 
 
@@ -37,7 +37,7 @@ async def test_member_list_is_right_just_after_a_client_vanishes(
             process.send_signal(signal.SIGSTOP)
             stopped_at = asyncio.get_running_loop().time()
             while vanishing in await watcher.call("presence", "room"):
-                assert asyncio.get_running_loop().time() - stopped_at < 2.0
+                assert asyncio.get_running_loop().time() - stopped_at < 5.0
                 await asyncio.sleep(0.05)
             assert await watcher.call("presence", "room") == [watcher.sid()]
         finally:

@@ -111,6 +111,21 @@ async def test_middleware_refuses_with_connect_error(server: Server) -> None:
     assert socket.data == {"user": "ann"}
 
 
+async def test_a_failing_middleware_refuses_with_a_server_error(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    @server.use
+    def broken(socket: Socket, auth: dict[str, Any]) -> None:
+        raise RuntimeError("bug")
+
+    client = Client(server)
+    client.send("0")
+    assert await client.recv() == '4{"message":"server error"}'
+    assert "middleware of / failed" in caplog.text
+    client.send("0/custom")
+    assert await client.recv() == '4/custom,{"message":"Invalid namespace"}'
+
+
 async def test_unknown_namespace_is_refused(server: Server) -> None:
     client = Client(server)
     client.send("0/random")

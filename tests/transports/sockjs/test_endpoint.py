@@ -144,10 +144,14 @@ async def test_slow_streaming_reader_holds_the_sender_back() -> None:
         await writer.drain()
         await reader.readuntil(b"o\n")
         assert await post(client, url + "/xhr_send", b'["go"]') == (204, "")
-        await asyncio.sleep(0.5)
-        stalled_at = sent
-        await asyncio.sleep(0.3)
-        assert sent == stalled_at  # the sender waits; memory stays bounded
+        stalled_at = None
+        for _ in range(50):  # the socket buffers fill, then the queue, then send waits
+            before = sent
+            await asyncio.sleep(0.2)
+            if sent == before:
+                stalled_at = sent
+                break
+        assert stalled_at is not None  # the sender waits; memory stays bounded
         # Socket buffers plus the queue: a few MiB at most, not everything ever sent.
         assert stalled_at * 16384 < 16 * 1024 * 1024
         for _ in range(20):
@@ -242,3 +246,36 @@ async def test_same_handler_serves_raw_websocket_and_sockjs_websocket() -> None:
             assert await framed.receive_str() == "o"
             await framed.send_str('["framed"]')
             assert await framed.receive_str() == 'a["framed"]'
+
+
+async def test_vanished_streaming_reader_closes_the_session_with_1002() -> None:
+    closed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def watcher(session: Session) -> None:
+        try:
+            await session.recv()
+        except ConnectionClosed as error:
+            closed.set_result(error.code)
+
+    async with serving(SockJSEndpoint(watcher)) as (base, client):
+        url = session_url(base)
+        async with client.post(url + "/xhr_streaming") as response:
+            await response.content.readuntil(b"o\n")
+        # The client went away: the session is interrupted, and says so to the next request.
+        assert await asyncio.wait_for(closed, 5) == 1002
+        assert await post(client, url + "/xhr") == (200, 'c[1002,"Connection interrupted"]\n')
+
+
+async def test_reused_session_id_gets_the_close_frame_until_forgotten_then_a_new_session() -> None:
+    async def close_at_once(session: Session) -> None:
+        await session.close(3000, "Go away!")
+
+    endpoint = SockJSEndpoint(close_at_once, disconnect_delay_s=0.1)
+    async with serving(endpoint) as (base, client):
+        url = session_url(base)
+        assert await post(client, url + "/xhr") == (200, "o\n")
+        assert await post(client, url + "/xhr") == (200, 'c[3000,"Go away!"]\n')
+        assert await post(client, url + "/xhr_send", b'["x"]') == (404, "")
+        while endpoint.session_count:
+            await asyncio.sleep(0.02)
+        assert await post(client, url + "/xhr") == (200, "o\n")

@@ -11,7 +11,7 @@ system call and backpressure still applies. While messages go to a callback, the
 delivers them holds the flush (``_flush_scheduled``) and writes every reply at its end.
 
 The "same turn" ends when the flush scheduled for it runs, or when the receiver has to wait
-for the next message (`MessageQueue.recv`), which only a later turn can bring.
+for the next message (`MessageQueue._message_waiter`), which only a later turn can bring.
 """
 
 from __future__ import annotations

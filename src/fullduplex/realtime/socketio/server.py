@@ -343,6 +343,11 @@ class Connection:
                     error["data"] = exc.data
                 self._send_error(name, error)
                 return
+            except Exception:
+                # A broken middleware refuses this connection, not every namespace of it.
+                logger.exception("middleware of %s failed", name)
+                self._send_error(name, {"message": "server error"})
+                return
         if self.outbox.is_closed or self.session.close_code is not None:
             return
         socket.connected = True

@@ -111,9 +111,7 @@ class Socket:
         if self.namespace.recovery is not None:
             await self.namespace.hub.broadcast(event, *args, to=(self.id,))
         else:
-            await self._connection.outbox.send(
-                encode(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
-            )
+            self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
 
     async def call(self, event: str, *args: Any, timeout: float | None = 30.0) -> Any:
         """Send ``event`` and wait for the client's acknowledgement.
@@ -220,6 +218,8 @@ class Socket:
                 ack = list(result)
             else:
                 ack = [result]
+            # The reply goes out from the task of the client's own event: waiting for the
+            # client here slows only that client's handlers.
             await self._connection.outbox.send(
                 encode(Packet(PacketType.ACK, self.namespace.name, ack, packet.id))
             )

@@ -8,13 +8,12 @@ machine with its queues and timers, `websocket` the WebSocket transport, `endpoi
 
 from __future__ import annotations
 
-from .endpoint import SessionHandler, SockJSEndpoint, default_client_script
+from .endpoint import SockJSEndpoint, default_client_script
 from .session import Overflow, SockJSSession
 from .websocket import SockJSWebSocketSession
 
 __all__ = [
     "SockJSEndpoint",
-    "SessionHandler",
     "SockJSSession",
     "SockJSWebSocketSession",
     "Overflow",

@@ -5,13 +5,13 @@ Sans-I/O: strings and bytes in, strings and bytes out; no asyncio, no sockets, n
 A SockJS server sends *frames*: ``o`` (open), ``h`` (heartbeat), ``a[...]`` (a JSON array of
 messages) and ``c[code,"reason"]`` (close). Each transport wraps a frame its own way:
 
-==============  =========================================================
+==============  ===============================================================
 xhr, streaming  ``frame + "\\n"``
-eventsource     ``"data: " + frame + "\\r\\n\\r\\n"``
+eventsource     ``"data: " + frame + "\\r\\n\\r\\n"``, ``%`` as ``%25``
 htmlfile        ``<script>\\np("frame as a JS string");\\n</script>\\r\\n``
 jsonp           ``/**/callback("frame as a JS string");\\r\\n``
 websocket       the frame as one text message
-==============  =========================================================
+==============  ===============================================================
 
 A client sends no frames, only messages: a JSON array of strings in a POST body (``xhr_send``,
 ``jsonp_send``, the latter also as the ``d`` field of a form) or a JSON string or array per

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -34,15 +35,13 @@ from typing import Any
 from ...exceptions import BodyTooLarge, ConnectionClosed, HTTPDisconnect
 from ...protocol.http11 import Request, Response
 from ..base import Endpoint, HTTPExchange, Session
+from ..router import SessionHandler
 from . import codec, hixie76
 from .hixie76 import Hixie76Connection, is_hixie76_request
 from .session import Overflow, SessionState, SockJSSession, another_connection_frame
 from .websocket import SockJSWebSocketSession
 
-__all__ = ["SockJSEndpoint", "SessionHandler", "default_client_script"]
-
-SessionHandler = Callable[[Session], Awaitable[None]]
-"""An application's handler: called once per session, which closes when it returns."""
+__all__ = ["SockJSEndpoint", "default_client_script"]
 
 logger = logging.getLogger(__name__)
 
@@ -313,8 +312,6 @@ class SockJSEndpoint(Endpoint):
         except BodyTooLarge:
             await exchange.respond(413, [_TEXT, *_cors(request)], b"Payload too large.")
             return
-        except HTTPDisconnect:
-            return
         if is_jsonp:
             messages = codec.decode_jsonp_send(body, request.headers.get("Content-Type"))
         else:
@@ -396,16 +393,15 @@ class SockJSEndpoint(Endpoint):
             disconnect_delay_s=self.disconnect_delay_s,
             max_queue_bytes=self.max_queue_bytes,
             overflow=self.overflow,
-            on_expired=self._forget,
+            on_expired=functools.partial(self._forget, session_id),
         )
         self._sessions[session_id] = session
         self._start(self._serve(session))
         return session
 
-    def _forget(self, session: SockJSSession) -> None:
-        for session_id, known in list(self._sessions.items()):
-            if known is session:
-                del self._sessions[session_id]
+    def _forget(self, session_id: str, session: SockJSSession) -> None:
+        if self._sessions.get(session_id) is session:
+            del self._sessions[session_id]
 
     def _start(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
