@@ -16,6 +16,7 @@ from typing import Any
 
 from ..exceptions import ConnectionClosed, ConnectionClosedOK
 from ..io.asyncio.exchange import HTTPExchange
+from ..io.options import OptionOverrides
 from ..protocol.http11 import Request, Response
 
 __all__ = ["Session", "HTTPExchange", "Endpoint"]
@@ -143,6 +144,16 @@ class Endpoint(abc.ABC):
         Called before the handshake is answered; the default refuses nothing.
         """
         return None
+
+    def websocket_options(self, request: Request, path: str) -> OptionOverrides:
+        """Return the `Options` fields an accepted upgrade's connection needs other than the
+        server's (``{"compression": None}``...); the default changes none.
+
+        Called after `refuse_websocket`, before the handshake is answered, so compression
+        settings apply to the permessage-deflate negotiation. Only fullduplex's own server
+        applies them: under ASGI the server (uvicorn) negotiates with its own settings.
+        """
+        return {}
 
     @abc.abstractmethod
     async def handle_websocket(self, session: Session, path: str) -> None:
