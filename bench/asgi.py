@@ -96,19 +96,22 @@ def table(records: list[dict[str, Any]]) -> str:
         "| cell | fullduplex | websockets-sansio | wsproto | fullduplex vs the best other |",
         "|---|---:|---:|---:|---:|",
     ]
-    rows = (
+    rows: tuple[tuple[str, str, str, str, bool | None], ...] = (
         ("b", "(b) 32 B, K=1", "msgs_per_s", "msg/s", True),
         ("b", "(b) CPU per message", "cpu_us_per_msg", "µs", False),
         ("c", "(c) 256 B, K=16", "msgs_per_s", "msg/s", True),
         ("c", "(c) CPU per message", "cpu_us_per_msg", "µs", False),
         ("idle", "memory per idle connection", "kib_per_connection", "KiB", False),
+        # Not a result: how busy the rest of the machine was while each was measured.
+        ("b", "(b) other processes' CPU", "background_cpu_pct", "%", None),
+        ("c", "(c) other processes' CPU", "background_cpu_pct", "%", None),
     )
     for cell, title, key, unit, higher_is_better in rows:
         values = {i: median(cell, i, key) for i in IMPLEMENTATIONS}
         others = [v for i, v in values.items() if i != "fullduplex" and v is not None]
         ours = values["fullduplex"]
-        ratio = "n/a"
-        if ours and others:
+        ratio = "n/a" if higher_is_better is not None else ""
+        if ours and others and higher_is_better is not None:
             best = max(others) if higher_is_better else min(others)
             ratio = f"{ours / best:.2f}x" if higher_is_better else f"{best / ours:.2f}x less"
         shown = [

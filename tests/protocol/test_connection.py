@@ -1114,16 +1114,33 @@ def relay(
 
 def test_connection_with_deflate_exchanges_compressed_messages() -> None:
     client, server = open_deflate_pair()
-    client.send_text("hello " * 100)
+    client.send_text("hello " * 200)
     data = b"".join(client.data_to_send())
     assert len(data) < 100
     assert data[0] & 0x40  # RSV1
     server.receive_data(data)
-    assert server.events_received() == [TextReceived("hello " * 100)]
+    assert server.events_received() == [TextReceived("hello " * 200)]
     server.send_binary(b"\x00" * 1000, fin=False)
     server.send_continuation(b"\x01" * 1000, fin=True)
     relay(server, client)
     assert client.events_received() == [BinaryReceived(b"\x00" * 1000 + b"\x01" * 1000)]
+
+
+def test_connection_with_deflate_sends_messages_below_the_threshold_uncompressed() -> None:
+    client, server = open_deflate_pair()
+    server.send_text("hello " * 100)  # 600 bytes: under the 1 KiB default
+    data = b"".join(server.data_to_send())
+    assert not data[0] & 0x40  # RSV1
+    assert data.endswith(b"hello " * 100)
+    client.receive_data(data)
+    assert client.events_received() == [TextReceived("hello " * 100)]
+
+
+def test_connection_with_deflate_holds_uncompressed_messages_to_max_size() -> None:
+    client, server = open_deflate_pair(max_message_size=1000)
+    client.send_binary(b"x" * 1001)  # under the threshold: sent as it is
+    relay(client, server)
+    expect_failure(server, 1009)
 
 
 def test_connection_with_deflate_fails_on_rsv1_control_frame() -> None:
