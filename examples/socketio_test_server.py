@@ -104,8 +104,9 @@ def build(**settings: Any) -> tuple[Router, list[EngineIOEndpoint], Server]:
 async def main(port: int, **settings: Any) -> None:
     """Serve until interrupted."""
     app, endpoints, sio = build(**settings)
-    # Without permessage-deflate, as the reference server (engine.io's default).
-    async with fullduplex.serve(app, "127.0.0.1", port, compression=None) as server:
+    # The Engine.IO endpoints turn permessage-deflate off on their mounts, as the reference
+    # server (engine.io's default perMessageDeflate: false).
+    async with fullduplex.serve(app, "127.0.0.1", port) as server:
         print(f"Engine.IO and Socket.IO on http://127.0.0.1:{server.port}/", flush=True)
         try:
             await server.serve_forever()

@@ -10,10 +10,18 @@ import signal
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import websockets.asyncio.client
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+)
+from websockets.frames import Frame, Opcode
+from websockets.typing import ExtensionParameter
 
 import fullduplex
 
@@ -332,3 +340,41 @@ async def test_serve_exits_at_once_on_a_second_signal(tmp_path: Path) -> None:
             await stderr_line_containing(server, "stopping: closing 1 connections")
             server.send_signal(signal.SIGINT)
             assert await asyncio.wait_for(server.wait(), 3) == 130
+
+
+class RecordingDeflate(ClientPerMessageDeflateFactory):
+    """websockets' permessage-deflate, noting whether each message received was compressed."""
+
+    def __init__(self) -> None:
+        super().__init__(client_max_window_bits=True)
+        self.compressed: list[bool] = []
+
+    def process_response_params(
+        self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
+    ) -> PerMessageDeflate:
+        extension = super().process_response_params(params, accepted_extensions)
+        decode = extension.decode
+
+        def recording_decode(frame: Frame, *, max_size: int | None = None) -> Frame:
+            if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+                self.compressed.append(frame.rsv1)
+            return decode(frame, max_size=max_size)
+
+        extension.decode = recording_decode  # type: ignore[method-assign]
+        return extension
+
+
+@pytest.mark.parametrize(("threshold", "compressed"), [([], [False, True]), (["0"], [True, True])])
+async def test_serve_compresses_messages_from_the_compression_threshold(
+    threshold: list[str], compressed: list[bool]
+) -> None:
+    args = [f"--compression-threshold={value}" for value in threshold]
+    async with started_cli("serve", "--echo", "--port", "0", *args) as server:
+        url = f"ws://127.0.0.1:{await read_banner(server)}/"
+        deflate = RecordingDeflate()
+        async with websockets.asyncio.client.connect(url, extensions=[deflate]) as ws:
+            for message in ["short", "long enough to compress; " * 50]:
+                await ws.send(message)
+                assert await ws.recv() == message
+        assert deflate.compressed == compressed
+        assert await stop(server) == 0

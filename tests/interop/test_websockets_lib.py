@@ -5,14 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.frames import Frame, Opcode
+from websockets.typing import ExtensionParameter
 
 import fullduplex
 from fullduplex.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_SIZE
+from fullduplex.protocol.extensions.permessage_deflate import DEFAULT_COMPRESSION_THRESHOLD
 
 if TYPE_CHECKING:
     from .conftest import Case, Interop, Peer
@@ -126,3 +136,97 @@ async def test_fullduplex_client_accepts_compressed_message_of_max_size(interop:
     ):
         assert ws.protocol.extensions  # the server deflates
         assert await ws.recv() == message
+
+
+# Around the default threshold: below it a message goes out with RSV1 clear, from it deflated.
+THRESHOLD_SIZES = [
+    10,
+    DEFAULT_COMPRESSION_THRESHOLD - 1,
+    DEFAULT_COMPRESSION_THRESHOLD,
+    5000,
+    3,
+    5000,
+]
+
+
+def threshold_messages() -> list[str]:
+    text = "the quick brown fox jumps over the lazy dog; " * 200
+    return [text[index : index + size] for index, size in enumerate(THRESHOLD_SIZES)]
+
+
+def recording_rsv1(extension: PerMessageDeflate, seen: list[bool]) -> PerMessageDeflate:
+    """Make websockets' own inflater note whether each message it receives is compressed."""
+    decode = extension.decode
+
+    def recording_decode(frame: Frame, *, max_size: int | None = None) -> Frame:
+        if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+            seen.append(frame.rsv1)
+        return decode(frame, max_size=max_size)
+
+    extension.decode = recording_decode  # type: ignore[method-assign]
+    return extension
+
+
+class RecordingClientFactory(ClientPerMessageDeflateFactory):
+    def __init__(self, seen: list[bool]) -> None:
+        super().__init__(client_max_window_bits=True)
+        self.seen = seen
+
+    def process_response_params(
+        self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
+    ) -> PerMessageDeflate:
+        extension = super().process_response_params(params, accepted_extensions)
+        return recording_rsv1(extension, self.seen)
+
+
+class RecordingServerFactory(ServerPerMessageDeflateFactory):
+    def __init__(self, seen: list[bool]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def process_request_params(
+        self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
+    ) -> tuple[list[ExtensionParameter], PerMessageDeflate]:
+        response, extension = super().process_request_params(params, accepted_extensions)
+        return response, recording_rsv1(extension, self.seen)
+
+
+async def test_fullduplex_server_deflates_only_messages_from_threshold(interop: Interop) -> None:
+    messages = threshold_messages()
+
+    async def handler(ws: fullduplex.ServerConnection) -> None:
+        for message in messages:
+            await ws.send(message)
+        await ws.wait_closed()
+
+    seen: list[bool] = []
+    async with (
+        asyncio.timeout(interop.timeout_s),
+        fullduplex.serve(handler, "127.0.0.1", 0) as server,
+        connect(f"ws://127.0.0.1:{server.port}/", extensions=[RecordingClientFactory(seen)]) as ws,
+    ):
+        assert [await ws.recv() for _ in messages] == messages
+    assert seen == [size >= DEFAULT_COMPRESSION_THRESHOLD for size in THRESHOLD_SIZES]
+
+
+async def test_fullduplex_client_deflates_only_messages_from_threshold(interop: Interop) -> None:
+    messages = threshold_messages()
+    received: asyncio.Queue[str | bytes] = asyncio.Queue()
+
+    async def handler(ws: ServerConnection) -> None:
+        async for message in ws:
+            received.put_nowait(message)
+
+    seen: list[bool] = []
+    async with (
+        asyncio.timeout(interop.timeout_s),
+        serve(handler, "127.0.0.1", 0, extensions=[RecordingServerFactory(seen)]) as server,
+    ):
+        port = server.sockets[0].getsockname()[1]
+        async with fullduplex.connect(f"ws://127.0.0.1:{port}/") as ws:
+            for message in messages:
+                await ws.send(message)
+        async with fullduplex.connect(f"ws://127.0.0.1:{port}/", compression_threshold=0) as ws:
+            await ws.send("tiny")
+        assert [await received.get() for _ in range(len(messages) + 1)] == [*messages, "tiny"]
+    assert seen == [size >= DEFAULT_COMPRESSION_THRESHOLD for size in THRESHOLD_SIZES] + [True]

@@ -16,6 +16,7 @@ from fullduplex import HTTPDisconnect, Request, Response, Server, ServerConnecti
 from fullduplex.io.asyncio.exchange import HTTPExchange
 from fullduplex.io.asyncio.http import HTTPApplication, HTTPConnection
 from fullduplex.io.asyncio.native_exchange import NativeExchange
+from fullduplex.io.options import OptionOverrides
 
 from ..conftest import TestCA
 from .peers import TEXT, HTTPReply, RawPeer, upgrade_request
@@ -34,6 +35,9 @@ class App:
         if request.path.startswith("/refused"):
             return Response(403, [("Content-Type", "text/plain")], b"no\n")
         return None
+
+    def upgrade_options(self, request: Request) -> OptionOverrides:
+        return {}
 
     async def serve_websocket(self, connection: ServerConnection) -> None:
         async for message in connection:

@@ -20,11 +20,29 @@ def test_options_hold_the_documented_defaults() -> None:
     assert (options.ping_interval, options.ping_timeout) == (20, 20)
     assert options.max_size == DEFAULT_MAX_MESSAGE_SIZE
     assert (options.max_queue, options.write_limit, options.compression) == (32, 65536, "deflate")
+    assert options.compression_threshold == 1024
 
 
 def test_options_refuse_an_unknown_compression() -> None:
     with pytest.raises(ValueError, match="unsupported compression"):
         Options(compression="gzip")  # type: ignore[arg-type]
+
+
+def test_options_refuse_a_negative_compression_threshold() -> None:
+    with pytest.raises(ValueError, match="compression_threshold must be 0 or more"):
+        Options(compression_threshold=-1)
+
+
+async def test_server_and_client_negotiate_with_their_compression_thresholds() -> None:
+    async with (
+        serve(echo, "127.0.0.1", 0, compression_threshold=0) as server,
+        connect(f"ws://127.0.0.1:{server.port}/", compression_threshold=4096) as ws,
+    ):
+        await ws.send("ready")
+        assert await ws.recv() == "ready"
+        [connection] = server.connections
+        assert connection.protocol.extensions[0].compression_threshold == 0  # type: ignore[attr-defined]
+        assert ws.protocol.extensions[0].compression_threshold == 4096  # type: ignore[attr-defined]
 
 
 def test_options_updated_applies_overrides_and_keeps_the_rest() -> None:

@@ -1114,16 +1114,33 @@ def relay(
 
 def test_connection_with_deflate_exchanges_compressed_messages() -> None:
     client, server = open_deflate_pair()
-    client.send_text("hello " * 100)
+    client.send_text("hello " * 200)
     data = b"".join(client.data_to_send())
     assert len(data) < 100
     assert data[0] & 0x40  # RSV1
     server.receive_data(data)
-    assert server.events_received() == [TextReceived("hello " * 100)]
+    assert server.events_received() == [TextReceived("hello " * 200)]
     server.send_binary(b"\x00" * 1000, fin=False)
     server.send_continuation(b"\x01" * 1000, fin=True)
     relay(server, client)
     assert client.events_received() == [BinaryReceived(b"\x00" * 1000 + b"\x01" * 1000)]
+
+
+def test_connection_with_deflate_sends_messages_below_the_threshold_uncompressed() -> None:
+    client, server = open_deflate_pair()
+    server.send_text("hello " * 100)  # 600 bytes: under the 1 KiB default
+    data = b"".join(server.data_to_send())
+    assert not data[0] & 0x40  # RSV1
+    assert data.endswith(b"hello " * 100)
+    client.receive_data(data)
+    assert client.events_received() == [TextReceived("hello " * 100)]
+
+
+def test_connection_with_deflate_holds_uncompressed_messages_to_max_size() -> None:
+    client, server = open_deflate_pair(max_message_size=1000)
+    client.send_binary(b"x" * 1001)  # under the threshold: sent as it is
+    relay(client, server)
+    expect_failure(server, 1009)
 
 
 def test_connection_with_deflate_fails_on_rsv1_control_frame() -> None:
@@ -1265,3 +1282,83 @@ def test_connection_fails_with_1007_exactly_when_text_is_invalid(
         expect_failure(server, 1007)
     else:
         assert server.events_received() == [TextReceived(text)]
+
+
+def bare(event: Event) -> object:
+    """A message event as `Connection.receive_messages` returns it; any other event as is."""
+    if isinstance(event, TextReceived | BinaryReceived):
+        return event.data
+    return event
+
+
+@given(
+    st.lists(messages(), max_size=6),
+    st.booleans(),
+    st.lists(st.integers(min_value=0), max_size=10),
+    st.binary(max_size=12),
+)
+@settings(deadline=None, max_examples=150)
+def test_connection_receive_messages_returns_what_receive_data_reports(
+    sent: list[tuple[bool, bytes, list[int], list[bool]]],
+    client_sends: bool,
+    chunk_cuts: list[int],
+    garbage: bytes,
+) -> None:
+    client, server = open_plain_pair()
+    sender, by_events = (client, server) if client_sends else (server, client)
+    other_client, other_server = open_plain_pair()
+    by_messages = other_server if client_sends else other_client
+    for message in sent:
+        send_message(sender, *message)
+    data = b"".join(sender.data_to_send()) + garbage
+    expected: list[object] = []
+    received: list[object] = []
+    for chunk in chunker(chunk_cuts)(data):
+        by_events.receive_data(chunk)
+        expected += [bare(event) for event in by_events.events_received()]
+        received += by_messages.receive_messages(chunk)
+        received += [bare(event) for event in by_messages.events_received()]
+    # repr: a ConnectionFailed holds its own exception object, equal only by its text.
+    assert [repr(item) for item in received] == [repr(item) for item in expected]
+    assert by_messages.state is by_events.state
+    assert by_messages.close_sent == by_events.close_sent
+    assert len(sent_frames(by_messages)) == len(sent_frames(by_events))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        *["", "héllo 𝄞", "x" * 125, "é" * 63, "y" * 70_000],
+        *[b"", b"\x00" * 126, b"\x01" * 16_384, b"\x02" * 16_385, b"\x03" * 65_536],
+    ],
+    ids=lambda message: f"{type(message).__name__}-{len(message)}",
+)
+def test_connection_send_message_queues_what_send_text_or_send_binary_does(
+    role: str, message: str | bytes
+) -> None:
+    by_message, by_method = open_connection(role), open_connection(role)
+    by_message.send_message(message)
+    if isinstance(message, str):
+        by_method.send_text(message)
+    else:
+        by_method.send_binary(message)
+    assert sent_frames(by_message) == sent_frames(by_method)
+
+
+def test_connection_send_message_refuses_other_types(conn: Connection) -> None:
+    for message in (bytearray(b"x"), memoryview(b"x"), 1, None):
+        with pytest.raises(TypeError, match="use str or bytes"):
+            conn.send_message(message)  # type: ignore[arg-type]
+    assert conn.data_to_send() == []
+
+
+def test_connection_send_message_refuses_after_close_and_during_a_fragmented_message(
+    conn: Connection,
+) -> None:
+    conn.send_text("first", fin=False)
+    with pytest.raises(InvalidState, match="fragmented message is in progress"):
+        conn.send_message("second")
+    conn.send_continuation("", fin=True)
+    conn.send_close()
+    with pytest.raises(InvalidState, match="CLOSING"):
+        conn.send_message(b"late")

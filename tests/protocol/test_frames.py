@@ -19,10 +19,12 @@ from fullduplex.protocol.frames import (
     Frame,
     FrameParser,
     Opcode,
+    _serialize_message_python,
     apply_mask,
     parse_close_payload,
     serialize_close_payload,
     serialize_frame,
+    serialize_message,
 )
 
 from ..wire import encode_frame
@@ -808,3 +810,73 @@ def test_next_messages_on_garbage_agrees_with_next_frame(
         )
         == expected
     )
+
+
+@given(
+    st.data(),
+    st.booleans(),
+    st.sampled_from([UNLIMITED, 0, 5, 125, 126, 300]),
+    st.lists(st.integers(min_value=0), max_size=8),
+)
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_feed_bare_messages_takes_what_feed_messages_takes(
+    parse_messages_implementation: str,
+    data: st.DataObject,
+    masked: bool,
+    max_payload: int,
+    cuts: list[int],
+) -> None:
+    stream = b"".join(data.draw(st.lists(peer_frames(masked), max_size=8)))
+    with_events, bare = FrameParser(expect_masked=masked), FrameParser(expect_masked=masked)
+    for chunk in split(stream, cuts):
+        events: list[Event] = []
+        messages: list[str | bytes] = []
+        with_events.feed_messages(chunk, max_payload, events, *MESSAGE_TYPES)
+        is_left_over = bare.feed_bare_messages(chunk, max_payload, messages)
+        assert messages == [event.data for event in events]  # type: ignore[attr-defined]
+        assert is_left_over == (with_events.buffered > 0)
+        assert bare.buffered == with_events.buffered
+        # Both go on alike: next_frame, then the bare or event messages behind each frame.
+        for _ in range(len(chunk) + 1):
+            outcomes = []
+            for parser in (with_events, bare):
+                try:
+                    outcomes.append(parser.next_frame(max_payload))
+                except ProtocolViolation as exc:
+                    outcomes.append((type(exc), str(exc)))
+            assert outcomes[0] == outcomes[1]
+            if outcomes[0] is None:
+                break
+            events, messages = [], []
+            with_events.next_messages(max_payload, events, *MESSAGE_TYPES)
+            bare.next_messages(max_payload, messages, None, None)
+            assert messages == [event.data for event in events]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("implementation", [serialize_message, _serialize_message_python])
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 100_003])
+def test_serialize_message_is_one_frame_at_every_length_encoding(
+    implementation: Any, size: int
+) -> None:
+    text = "é" * (size // 2) + "x" * (size % 2)
+    binary = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    assert implementation(text) == b"".join(serialize_frame(Opcode.TEXT, text.encode()))
+    assert implementation(binary) == b"".join(serialize_frame(Opcode.BINARY, binary))
+
+
+@given(st.text() | st.binary())
+def test_serialize_message_inverts_parsing_by_a_client(message: str | bytes) -> None:
+    frames = parse_all(serialize_message(message), expect_masked=False)
+    opcode = Opcode.TEXT if isinstance(message, str) else Opcode.BINARY
+    payload = message.encode() if isinstance(message, str) else message
+    assert frames == [Frame(opcode, payload)]
+    assert _serialize_message_python(message) == serialize_message(message)
+
+
+@pytest.mark.parametrize("implementation", [serialize_message, _serialize_message_python])
+def test_serialize_message_refuses_what_is_not_exactly_str_or_bytes(implementation: Any) -> None:
+    for message in (bytearray(b"x"), memoryview(b"x"), 1, None):
+        with pytest.raises(TypeError, match="use str or bytes"):
+            implementation(message)
+    with pytest.raises(UnicodeEncodeError):
+        implementation("lone \ud800 surrogate")

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from fullduplex.exceptions import MessageTooBig, NegotiationError, ProtocolViolation
 from fullduplex.protocol.extensions.base import ExtensionParameters
 from fullduplex.protocol.extensions.permessage_deflate import (
+    DEFAULT_COMPRESSION_THRESHOLD,
     ClientPerMessageDeflate,
     PerMessageDeflate,
     ServerPerMessageDeflate,
@@ -27,14 +28,18 @@ HELLO_AGAIN = bytes([0xF2, 0x00, 0x11, 0x00, 0x00])  # RFC 7692 §7.2.3.2, share
 
 
 def make_pair(
-    *, no_context_takeover: bool = False, window_bits: int = 15
+    *, no_context_takeover: bool = False, window_bits: int = 15, threshold: int = 0
 ) -> tuple[PerMessageDeflate, PerMessageDeflate]:
-    """A sender and a receiver that agreed on the sender's parameters."""
+    """A sender and a receiver that agreed on the sender's parameters.
+
+    The sender compresses every message unless given a ``threshold``.
+    """
     sender = PerMessageDeflate(
         remote_no_context_takeover=False,
         local_no_context_takeover=no_context_takeover,
         remote_max_window_bits=15,
         local_max_window_bits=window_bits,
+        compression_threshold=threshold,
     )
     receiver = PerMessageDeflate(
         remote_no_context_takeover=no_context_takeover,
@@ -51,6 +56,7 @@ def make_extension(**parameters: bool | int) -> PerMessageDeflate:
         "local_no_context_takeover": False,
         "remote_max_window_bits": 15,
         "local_max_window_bits": 15,
+        "compression_threshold": 0,
     }
     options.update(parameters)
     return PerMessageDeflate(**options)  # type: ignore[arg-type]
@@ -200,6 +206,16 @@ def test_receiver_rejects_message_one_byte_over_max_size() -> None:
         receiver.decode(sender.encode(Frame(Opcode.BINARY, b"x" * 1000)), max_size=999)
 
 
+@pytest.mark.parametrize("frames", [[b"x" * 1000], [b"x" * 500, b"x" * 500]])
+def test_receiver_rejects_uncompressed_message_over_max_size(frames: list[bytes]) -> None:
+    # The connection's frame budget allows deflate's overhead; the extension holds the limit.
+    receiver = make_extension()
+    budget = 999
+    with pytest.raises(MessageTooBig, match="uncompressed message exceeds the limit"):
+        for frame in fragments(frames):
+            budget -= len(receiver.decode(frame, max_size=budget).payload)
+
+
 def test_receiver_stops_decompression_bomb_without_allocating_it() -> None:
     sender, receiver = make_pair()
     bomb = sender.encode(Frame(Opcode.BINARY, bytes(10 * MiB)))
@@ -285,14 +301,91 @@ messages = st.lists(
 )
 
 
-@given(messages, st.booleans(), st.integers(8, 15))
+@given(messages, st.booleans(), st.integers(8, 15), st.sampled_from([0, 1, 100, 300, 1024]))
 @settings(deadline=None)
 def test_decode_inverts_encode(
-    message_list: list[list[bytes]], no_context_takeover: bool, window_bits: int
+    message_list: list[list[bytes]], no_context_takeover: bool, window_bits: int, threshold: int
 ) -> None:
-    sender, receiver = make_pair(no_context_takeover=no_context_takeover, window_bits=window_bits)
+    sender, receiver = make_pair(
+        no_context_takeover=no_context_takeover, window_bits=window_bits, threshold=threshold
+    )
     for message in message_list:
         assert transfer(sender, receiver, message) == b"".join(message)
+
+
+# Compression threshold
+
+TEXT = b"the quick brown fox jumps over the lazy dog; " * 40  # 1,800 bytes, compressible
+
+
+def test_default_threshold_is_1_kib_like_node_ws() -> None:
+    assert DEFAULT_COMPRESSION_THRESHOLD == 1024
+    server = ServerPerMessageDeflate().negotiate([[]])
+    assert server is not None
+    assert server[1].compression_threshold == 1024
+    assert ClientPerMessageDeflate().accept([]).compression_threshold == 1024
+
+
+def test_sender_sends_message_below_threshold_uncompressed() -> None:
+    sender = make_extension(compression_threshold=1024)
+    small = Frame(Opcode.TEXT, TEXT[:1023])
+    assert sender.encode(small) == small
+    assert sender._compressor is None
+
+
+def test_sender_compresses_message_at_threshold() -> None:
+    sender, receiver = make_pair(threshold=1024)
+    encoded = sender.encode(Frame(Opcode.TEXT, TEXT[:1024]))
+    assert encoded.rsv1
+    assert len(encoded.payload) < 200
+    assert receiver.decode(encoded, max_size=MiB) == Frame(Opcode.TEXT, TEXT[:1024])
+
+
+@pytest.mark.parametrize("payload", [b"", b"a", b"Hello"])
+def test_sender_with_threshold_0_compresses_every_message(payload: bytes) -> None:
+    sender, receiver = make_pair(threshold=0)
+    encoded = sender.encode(Frame(Opcode.BINARY, payload))
+    assert encoded.rsv1
+    assert receiver.decode(encoded, max_size=MiB).payload == payload
+
+
+def test_sender_compresses_fragmented_message_whatever_its_first_frame() -> None:
+    sender, receiver = make_pair(threshold=1024)
+    encoded = [sender.encode(frame) for frame in fragments([b"He", b"llo"], Opcode.TEXT)]
+    assert [frame.rsv1 for frame in encoded] == [True, False]
+    assert b"".join(receiver.decode(frame, max_size=MiB).payload for frame in encoded) == b"Hello"
+
+
+@pytest.mark.parametrize("no_context_takeover", [False, True])
+def test_mixed_messages_keep_both_windows_in_step(no_context_takeover: bool) -> None:
+    # A message sent uncompressed touches neither window, so the next compressed one still
+    # refers to what the receiver has. An independent zlib inflater plays the peer.
+    sender, receiver = make_pair(no_context_takeover=no_context_takeover, threshold=1024)
+    peer = zlib.decompressobj(-15)
+    sizes = [1800, 10, 1500, 1023, 0, 1024, 5, 1800, 1800]
+    for index, size in enumerate(sizes):
+        payload = (TEXT * 2)[index : index + size]
+        encoded = sender.encode(Frame(Opcode.TEXT, payload))
+        assert encoded.rsv1 is (size >= 1024)
+        assert receiver.decode(encoded, max_size=MiB).payload == payload
+        if encoded.rsv1:
+            if no_context_takeover:
+                peer = zlib.decompressobj(-15)
+            assert peer.decompress(encoded.payload + b"\x00\x00\xff\xff") == payload
+        else:
+            assert encoded.payload == payload
+    # With context takeover, later repeats are encoded as references into the window.
+    if not no_context_takeover:
+        assert len(sender.encode(Frame(Opcode.TEXT, TEXT)).payload) < 30
+
+
+def test_extension_refuses_negative_threshold() -> None:
+    with pytest.raises(ValueError, match="compression_threshold must be 0 or more"):
+        make_extension(compression_threshold=-1)
+    with pytest.raises(ValueError, match="compression_threshold must be 0 or more"):
+        ServerPerMessageDeflate(compression_threshold=-1)
+    with pytest.raises(ValueError, match="compression_threshold must be 0 or more"):
+        ClientPerMessageDeflate(compression_threshold=-1)
 
 
 # Memory

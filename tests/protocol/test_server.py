@@ -407,7 +407,9 @@ def test_server_fails_when_selector_picks_unoffered_subprotocol() -> None:
 
 
 def test_server_negotiates_permessage_deflate_and_inflates_messages() -> None:
-    server = ServerProtocol(ServerNegotiation(extensions=[ServerPerMessageDeflate()]))
+    # Threshold 0: "Hello" is compressed as in the RFC's example, not sent as it is.
+    deflate = ServerPerMessageDeflate(compression_threshold=0)
+    server = ServerProtocol(ServerNegotiation(extensions=[deflate]))
     offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"
     received_request(server, request_bytes(add=[offer]))
     server.accept()

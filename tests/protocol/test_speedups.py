@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from fullduplex.protocol._compiled import _apply_mask_python, _unmask_payload_python
 from fullduplex.protocol.events import BinaryReceived, Event, TextReceived
+from fullduplex.protocol.frames import _serialize_message_python
 
 from ..wire import encode_frame
 
@@ -228,3 +229,35 @@ def test_parse_messages_rejects_arguments_of_the_wrong_type(speedups: ModuleType
             speedups.parse_messages(*arguments)
     with pytest.raises(TypeError, match="takes 7 positional arguments"):
         speedups.parse_messages(*good[:6])
+
+
+def test_parse_messages_appends_bare_messages_without_event_types(speedups: ModuleType) -> None:
+    buffer = masked_stream((1, b"one"), (2, b"two"), (1, "\u00e9t\u00e9".encode()), (9, b"p"))
+    messages: list[str | bytes] = []
+    end = speedups.parse_messages(buffer, 0, 0x80, 100, messages, None, None)
+    assert messages == ["one", b"two", "\u00e9t\u00e9"]
+    assert end == len(buffer) - (2 + 4 + 1)
+    # One reference each, held by the list (getrefcount adds its argument's).
+    references = [sys.getrefcount(messages[index]) for index in range(3)]
+    assert references == [2, 2, 2]
+
+
+@given(st.text() | st.binary())
+def test_frame_message_matches_pure_python(speedups: ModuleType, message: str | bytes) -> None:
+    assert speedups.frame_message(message) == _serialize_message_python(message)
+
+
+@pytest.mark.parametrize("size", [125, 126, 65535, 65536, 2**20 + 1])
+def test_frame_message_matches_pure_python_at_every_length_encoding(
+    speedups: ModuleType, size: int
+) -> None:
+    for message in ("x" * size, "\u20ac" * (size // 3), bytes(size)):
+        assert speedups.frame_message(message) == _serialize_message_python(message)
+
+
+def test_frame_message_refuses_what_pure_python_refuses(speedups: ModuleType) -> None:
+    for message in (bytearray(b"x"), memoryview(b"x"), 1, None):
+        with pytest.raises(TypeError, match="use str or bytes"):
+            speedups.frame_message(message)
+    with pytest.raises(UnicodeEncodeError):
+        speedups.frame_message("\ud800")

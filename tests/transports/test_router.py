@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from fullduplex import InvalidStatus, Request, Response, Server, connect, serve
+from fullduplex.io.options import OptionOverrides
 from fullduplex.transports import Endpoint, HTTPExchange, Router, Session
 from fullduplex.transports.router import request_path
 
@@ -199,3 +200,71 @@ def test_router_rejects_paths_without_a_leading_slash() -> None:
 )
 def test_request_path_drops_the_query_and_the_authority(target: str, path: str) -> None:
     assert request_path(target) == path
+
+
+class Uncompressed(Recorder):
+    """An endpoint that declares it wants no permessage-deflate, as Engine.IO does."""
+
+    def websocket_options(self, request: Request, path: str) -> OptionOverrides:
+        return {"compression": None}
+
+
+async def negotiated(port: int, path: str) -> list[str]:
+    """The extensions a default client (which offers permessage-deflate) gets at ``path``."""
+    async with connect(f"ws://127.0.0.1:{port}{path}") as ws:
+        await ws.recv()
+        return [extension.name for extension in ws.protocol.extensions]
+
+
+@bounded
+async def test_router_runs_each_route_and_mount_with_its_websocket_options() -> None:
+    app = Router()
+    app.websocket("/deflate", echo_once)
+    app.websocket("/plain", echo_once, websocket_options={"compression": None})
+    app.mount("/declared", Uncompressed("declared"))
+    app.mount(
+        "/overridden", Uncompressed("overridden"), websocket_options={"compression": "deflate"}
+    )
+    app.mount("/off", Recorder("off"), websocket_options={"compression": None})
+    inner = Router()
+    inner.websocket("/plain", echo_once, websocket_options={"compression": None})
+    inner.mount("/declared", Uncompressed("inner"))
+    app.mount("/nested", inner)
+    async with running(app) as (server, _, _base):
+        port = server.port
+        assert await negotiated(port, "/deflate") == ["permessage-deflate"]
+        assert await negotiated(port, "/plain") == []
+        assert await negotiated(port, "/declared/x") == []
+        assert await negotiated(port, "/overridden") == ["permessage-deflate"]
+        assert await negotiated(port, "/off") == []
+        assert await negotiated(port, "/nested/plain") == []
+        assert await negotiated(port, "/nested/declared") == []
+
+
+@bounded
+async def test_router_applies_a_routes_max_size_and_keeps_the_servers_elsewhere() -> None:
+    app = Router()
+    app.websocket("/small", echo, websocket_options={"max_size": 10})
+    app.websocket("/echo", echo)
+    async with running(app) as (server, _, _base):
+        async with connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+            await ws.send("x" * 11)
+            assert await ws.recv() == "x" * 11
+        async with connect(f"ws://127.0.0.1:{server.port}/small") as ws:
+            await ws.send("x" * 10)
+            assert await ws.recv() == "x" * 10
+            await ws.send("x" * 11)
+            await ws.wait_closed()
+            assert ws.close_code == 1009
+
+
+def test_router_checks_websocket_options_when_registered() -> None:
+    app = Router()
+    with pytest.raises(TypeError):
+        app.websocket("/ws", echo, websocket_options={"no_such_option": 1})  # type: ignore[typeddict-unknown-key]
+    with pytest.raises(ValueError):
+        app.mount("/rec", Recorder("rec"), websocket_options={"compression_threshold": -1})
+
+
+async def echo_once(session: Session) -> None:
+    await session.send("ready")

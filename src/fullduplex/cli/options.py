@@ -25,6 +25,7 @@ __all__ = [
     "ExitStatus",
     "CommandError",
     "byte_size",
+    "byte_count",
     "header",
     "seconds",
     "positive_int",
@@ -85,6 +86,14 @@ def byte_size(text: str) -> int | None:
     if suffix not in _SIZE_SUFFIXES or not number.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a size (examples: 65536, 64K, 1M)")
     return int(number) * _SIZE_SUFFIXES[suffix]
+
+
+def byte_count(text: str) -> int:
+    """``argparse`` type: a size in bytes, as `byte_size`, but never ``none``."""
+    size = byte_size(text)
+    if size is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (examples: 0, 512, 1K)")
+    return size
 
 
 def header(text: str) -> tuple[str, str]:
@@ -158,6 +167,14 @@ def add_client_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
         help="do not offer permessage-deflate (offered by default)",
     )
     group.add_argument(
+        "--compression-threshold",
+        metavar="BYTES",
+        type=byte_count,
+        default=DEFAULT_OPTIONS.compression_threshold,
+        help="with permessage-deflate, send messages shorter than this uncompressed "
+        "(default: 1K; 0 compresses every message)",
+    )
+    group.add_argument(
         "--max-size",
         metavar="BYTES",
         type=byte_size,
@@ -203,6 +220,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         subprotocols=args.subprotocols,
         origin=args.origin,
         compression="deflate" if args.compression else None,
+        compression_threshold=args.compression_threshold,
         max_size=args.max_size,
         ssl=tls,
     )

@@ -26,7 +26,7 @@ from ..io.asyncio import Handler, Message, RequestHook, Server, ServerConnection
 from ..io.options import DEFAULT_OPTIONS, Options
 from ..protocol import Request, Response
 from ..protocol.frames import CloseCode
-from .options import CommandError, ExitStatus, StopSignals, byte_size
+from .options import CommandError, ExitStatus, StopSignals, byte_count, byte_size
 
 __all__ = ["add_parser", "run", "static_files", "load_app"]
 
@@ -143,6 +143,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_false",
         help="refuse permessage-deflate (accepted by default)",
     )
+    policy.add_argument(
+        "--compression-threshold",
+        metavar="BYTES",
+        type=byte_count,
+        default=DEFAULT_OPTIONS.compression_threshold,
+        help="with permessage-deflate, send messages shorter than this uncompressed "
+        "(default: 1K; 0 compresses every message)",
+    )
     parser.set_defaults(run=run, mode="echo")
 
 
@@ -173,6 +181,7 @@ async def run(args: argparse.Namespace) -> int:
                 close_timeout=CLOSE_TIMEOUT_S,
                 max_size=args.max_size,
                 compression="deflate" if args.compression else None,
+                compression_threshold=args.compression_threshold,
             ),
         )
     except OSError as exc:

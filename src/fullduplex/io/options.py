@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, TypedDict
 
 from ..protocol.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE
+from ..protocol.extensions.permessage_deflate import DEFAULT_COMPRESSION_THRESHOLD
 from ..protocol.http11 import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS
 
 __all__ = ["Options", "OptionOverrides", "DEFAULT_OPTIONS"]
@@ -45,9 +46,14 @@ class Options:
         write_limit: bytes buffered for writing before `send` waits; also the most that
             sends queue before they are written without waiting for the loop turn's end.
         compression: ``"deflate"`` to negotiate permessage-deflate, None not to.
+        compression_threshold: with permessage-deflate, messages shorter than this many bytes
+            are sent uncompressed (1 KiB, as Node's ``ws``: below that deflate costs more CPU
+            than the bytes it saves are worth); 0 compresses every message. Messages
+            received are inflated whatever their size.
 
     Raises:
-        ValueError: ``compression`` is neither ``"deflate"`` nor None.
+        ValueError: ``compression`` is neither ``"deflate"`` nor None, or
+            ``compression_threshold`` is negative.
     """
 
     open_timeout: float | None = 10
@@ -62,10 +68,15 @@ class Options:
     max_queue: int = 32
     write_limit: int = 64 * 1024
     compression: Literal["deflate"] | None = "deflate"
+    compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.compression not in ("deflate", None):
             raise ValueError(f"unsupported compression {self.compression!r}; use 'deflate' or None")
+        if self.compression_threshold < 0:
+            raise ValueError(
+                f"compression_threshold must be 0 or more, got {self.compression_threshold}"
+            )
 
     def updated(self, overrides: OptionOverrides) -> Options:
         """Return these options with ``overrides`` applied (self when there are none).
@@ -93,6 +104,7 @@ class OptionOverrides(TypedDict, total=False):
     max_queue: int
     write_limit: int
     compression: Literal["deflate"] | None
+    compression_threshold: int
 
 
 DEFAULT_OPTIONS = Options()

@@ -1,12 +1,13 @@
 /* fullduplex.protocol._speedups: the compiled receive path of fullduplex.protocol.
  *
- * Three functions, each with a pure-Python twin that defines its contract:
+ * Four functions, each with a pure-Python twin that defines its contract:
  *
  *     apply_mask(data, mask) -> bytes                          _apply_mask_python (_compiled.py)
  *     unmask_payload(buffer, key_offset, start, end) -> bytes  _unmask_payload_python (_compiled.py)
  *     parse_messages(buffer, position, mask_bit, max_payload,
  *                    events, text_type, binary_type) -> int    FrameParser.next_messages
  *                                                              (frames.py)
+ *     frame_message(message) -> bytes                          _frame_message_python (frames.py)
  *
  * apply_mask returns `data` XORed with the repeating 4-byte `mask` (RFC 6455 §5.3). `data` is
  * any bytes-like object (bytes, bytearray, memoryview, also non-contiguous); `mask` is a
@@ -17,7 +18,11 @@
  * received bytes in place instead of copying the slice first.
  *
  * parse_messages turns the plain one-frame messages at `position` into TextReceived and
- * BinaryReceived events; see its docstring below.
+ * BinaryReceived events, or into the bare str and bytes; see its docstring below.
+ *
+ * frame_message is the send side's one call per message: the header and the payload of an
+ * unmasked frame (a server's) in one bytes object, a str written as its UTF-8 without an
+ * intermediate bytes object.
  *
  * The masking loop XORs 8 bytes at a time with a 64-bit word holding the mask twice. Words are
  * moved with memcpy, which compilers turn into plain (unaligned) loads and stores, so any
@@ -252,10 +257,14 @@ PyDoc_STRVAR(unmask_payload_doc,
 "    ValueError: the offsets are not ``key_offset + 4 <= start <= end <= len(buffer)``.\n");
 
 /* A tuple subclass with one field (TextReceived, BinaryReceived), checked once per call:
-   parse_messages fills the instances itself, as tuple.__new__ would. */
+   parse_messages fills the instances itself, as tuple.__new__ would. None: no event, the
+   bare message. */
 static int
 check_event_type(PyObject *obj, const char *name)
 {
+    if (obj == Py_None) {
+        return 0;
+    }
     if (!PyType_Check(obj) || !PyType_IsSubtype((PyTypeObject *)obj, &PyTuple_Type)) {
         PyErr_Format(PyExc_TypeError, "%s must be a tuple subclass", name);
         return -1;
@@ -290,12 +299,16 @@ scratch_reserve(scratch_t *scratch, Py_ssize_t size)
     return scratch->large;
 }
 
-/* Build the event `type(item)`: a one-field tuple subclass, filled as tuple.__new__ does.
-   Steals the reference to `item`, also on failure. */
+/* Build the event `type(item)`: a one-field tuple subclass, filled as tuple.__new__ does;
+   `item` itself when `type` is NULL. Steals the reference to `item`, also on failure. */
 static PyObject *
 new_event(PyTypeObject *type, PyObject *item)
 {
-    PyObject *event = type->tp_alloc(type, 1);
+    PyObject *event;
+    if (type == NULL) {
+        return item;
+    }
+    event = type->tp_alloc(type, 1);
     if (event == NULL) {
         Py_DECREF(item);
         return NULL;
@@ -354,8 +367,8 @@ parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         || check_event_type(args[6], "binary_type") != 0) {
         return NULL;
     }
-    text_type = (PyTypeObject *)args[5];
-    binary_type = (PyTypeObject *)args[6];
+    text_type = args[5] == Py_None ? NULL : (PyTypeObject *)args[5];
+    binary_type = args[6] == Py_None ? NULL : (PyTypeObject *)args[6];
 
     /* The export pins the buffer (a bytearray, or the memoryview of one that a read filled):
        nothing can resize it while events are built (an allocation may run the garbage
@@ -485,7 +498,8 @@ PyDoc_STRVAR(parse_messages_doc,
 "for each and stops at the first frame that is incomplete or anything else.\n"
 "\n"
 "Args:\n"
-"    text_type, binary_type: tuple subclasses with one field (TextReceived, BinaryReceived).\n"
+"    text_type, binary_type: tuple subclasses with one field (TextReceived, BinaryReceived),\n"
+"        or None to append the bare str or bytes.\n"
 "\n"
 "Returns:\n"
 "    The position after the last frame taken; ``position`` when none was.\n"
@@ -493,6 +507,73 @@ PyDoc_STRVAR(parse_messages_doc,
 "Raises:\n"
 "    TypeError, ValueError: an argument has the wrong type or value.\n"
 "    MemoryError: then events for the frames before may already be appended.\n");
+
+static PyObject *
+frame_message(PyObject *module, PyObject *message)
+{
+    const char *payload;
+    Py_ssize_t length, header;
+    unsigned char first, *out;
+    PyObject *frame;
+
+    (void)module;
+    if (PyUnicode_CheckExact(message)) {
+        /* An ASCII str is its own UTF-8; any other str caches its UTF-8 in itself. Lone
+           surrogates raise UnicodeEncodeError, as str.encode() does. */
+        payload = PyUnicode_AsUTF8AndSize(message, &length);
+        if (payload == NULL) {
+            return NULL;
+        }
+        first = 0x81;  /* FIN, TEXT */
+    }
+    else if (PyBytes_CheckExact(message)) {
+        payload = PyBytes_AS_STRING(message);
+        length = PyBytes_GET_SIZE(message);
+        first = 0x82;  /* FIN, BINARY */
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "cannot send %.100s; use str or bytes",
+                     Py_TYPE(message)->tp_name);
+        return NULL;
+    }
+    header = length < 126 ? 2 : length < 0x10000 ? 4 : 10;
+    frame = PyBytes_FromStringAndSize(NULL, header + length);
+    if (frame == NULL) {
+        return NULL;
+    }
+    out = (unsigned char *)PyBytes_AS_STRING(frame);
+    out[0] = first;
+    if (header == 2) {
+        out[1] = (unsigned char)length;
+    }
+    else if (header == 4) {
+        out[1] = 126;
+        out[2] = (unsigned char)(length >> 8);
+        out[3] = (unsigned char)length;
+    }
+    else {
+        uint64_t wide = (uint64_t)length;
+        int i;
+        out[1] = 127;
+        for (i = 9; i >= 2; i--) {
+            out[i] = (unsigned char)wide;
+            wide >>= 8;
+        }
+    }
+    memcpy(out + header, payload, (size_t)length);
+    return frame;
+}
+
+PyDoc_STRVAR(frame_message_doc,
+"frame_message(message, /)\n"
+"--\n"
+"\n"
+"Return one unmasked frame carrying the whole ``message``, header and payload in one bytes\n"
+"object: FIN and TEXT with its UTF-8 for a ``str``, FIN and BINARY for ``bytes``.\n"
+"\n"
+"Raises:\n"
+"    TypeError: ``message`` is not exactly ``str`` or ``bytes``.\n"
+"    UnicodeEncodeError: the str holds a lone surrogate.\n");
 
 PyDoc_STRVAR(apply_mask_doc,
 "apply_mask(data, mask)\n"
@@ -518,6 +599,7 @@ static PyMethodDef speedups_methods[] = {
      unmask_payload_doc},
     {"parse_messages", (PyCFunction)(void (*)(void))parse_messages, METH_FASTCALL,
      parse_messages_doc},
+    {"frame_message", (PyCFunction)frame_message, METH_O, frame_message_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -11,7 +11,8 @@ def parse_messages(
     mask_bit: int,
     max_payload: int,
     events: list[Any],
-    text_type: Callable[[str], Any],
-    binary_type: Callable[[bytes], Any],
+    text_type: Callable[[str], Any] | None,
+    binary_type: Callable[[bytes], Any] | None,
     /,
 ) -> int: ...
+def frame_message(message: str | bytes, /) -> bytes: ...

@@ -69,6 +69,7 @@ from .frames import (
     parse_close_payload,
     serialize_close_payload,
     serialize_frame,
+    serialize_message,
 )
 
 __all__ = [
@@ -88,6 +89,10 @@ Buffer = bytes | bytearray | memoryview
 
 # "No limit" as a number that still leaves room for arithmetic in C (zlib's max_length).
 _NO_LIMIT = 2**62
+
+# A binary message up to this size is copied behind its header into one bytes object (one
+# buffer to write); a larger one is written from where it is, beside its header.
+_COPY_BINARY_UP_TO = 16 * 1024
 
 
 class State(enum.IntEnum):
@@ -337,6 +342,34 @@ class Connection:
             parser.feed(data)
         self._parse_frames()
 
+    def receive_messages(self, data: Buffer) -> list[str | bytes]:
+        """Take bytes received from the network, as `receive_data`, and return the leading
+        whole messages bare: ``str`` for text, ``bytes`` for binary.
+
+        The fast way for an I/O layer that needs no event objects: the messages in one plain
+        frame each at the head of the stream (the usual read) come back in a list, in order;
+        everything after them (control frames, fragments, errors, and messages behind those)
+        becomes events as with `receive_data`. Handle the returned messages first, then read
+        `events_received()`.
+        """
+        # State OPEN also means no close frame went either way and nothing failed.
+        if (
+            self.state is not _OPEN
+            or self._message_opcode is not None
+            or self.extensions
+            or self._events
+        ):
+            self.receive_data(data)
+            return []
+        messages: list[str | bytes] = []
+        budget = min(self.max_message_size, self.max_frame_size)
+        is_left_over = self._parser.feed_bare_messages(data, budget, messages)
+        if messages and self._partial_decoder is not None:
+            self._forget_partial_text()
+        if is_left_over:
+            self._parse_frames()
+        return messages
+
     def receive_eof(self) -> None:
         """Take the end of the stream: the peer closed its side of the TCP connection."""
         if self.state is _CLOSED:
@@ -369,6 +402,34 @@ class Connection:
             InvalidState: the connection is not open, or a fragmented message is unfinished.
         """
         self._send_data(_TEXT, data.encode() if isinstance(data, str) else data, fin)
+
+    def send_message(self, message: str | bytes) -> None:
+        """Queue one whole message: text for ``str``, binary for ``bytes``.
+
+        The one-call way to send an unfragmented message; a server's is framed in one bytes
+        object (`serialize_message`).
+
+        Raises:
+            InvalidState: the connection is not open, or a fragmented message is unfinished.
+            TypeError: ``message`` is neither exactly ``str`` nor ``bytes``.
+        """
+        if (
+            self.state is _OPEN  # and so no close frame was sent
+            and not self.is_client
+            and not self.extensions
+            and not self._sending_fragmented
+            and (
+                type(message) is str
+                or (type(message) is bytes and len(message) <= _COPY_BINARY_UP_TO)
+            )
+        ):
+            self._output.append(serialize_message(message))
+        elif type(message) is str:
+            self.send_text(message)
+        elif type(message) is bytes:
+            self.send_binary(message)
+        else:
+            raise TypeError(f"cannot send {type(message).__name__}; use str or bytes")
 
     def send_binary(self, data: Buffer, *, fin: bool = True) -> None:
         """Queue a binary message, or its first fragment when ``fin`` is False.

@@ -11,8 +11,9 @@ A frame on the wire::
 `FrameParser` turns bytes into `Frame`s; `serialize_frame` turns a frame back into bytes.
 Neither knows about connection state: `connection.py` does. The one shortcut to messages is
 `FrameParser.next_messages`, which turns the common case, a whole message in one plain frame,
-straight into the caller's message events (in C when the extension is built) and leaves
-everything else to `next_frame` and the connection.
+straight into the caller's message events or bare messages (in C when the extension is built)
+and leaves everything else to `next_frame` and the connection; `serialize_message` is its
+counterpart on the send side, a whole message in one unmasked frame.
 
 A header is decoded in one place in Python, `_read_header`; the compiled `parse_messages`
 (``_speedups.c``) is its C twin for the frames `next_messages` takes.
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ..exceptions import InvalidPayload, MessageTooBig, ProtocolViolation
-from ._compiled import apply_mask, parse_messages, unmask_payload
+from ._compiled import apply_mask, frame_message, parse_messages, unmask_payload
 
 __all__ = [
     "Opcode",
@@ -34,6 +35,7 @@ __all__ = [
     "Frame",
     "FrameParser",
     "serialize_frame",
+    "serialize_message",
     "parse_close_payload",
     "serialize_close_payload",
     "apply_mask",
@@ -118,10 +120,12 @@ _PACK_4 = struct.Struct("!BBH").pack
 _PACK_10 = struct.Struct("!BBQ").pack
 
 Buffer = bytes | bytearray | memoryview
-TextMessage = Callable[[str], Any]
-"""What `FrameParser.next_messages` builds a text message with: a one-field tuple subclass."""
-BinaryMessage = Callable[[bytes], Any]
-"""What `FrameParser.next_messages` builds a binary message with: a one-field tuple subclass."""
+TextMessage = Callable[[str], Any] | None
+"""What `FrameParser.next_messages` builds a text message with: a one-field tuple subclass, or
+None for the bare str."""
+BinaryMessage = Callable[[bytes], Any] | None
+"""What `FrameParser.next_messages` builds a binary message with: a one-field tuple subclass,
+or None for the bare bytes."""
 
 
 def _read_header(buffer: Buffer, start: int) -> tuple[int, int, int, int] | None:
@@ -257,7 +261,8 @@ class FrameParser:
         BINARY, masked as expected and with at most ``max_payload`` bytes of valid payload (text
         must be valid UTF-8), and appends ``text_message(str)`` or ``binary_message(bytes)`` for
         each to ``events`` (a list). Both must be one-field tuple subclasses, which the
-        compiled loop fills itself (`TextReceived`, `BinaryReceived`). It stops at the first
+        compiled loop fills itself (`TextReceived`, `BinaryReceived`), or None: then the bare
+        str or bytes is appended. It stops at the first
         frame that is incomplete or anything else, invalid frames included: call `next_frame`
         next, which returns that frame or reports its error.
         Frames are consumed exactly as `next_frame` would consume them.
@@ -313,6 +318,23 @@ class FrameParser:
         if taken < len(data):
             self.feed(data[taken:] if taken else data)
         return len(events) - count
+
+    def feed_bare_messages(self, data: Buffer, max_payload: int, messages: list[Any]) -> bool:
+        """`feed_messages` with bare messages: append the str or bytes of each whole message in
+        one plain frame at the head of the stream to ``messages``. The same callers may call it.
+
+        Returns:
+            Whether bytes are left buffered: then call `next_frame`.
+        """
+        if self._position < len(self._buffer) or self._discard:
+            self.feed(data)
+            self.next_messages(max_payload, messages, None, None)
+            return self._position < len(self._buffer)
+        taken = _take_messages(data, 0, self._mask_bit, max_payload, messages, None, None)
+        if taken == len(data):
+            return False
+        self.feed(data[taken:] if taken else data)
+        return True
 
     def _forget_buffer(self) -> None:
         """Empty the buffer once every byte in it was parsed."""
@@ -409,11 +431,12 @@ def _take_messages_python(
             payload = bytes(buffer[offset:end])
         if first == 0x81:
             try:
-                events.append(text_message(payload.decode()))
+                text = payload.decode()
             except UnicodeDecodeError:
                 break  # next_frame returns this frame, and the connection reports the error
+            events.append(text if text_message is None else text_message(text))
         else:
-            events.append(binary_message(payload))
+            events.append(payload if binary_message is None else binary_message(payload))
         start = end
     return start
 
@@ -448,6 +471,39 @@ def serialize_frame(
     if mask is None:
         return [header, payload]
     return [header + mask + apply_mask(payload, mask)]
+
+
+def _serialize_message_python(message: str | bytes) -> bytes:
+    """Return one unmasked frame carrying the whole ``message``, header and payload in one
+    bytes object. The contract of the compiled `frame_message`."""
+    if type(message) is str:
+        first = 0x81  # FIN, TEXT
+        payload = message.encode()
+    elif type(message) is bytes:
+        first = 0x82  # FIN, BINARY
+        payload = message
+    else:
+        raise TypeError(f"cannot send {type(message).__name__}; use str or bytes")
+    length = len(payload)
+    if length < 126:
+        return _PACK_2(first, length) + payload
+    if length < 0x10000:
+        return _PACK_4(first, 126, length) + payload
+    return _PACK_10(first, 127, length) + payload
+
+
+serialize_message: Callable[[str | bytes], bytes] = (
+    frame_message if frame_message is not None else _serialize_message_python
+)
+"""Return one unmasked frame (a server's) carrying the whole message, in one bytes object: FIN
+and TEXT with the UTF-8 of a ``str``, FIN and BINARY for ``bytes``. One call and one object per
+message, where `serialize_frame` returns a header and the payload apart (which spares copying
+a large payload).
+
+Raises:
+    TypeError: the message is neither exactly ``str`` nor ``bytes``.
+    UnicodeEncodeError: the str holds a lone surrogate.
+"""
 
 
 def parse_close_payload(payload: bytes) -> tuple[int, str]:

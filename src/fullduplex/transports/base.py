@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..exceptions import ConnectionClosed
+from ..exceptions import ConnectionClosed, ConnectionClosedOK
 from ..io.asyncio.exchange import HTTPExchange
+from ..io.options import OptionOverrides
 from ..protocol.http11 import Request, Response
 
 __all__ = ["Session", "HTTPExchange", "Endpoint"]
@@ -88,6 +90,31 @@ class Session(abc.ABC):
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the session with ``code`` and ``reason`` and wait until it is closed."""
 
+    async def consume(self, consumer: Callable[[str | bytes], Awaitable[None] | None]) -> None:
+        """Give every message to ``consumer`` until the session closes, then return.
+
+        ``async for`` is the way to read a session; this is the lower-level way for a protocol
+        layered on sessions (Socket.IO), where a task switch per message shows in profiles.
+        ``consumer(message)`` returns None once it is done with the message, or an awaitable
+        that finishes it: the next message is given only after that awaitable completes, so
+        messages are handled in order and the transport waits while the consumer is busy.
+        A transport may call ``consumer`` inside its own read (no task switch when it returns
+        None); the default reads with `recv`. ``consumer`` must not raise; an exception it
+        raises or its awaitable raises ends `consume` with it.
+
+        Raises:
+            ConnectionClosedError: the session closed abnormally (after every message was
+                given); after a normal close `consume` returns.
+        """
+        while True:
+            try:
+                message = await self.recv()
+            except ConnectionClosedOK:
+                return
+            pending = consumer(message)
+            if pending is not None:
+                await pending
+
     def __aiter__(self) -> Session:
         return self
 
@@ -117,6 +144,16 @@ class Endpoint(abc.ABC):
         Called before the handshake is answered; the default refuses nothing.
         """
         return None
+
+    def websocket_options(self, request: Request, path: str) -> OptionOverrides:
+        """Return the `Options` fields an accepted upgrade's connection needs other than the
+        server's (``{"compression": None}``...); the default changes none.
+
+        Called after `refuse_websocket`, before the handshake is answered, so compression
+        settings apply to the permessage-deflate negotiation. Only fullduplex's own server
+        applies them: under ASGI the server (uvicorn) negotiates with its own settings.
+        """
+        return {}
 
     @abc.abstractmethod
     async def handle_websocket(self, session: Session, path: str) -> None:

@@ -13,6 +13,13 @@
 
 The same router runs under uvicorn with ``fullduplex.asgi.mount(app)``.
 
+A WebSocket route or a mount may run its connections with other `Options` than the server's:
+``app.mount("/engine.io", endpoint, websocket_options={"compression": None})``. A mounted
+endpoint declares what it needs itself (`Endpoint.websocket_options`; Engine.IO turns
+permessage-deflate off), and the mount's ``websocket_options`` go over those. They apply under
+`fullduplex.serve`; under uvicorn its own settings hold (``ws_per_message_deflate``,
+``ws_max_size``...).
+
 Matching is on the raw request path (percent-escapes kept, query left out): an exact WebSocket
 or HTTP route first, then the mount with the longest prefix, on a segment boundary (``/sockjs``
 matches ``/sockjs`` and ``/sockjs/info``, not ``/sockjsx``). No match answers 404; a route
@@ -27,6 +34,7 @@ from os import PathLike
 from typing import TYPE_CHECKING, overload
 
 from ..io.asyncio.exchange import HTTPExchange
+from ..io.options import DEFAULT_OPTIONS, OptionOverrides
 from ..protocol.http11 import Request, Response
 from .base import Endpoint, Session
 from .static import StaticFiles
@@ -61,6 +69,21 @@ def _normalize_prefix(prefix: str) -> str:
     return prefix.rstrip("/")
 
 
+def _check_options(options: OptionOverrides | None) -> OptionOverrides:
+    """Check option overrides when they are registered, not at a client's first upgrade."""
+    if not options:
+        return {}
+    DEFAULT_OPTIONS.updated(options)
+    return options.copy()
+
+
+def _set_options(table: dict[str, OptionOverrides], key: str, options: OptionOverrides) -> None:
+    if options:
+        table[key] = options
+    else:
+        table.pop(key, None)
+
+
 def _check_path(path: str) -> str:
     if not path.startswith("/"):
         raise ValueError(f"a route path starts with '/': {path!r}")
@@ -78,35 +101,57 @@ class Router(Endpoint):
     where it takes a handler). Routes may be added before serving, not while serving.
     """
 
-    __slots__ = ("_websocket_routes", "_http_routes", "_mounts")
+    __slots__ = ("_websocket_routes", "_http_routes", "_mounts", "_route_options", "_mount_options")
 
     def __init__(self) -> None:
         self._websocket_routes: dict[str, SessionHandler] = {}
         self._http_routes: dict[str, tuple[HTTPHandler, frozenset[str]]] = {}
         # Longest prefix first, so that the most specific mount wins.
         self._mounts: list[tuple[str, Endpoint]] = []
+        # The WebSocket option overrides of routes (by path) and mounts (by prefix).
+        self._route_options: dict[str, OptionOverrides] = {}
+        self._mount_options: dict[str, OptionOverrides] = {}
 
     # --- registering ---------------------------------------------------------------------
 
     @overload
-    def websocket(self, path: str) -> Callable[[SessionHandler], SessionHandler]: ...
+    def websocket(
+        self, path: str, *, websocket_options: OptionOverrides | None = ...
+    ) -> Callable[[SessionHandler], SessionHandler]: ...
     @overload
-    def websocket(self, path: str, handler: SessionHandler) -> SessionHandler: ...
+    def websocket(
+        self,
+        path: str,
+        handler: SessionHandler,
+        *,
+        websocket_options: OptionOverrides | None = ...,
+    ) -> SessionHandler: ...
 
     def websocket(
-        self, path: str, handler: SessionHandler | None = None
+        self,
+        path: str,
+        handler: SessionHandler | None = None,
+        *,
+        websocket_options: OptionOverrides | None = None,
     ) -> SessionHandler | Callable[[SessionHandler], SessionHandler]:
         """Serve WebSocket connections to exactly ``path`` with ``handler(session)``.
 
         Without ``handler``, return a decorator.
 
+        Args:
+            websocket_options: `Options` fields these connections run with instead of the
+                server's, e.g. ``{"compression": None, "max_size": 2**24}``.
+
         Raises:
-            ValueError: ``path`` does not start with ``/``.
+            ValueError: ``path`` does not start with ``/``, or an option's value is invalid.
+            TypeError: ``websocket_options`` names no field of `Options`.
         """
         path = _check_path(path)
+        options = _check_options(websocket_options)
 
         def register(handler: SessionHandler) -> SessionHandler:
             self._websocket_routes[path] = handler
+            _set_options(self._route_options, path, options)
             return handler
 
         return register if handler is None else register(handler)
@@ -142,19 +187,34 @@ class Router(Endpoint):
 
         return register if handler is None else register(handler)
 
-    def mount(self, prefix: str, endpoint: Endpoint) -> None:
+    def mount(
+        self,
+        prefix: str,
+        endpoint: Endpoint,
+        *,
+        websocket_options: OptionOverrides | None = None,
+    ) -> None:
         """Serve every request and WebSocket upgrade under ``prefix`` with ``endpoint``.
 
         The endpoint sees the path below the prefix (``""`` for the prefix itself). ``"/"``
         or ``""`` mounts at the root, behind every other route.
 
+        Args:
+            websocket_options: `Options` fields the endpoint's WebSocket connections run with
+                instead of the server's; they go over what the endpoint declares itself
+                (`Endpoint.websocket_options`), e.g. ``{"compression": "deflate"}`` for an
+                `EngineIOEndpoint`.
+
         Raises:
-            ValueError: ``prefix`` does not start with ``/``.
+            ValueError: ``prefix`` does not start with ``/``, or an option's value is invalid.
+            TypeError: ``websocket_options`` names no field of `Options`.
         """
         prefix = _normalize_prefix(prefix)
+        options = _check_options(websocket_options)
         self._mounts = [(p, e) for p, e in self._mounts if p != prefix]
         self._mounts.append((prefix, endpoint))
         self._mounts.sort(key=lambda mount: len(mount[0]), reverse=True)
+        _set_options(self._mount_options, prefix, options)
 
     def static(
         self, prefix: str, directory: str | PathLike[str], *, index: str | None = "index.html"
@@ -200,6 +260,23 @@ class Router(Endpoint):
             return endpoint.refuse_websocket(request, below)
         return Response(404, [_PLAIN], b"Not Found\n")
 
+    def websocket_options(self, request: Request, path: str) -> OptionOverrides:
+        """The options of the WebSocket route for ``path``, or the mounted endpoint's with
+        the mount's over them."""
+        if path in self._websocket_routes:
+            return self._route_options.get(path, {})
+        found = self._find_mount_prefix(path)
+        if found is None:
+            return {}
+        prefix, endpoint, below = found
+        declared = endpoint.websocket_options(request, below)
+        mounted = self._mount_options.get(prefix)
+        if not mounted:
+            return declared
+        options = declared.copy()
+        options.update(mounted)
+        return options
+
     async def handle_websocket(self, session: Session, path: str) -> None:
         """Serve an accepted WebSocket session with its route or mounted endpoint."""
         await self._session_handler(session, path)
@@ -209,6 +286,10 @@ class Router(Endpoint):
     def refuse_upgrade(self, request: Request) -> Response | None:
         """`refuse_websocket` for the request's whole path."""
         return self.refuse_websocket(request, request_path(request.path))
+
+    def upgrade_options(self, request: Request) -> OptionOverrides:
+        """`websocket_options` for the request's whole path."""
+        return self.websocket_options(request, request_path(request.path))
 
     def serve_websocket(self, connection: ServerConnection) -> Awaitable[None]:
         """Serve an accepted WebSocket connection as a `WebSocketSession`."""
@@ -234,9 +315,13 @@ class Router(Endpoint):
         return session.close(1008, "no route")
 
     def _find_mount(self, path: str) -> tuple[Endpoint, str] | None:
+        found = self._find_mount_prefix(path)
+        return None if found is None else found[1:]
+
+    def _find_mount_prefix(self, path: str) -> tuple[str, Endpoint, str] | None:
         for prefix, endpoint in self._mounts:
             if not prefix:
-                return endpoint, path
+                return prefix, endpoint, path
             if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
-                return endpoint, path[len(prefix) :]
+                return prefix, endpoint, path[len(prefix) :]
         return None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from ..exceptions import ConnectionClosed
+from ..exceptions import ConnectionClosed, ConnectionClosedOK
 from ..io.asyncio.server import ServerConnection
 from ..protocol.http11 import Request
 from .base import Session
@@ -85,6 +87,14 @@ class WebSocketSession(Session):
         connection.send_nowait(message)
         return True
 
+    async def consume(self, consumer: Callable[[str | bytes], Awaitable[None] | None]) -> None:
+        """Give every message to ``consumer`` until the connection closes (see
+        `Session.consume`), through the connection's message callback: while ``consumer`` has
+        nothing pending it runs inside the read that brought the message, and what it sends
+        with `try_send_nowait` goes out with that read's other replies in one system call.
+        """
+        await _CallbackReader(self.connection, consumer).run()
+
     def close(self, code: int = 1000, reason: str = "") -> Coroutine[Any, Any, None]:
         """Start the closing handshake with ``code`` and ``reason`` and wait until closed."""
         return self.connection.close(code, reason)
@@ -97,3 +107,93 @@ class WebSocketSession(Session):
 
     def __repr__(self) -> str:
         return f"<WebSocketSession {self.connection.request.path!r}>"
+
+
+class _CallbackReader:
+    """`WebSocketSession.consume`: the connection's message callback calls the consumer
+    while it is idle; messages that come while an awaitable it returned runs wait in a
+    backlog, and reading pauses once ``max_queue`` wait there, as it would for `recv`."""
+
+    __slots__ = ("_connection", "_consumer", "_backlog", "_pending", "_wakeup", "_is_pausing")
+
+    def __init__(
+        self,
+        connection: ServerConnection,
+        consumer: Callable[[str | bytes], Awaitable[None] | None],
+    ) -> None:
+        self._connection = connection
+        self._consumer = consumer
+        self._backlog: collections.deque[str | bytes] = collections.deque()
+        self._pending: Awaitable[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._is_pausing = False
+
+    async def run(self) -> None:
+        connection = self._connection
+        backlog = self._backlog
+        closed = connection._closed
+        closed.add_done_callback(self._wake)
+        connection.on_message(self._on_message)
+        try:
+            while True:
+                if self._pending is not None:
+                    await self._pending
+                    self._pending = None
+                elif backlog:
+                    message = backlog.popleft()
+                    if self._is_pausing and len(backlog) <= connection.max_queue // 4:
+                        self._resume_reading()
+                    self._pending = self._consumer(message)
+                elif closed.done():
+                    error = connection.protocol.closed_error()
+                    if isinstance(error, ConnectionClosedOK):
+                        return
+                    raise error
+                else:
+                    self._wakeup = connection._loop.create_future()
+                    await self._wakeup
+        finally:
+            closed.remove_done_callback(self._wake)
+            if self._is_pausing:
+                self._resume_reading()
+
+    def _on_message(self, message: str | bytes) -> None:
+        if self._pending is not None or self._backlog:
+            self._backlog.append(message)
+            if len(self._backlog) >= self._connection.max_queue and not self._is_pausing:
+                self._pause_reading()
+            return
+        try:
+            pending = self._consumer(message)
+        except Exception as exc:
+            pending = _reraise(exc)
+        if pending is not None:
+            self._pending = pending
+            self._wake()
+
+    def _wake(self, _: object = None) -> None:
+        wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    def _pause_reading(self) -> None:
+        # The connection's own flag, so that it does not resume reading when writing resumes.
+        connection = self._connection
+        transport = connection.transport
+        if transport is not None and not connection._reading_paused:
+            self._is_pausing = connection._reading_paused = True
+            transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        connection = self._connection
+        self._is_pausing = False
+        if connection._reading_paused:
+            connection._reading_paused = False
+            transport = connection.transport
+            if transport is not None and not connection._writing_paused:
+                transport.resume_reading()
+
+
+async def _reraise(exc: Exception) -> None:
+    """Raise, in `consume`'s task, what the consumer raised inside a read."""
+    raise exc

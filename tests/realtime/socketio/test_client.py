@@ -36,7 +36,7 @@ example = load_example()
 async def our_server() -> AsyncIterator[tuple[str, Server]]:
     # A heartbeat a loaded machine cannot miss: the suites test the 300 ms one.
     app, endpoints, sio = example.build(ping_interval_ms=2000, ping_timeout_ms=10000)
-    async with fullduplex.serve(app, "127.0.0.1", 0, compression=None) as server:
+    async with fullduplex.serve(app, "127.0.0.1", 0) as server:
         try:
             yield f"http://127.0.0.1:{server.port}", sio
         finally:

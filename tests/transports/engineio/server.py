@@ -37,8 +37,8 @@ def suite_app() -> tuple[Router, EngineIOEndpoint]:
 
 async def main(port: int) -> None:
     app, endpoint = suite_app()
-    # No permessage-deflate, as engine.io (perMessageDeflate: false): see EngineIOEndpoint.
-    async with fullduplex.serve(app, "127.0.0.1", port, compression=None) as server:
+    # The endpoint turns permessage-deflate off, as engine.io (perMessageDeflate: false).
+    async with fullduplex.serve(app, "127.0.0.1", port) as server:
         print(f"Engine.IO echo on http://127.0.0.1:{server.port}/engine.io/", flush=True)
         try:
             await server.serve_forever()

@@ -46,9 +46,7 @@ async def two_origins(
     async with AsyncExitStack() as stack:
         pages = Router()
         pages.route("/", page)
-        page_server = await stack.enter_async_context(
-            fullduplex.serve(pages, "127.0.0.1", 0, compression=None)
-        )
+        page_server = await stack.enter_async_context(fullduplex.serve(pages, "127.0.0.1", 0))
         page_origin = f"http://127.0.0.1:{page_server.port}"
         endpoint = EngineIOEndpoint(
             echo,
@@ -59,9 +57,7 @@ async def two_origins(
         )
         app = Router()
         app.mount("/engine.io", endpoint)
-        server = await stack.enter_async_context(
-            fullduplex.serve(app, "127.0.0.1", 0, compression=None)
-        )
+        server = await stack.enter_async_context(fullduplex.serve(app, "127.0.0.1", 0))
         stack.push_async_callback(endpoint.aclose)
         yield page_origin, f"http://127.0.0.1:{server.port}"
 

@@ -51,7 +51,7 @@ async def test_engine_io_client_echoes_text_and_binary(
     endpoint = EngineIOEndpoint(handler, ping_interval_ms=300, ping_timeout_ms=200)
     app = Router()
     app.mount("/engine.io", endpoint)
-    async with fullduplex.serve(app, "127.0.0.1", 0, compression=None) as server:
+    async with fullduplex.serve(app, "127.0.0.1", 0) as server:
         process = await asyncio.create_subprocess_exec(
             node,
             str(CLIENT),
@@ -97,7 +97,7 @@ async def test_engine_io_client_sees_the_server_close_the_session(
     endpoint = EngineIOEndpoint(closes_on_request, ping_interval_ms=300, ping_timeout_ms=200)
     app = Router()
     app.mount("/engine.io", endpoint)
-    async with fullduplex.serve(app, "127.0.0.1", 0, compression=None) as server:
+    async with fullduplex.serve(app, "127.0.0.1", 0) as server:
         process = await asyncio.create_subprocess_exec(
             node,
             str(CLIENT),

@@ -51,7 +51,7 @@ async def serve_endpoint() -> AsyncIterator[Any]:
         )
         app = Router()
         app.mount("/engine.io", endpoint)
-        server = fullduplex.serve(app, "127.0.0.1", 0, compression=None)
+        server = fullduplex.serve(app, "127.0.0.1", 0)
         running = await server.__aenter__()
         stack.append((endpoint, server))
         return Served(endpoint, running.port, client)

@@ -32,7 +32,7 @@ async def test_engine_io_protocol_suite_passes_all_24_tests(
     run_sh = require_tool("socketio-tools", SOCKETIO_TOOLS / "run.sh")
     require_tool("socketio-suites", NODE_DIR / "suites" / "node_modules" / ".bin" / "mocha")
     app, endpoint = suite_app()
-    async with fullduplex.serve(app, "127.0.0.1", 0, compression=None) as server:
+    async with fullduplex.serve(app, "127.0.0.1", 0) as server:
         process = await asyncio.create_subprocess_exec(
             "bash",
             run_sh,

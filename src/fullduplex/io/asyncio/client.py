@@ -229,7 +229,11 @@ class connect:
         self._protocol_options: dict[str, Any] = dict(
             origin=origin,
             subprotocols=subprotocols,
-            extensions=[ClientPerMessageDeflate()] if options.compression == "deflate" else [],
+            extensions=(
+                [ClientPerMessageDeflate(compression_threshold=options.compression_threshold)]
+                if options.compression == "deflate"
+                else []
+            ),
             extra_headers=tuple(extra_headers),
             max_header_bytes=options.max_header_bytes,
             max_headers=options.max_headers,

@@ -97,6 +97,18 @@ class WebSocketConnection(Keepalive):
                 iterable fails after its first fragment went out, the message cannot be
                 finished: the connection is failed with 1011 and the error re-raised.
         """
+        if type(message) is str or type(message) is bytes:
+            # The usual message: framed in one call, as `send_nowait` frames it.
+            lock = self._send_lock
+            if lock is not None and lock.locked():
+                # RFC 6455 §5.4: no message may start between the fragments of another.
+                async with lock:
+                    self.send_nowait(message)
+            else:
+                self.send_nowait(message)
+            if self._writing_paused:
+                await self._drain()
+            return
         method: Callable[..., None]
         if isinstance(message, str):
             method = self.protocol.send_text
@@ -182,15 +194,16 @@ class WebSocketConnection(Keepalive):
         """
         # The protocol is called directly, not through `_send`: this is the hottest path.
         try:
-            if type(message) is str:
-                self.protocol.send_text(message)
-            elif type(message) is bytes:
-                self.protocol.send_binary(message)
-            else:
-                raise TypeError(f"cannot send {type(message).__name__}; use str or bytes")
+            self.protocol.send_message(message)
         except InvalidState as exc:
             raise self._send_refusal(exc) from None
-        self._queued(len(message))
+        if self._flush_scheduled:
+            # Inside a callback's read, the usual case: `_queued` written out.
+            self._unflushed += len(message)
+            if self._unflushed >= self.write_limit:
+                self._flush()
+        else:
+            self._queued(len(message))
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake and wait until the connection is closed.
@@ -225,8 +238,11 @@ class WebSocketConnection(Keepalive):
 
     # --- internals -----------------------------------------------------------------------
 
-    def _process_events(self, waiting_for_close: bool = False) -> None:
-        """Act on the protocol's events, then write what it queued.
+    def _process_events(
+        self, waiting_for_close: bool = False, received: list[str | bytes] | None = None
+    ) -> None:
+        """Deliver the messages the protocol returned bare, act on its events, then write what
+        it queued.
 
         Events are all taken first and acted on after: the events of the opening handshake,
         which may answer the request and so produce more events, come last, once this list
@@ -235,14 +251,33 @@ class WebSocketConnection(Keepalive):
         Args:
             waiting_for_close: this side had sent its close frame before the events' data
                 arrived (see `_limit_queue`).
+            received: messages returned by `Connection.receive_messages`, which come before
+                the protocol's events.
         """
         messages = self._messages
         callback = self._callback
         handshake: list[object] | None = None
         batching = False
-        if callback is not None and not self._flush_scheduled:
-            # Replies sent by the callback go out together at the end of this read.
-            batching = self._flush_scheduled = True
+        if callback is not None:
+            if not self._flush_scheduled:
+                # Replies sent by the callback go out together at the end of this read.
+                batching = self._flush_scheduled = True
+            if received:
+                protocol = self.protocol
+                for message in received:
+                    # `_call_back` written out: this loop runs for every message.
+                    if protocol.state is not _OPEN:
+                        break  # failed by an earlier message's callback: nothing more
+                    try:
+                        callback(message)
+                    except Exception as exc:
+                        logger.error("message callback failed", exc_info=exc)
+                        self._fail_internal()
+        elif received:
+            if messages is None:
+                messages = self._messages = collections.deque(received)
+            else:
+                messages.extend(received)
         for event in self.protocol.events_received():
             if type(event) is TextReceived or type(event) is BinaryReceived:
                 if callback is not None:

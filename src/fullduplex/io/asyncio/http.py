@@ -33,6 +33,7 @@ from .native_exchange import NativeExchange
 from .plumbing import _read_buffer
 
 if TYPE_CHECKING:
+    from ..options import OptionOverrides
     from .server import Server, ServerConnection
 
 __all__ = ["HTTPApplication", "HTTPConnection"]
@@ -60,6 +61,12 @@ class HTTPApplication(Protocol):
 
     def serve_http(self, exchange: HTTPExchange) -> Awaitable[None]:
         """Answer one plain HTTP request."""
+
+    def upgrade_options(self, request: Request) -> OptionOverrides:
+        """Return the options (`Options` fields) this accepted upgrade request's connection
+        runs with instead of the server's, e.g. ``{"compression": None}``; empty for none.
+        Called after `refuse_upgrade`, before the handshake (and its permessage-deflate
+        negotiation) is answered."""
 
 
 class HTTPConnection(asyncio.BufferedProtocol):
@@ -261,14 +268,17 @@ class HTTPConnection(asyncio.BufferedProtocol):
         request = event.request
         server = self.server
         assert server.app is not None and self.transport is not None
+        overrides: OptionOverrides = {}
         if event.http_version != "1.1":
             # RFC 6455 §4.1: the handshake is an HTTP/1.1 (or later) request.
             refusal: Response | None = Response(505, [("Content-Type", "text/plain")], b"")
         else:
             try:
                 refusal = server.app.refuse_upgrade(request)
+                if refusal is None:
+                    overrides = server.app.upgrade_options(request)
             except Exception:
-                logger.exception("refuse_upgrade failed")
+                logger.exception("refuse_upgrade or upgrade_options failed")
                 refusal = Response(500, [("Content-Type", "text/plain")], b"")
         if refusal is not None:
             headers = Headers([*refusal.headers, ("Connection", "close")])
@@ -283,7 +293,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         server._http_connections.discard(self)
         self.transport = None
         self._is_closed = True
-        connection = server._new_connection()
+        connection = server._new_connection(overrides)
         transport.set_protocol(connection)
         connection.connection_made(transport)
         if self._reading_paused:

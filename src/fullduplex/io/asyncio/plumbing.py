@@ -71,8 +71,9 @@ class TransportPlumbing(asyncio.BufferedProtocol):
         protocol = self.protocol
         # Noted before the data is parsed, as it may carry the peer's close frame.
         waiting_for_close = protocol.close_sent is not None
-        protocol.receive_data(_read_buffer()[:nbytes])
-        self._process_events(waiting_for_close)
+        # get_buffer created the buffer: no call to _read_buffer on this path for every read.
+        received = protocol.receive_messages(_thread_state.read_buffer[:nbytes])
+        self._process_events(waiting_for_close, received)
 
     def eof_received(self) -> bool | None:
         self.protocol.receive_eof()
@@ -92,12 +93,16 @@ class TransportPlumbing(asyncio.BufferedProtocol):
 
     # --- for the layers above ------------------------------------------------------------
 
-    def _process_events(self, waiting_for_close: bool = False) -> None:
+    def _process_events(
+        self, waiting_for_close: bool = False, received: list[str | bytes] | None = None
+    ) -> None:
         """Act on the protocol's events, then write what it queued (`WebSocketConnection`).
 
         Args:
             waiting_for_close: this side had sent its close frame before the events' data
                 arrived.
+            received: messages the protocol returned bare (`Connection.receive_messages`),
+                which come before its events.
         """
         raise NotImplementedError
 

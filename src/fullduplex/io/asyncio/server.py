@@ -233,7 +233,11 @@ class Server:
         self.process_request = process_request
         self.extra_headers = tuple(extra_headers)
         self.options = options
-        """The settings of every connection (see `Options`)."""
+        """The settings of every connection (see `Options`), unless the application's
+        `HTTPApplication.upgrade_options` changes them for a route."""
+        # The options and negotiation of each route's overrides, made once and shared by its
+        # connections (an `Options` each would cost memory per idle connection).
+        self._route_settings: dict[tuple[Any, ...], tuple[Options, ServerNegotiation]] = {}
         self._connections: set[ServerConnection] = set()
         # Connections speaking plain HTTP (with an `app` only); they become ServerConnections
         # on a WebSocket upgrade.
@@ -245,10 +249,27 @@ class Server:
         self._server: asyncio.Server | None = None
         self._closing: asyncio.Task[None] | None = None
 
-    def _new_connection(self) -> ServerConnection:
+    def _new_connection(self, overrides: OptionOverrides | None = None) -> ServerConnection:
+        """A connection with the server's options, or with ``overrides`` of a route's."""
         options = self.options
+        negotiation = self.negotiation
+        if overrides:
+            key = tuple(overrides.items())
+            settings = self._route_settings.get(key)
+            if settings is None:
+                options = options.updated(overrides)
+                # Only the extensions depend on the options: permessage-deflate is negotiated
+                # in the handshake, so a route's compression settings need their own.
+                negotiation = ServerNegotiation(
+                    origins=negotiation.origins,
+                    subprotocols=negotiation.subprotocols,
+                    select_subprotocol=negotiation.select_subprotocol,
+                    extensions=_extensions(options),
+                )
+                settings = self._route_settings[key] = (options, negotiation)
+            options, negotiation = settings
         protocol = ServerProtocol(
-            self.negotiation,
+            negotiation,
             max_header_bytes=options.max_header_bytes,
             max_headers=options.max_headers,
             max_message_size=options.max_size,
@@ -466,7 +487,7 @@ class serve:
             origins=origins,
             subprotocols=subprotocols,
             select_subprotocol=select_subprotocol,
-            extensions=[ServerPerMessageDeflate()] if options.compression == "deflate" else [],
+            extensions=_extensions(options),
         )
         self._server = Server(
             handler,
@@ -503,3 +524,10 @@ class serve:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._server.__aexit__(*exc_info)
+
+
+def _extensions(options: Options) -> list[ServerPerMessageDeflate]:
+    """The extensions a server with ``options`` accepts."""
+    if options.compression != "deflate":
+        return []
+    return [ServerPerMessageDeflate(compression_threshold=options.compression_threshold)]

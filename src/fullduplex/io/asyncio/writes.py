@@ -126,7 +126,9 @@ class WriteBatching(TransportPlumbing):
         transport = self.transport
         if transport is None or transport.is_closing():
             return  # whatever is still queued comes after the transport was closed: dropped
-        if output:
+        if len(output) == 1:
+            transport.write(output[0])  # the usual single frame: no list for the transport
+        elif output:
             transport.writelines(output)
         if protocol.state is _OPEN:
             return  # the usual case, and nothing to close or time

@@ -10,6 +10,11 @@ first frame marked with RSV1 and the trailing ``00 00 ff ff`` of its last frame 
 With context takeover the LZ77 window carries from one message to the next; without it each
 message starts from an empty window.
 
+Small messages go out uncompressed (RSV1 clear, which §6 allows for any message): a message
+shorter than ``compression_threshold`` bytes, sent in one frame, skips the compressor. Neither
+window sees it, so the two ends stay in step with or without context takeover. A fragmented
+message is always compressed: its first frame does not tell how long it will be.
+
 Memory: zlib objects are created on first use and, without context takeover, dropped after each
 message, so an idle connection holds none. The compressor uses ``memLevel`` 5 by default: zlib
 needs ``(1 << (window_bits + 2)) + (1 << (memLevel + 9))`` bytes for deflate, so a 15-bit window
@@ -26,7 +31,12 @@ from ...exceptions import MessageTooBig, NegotiationError, ProtocolViolation
 from ..frames import Frame, Opcode
 from .base import ExtensionParameters
 
-__all__ = ["ClientPerMessageDeflate", "PerMessageDeflate", "ServerPerMessageDeflate"]
+__all__ = [
+    "ClientPerMessageDeflate",
+    "PerMessageDeflate",
+    "ServerPerMessageDeflate",
+    "DEFAULT_COMPRESSION_THRESHOLD",
+]
 
 _NAME = "permessage-deflate"
 _EMPTY_BLOCK = b"\x00\x00\xff\xff"
@@ -39,6 +49,16 @@ _WINDOW_BITS = {str(bits): bits for bits in range(8, _MAX_WINDOW_BITS + 1)}
 # i.e. 250 bytes, which fits a 256-byte window. Inflate accepts 8 and uses the negotiated value.
 _MIN_COMPRESSOR_WINDOW_BITS = 9
 _COMPRESS_WINDOW_BITS = 12
+
+DEFAULT_COMPRESSION_THRESHOLD = 1024
+"""Messages shorter than this (in bytes) are sent uncompressed by default.
+
+Node's ``ws`` uses the same 1 KiB threshold. Below it, deflate saves a few bytes at best: a
+short message gains little from the window, the flush marker and block header eat into what
+it saves, and one that does not repeat earlier text grows. Each compressed message also costs
+a zlib call at both ends, which on small, frequent messages (chat lines, Socket.IO events,
+heartbeats) costs more CPU than the bandwidth it saves is worth.
+"""
 
 
 class PerMessageDeflate:
@@ -55,6 +75,8 @@ class PerMessageDeflate:
         local_max_window_bits: this end's LZ77 window, 8 to 15.
         compress_level: zlib level, 0 (store) to 9 (smallest), or -1 for zlib's default.
         memory_level: zlib ``memLevel``, 1 to 9; lower uses less memory per connection.
+        compression_threshold: messages sent in one frame and shorter than this many bytes
+            go out uncompressed; 0 compresses every message.
 
     Raises:
         ValueError: a setting is out of range.
@@ -64,7 +86,9 @@ class PerMessageDeflate:
         "_compressor",
         "_decompressor",
         "_is_decoding",
+        "_is_encoding",
         "compress_level",
+        "compression_threshold",
         "local_max_window_bits",
         "local_no_context_takeover",
         "memory_level",
@@ -83,20 +107,23 @@ class PerMessageDeflate:
         local_max_window_bits: int,
         compress_level: int = 6,
         memory_level: int = 5,
+        compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
     ) -> None:
         _check_window_bits("remote_max_window_bits", remote_max_window_bits)
         _check_window_bits("local_max_window_bits", local_max_window_bits)
-        _check_compression(compress_level, memory_level)
+        _check_compression(compress_level, memory_level, compression_threshold)
         self.remote_no_context_takeover = remote_no_context_takeover
         self.local_no_context_takeover = local_no_context_takeover
         self.remote_max_window_bits = remote_max_window_bits
         self.local_max_window_bits = local_max_window_bits
         self.compress_level = compress_level
         self.memory_level = memory_level
+        self.compression_threshold = compression_threshold
         # Created on first use and dropped when no longer needed: see the module docstring.
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
         self._is_decoding = False  # whether the message being received is compressed
+        self._is_encoding = False  # whether the message being sent is compressed
 
     def decode(self, frame: Frame, *, max_size: int) -> Frame:
         """Inflate a received data frame if its message is compressed.
@@ -112,19 +139,21 @@ class PerMessageDeflate:
         Raises:
             ProtocolViolation: RSV1 is set on a continuation frame, or the data is not valid
                 DEFLATE; fail the connection.
-            MessageTooBig: the inflated payload would exceed ``max_size``; inflation stops at
-                that bound, so a decompression bomb never allocates more.
+            MessageTooBig: the payload, inflated or not, would exceed ``max_size``; inflation
+                stops at that bound, so a decompression bomb never allocates more.
         """
         if frame.opcode == Opcode.CONTINUATION:
             # RFC 7692 §6.1: RSV1 is set on the first frame of a message only.
             if frame.rsv1:
                 raise ProtocolViolation("RSV1 set on a continuation frame")
-            if not self._is_decoding:
-                return frame
         else:
             self._is_decoding = frame.rsv1
-            if not frame.rsv1:
-                return frame
+        if not self._is_decoding:
+            # The connection lets frames exceed the limit by deflate's worst-case overhead,
+            # since it checks inflated sizes here: an uncompressed frame is checked here too.
+            if len(frame.payload) > max_size:
+                raise MessageTooBig(f"uncompressed message exceeds the limit of {max_size} bytes")
+            return frame
 
         decompressor = self._decompressor
         if decompressor is None:
@@ -147,17 +176,23 @@ class PerMessageDeflate:
         return frame._replace(payload=payload, rsv1=False)
 
     def encode(self, frame: Frame) -> Frame:
-        """Deflate a data frame about to be sent.
+        """Deflate a data frame about to be sent, unless its message is below the threshold.
 
-        Every message is compressed. A fragmented message is compressed frame by frame: pass
-        its frames in order, the first with its TEXT or BINARY opcode.
+        A message sent in one frame and shorter than ``compression_threshold`` is left as it
+        is. A fragmented message is compressed frame by frame: pass its frames in order, the
+        first with its TEXT or BINARY opcode.
 
         Args:
             frame: a data frame.
 
         Returns:
-            The frame with its payload deflated, RSV1 set on the first frame of the message.
+            The frame with its payload deflated, RSV1 set on the first frame of the message;
+            or the frame unchanged (RSV1 clear) when its message is sent uncompressed.
         """
+        if frame.opcode != Opcode.CONTINUATION:
+            self._is_encoding = not frame.fin or len(frame.payload) >= self.compression_threshold
+        if not self._is_encoding:
+            return frame
         compressor = self._compressor
         if compressor is None:
             compressor = self._compressor = zlib.compressobj(
@@ -191,6 +226,8 @@ class ClientPerMessageDeflate:
         memory_level: zlib ``memLevel``, 1 to 9.
         compress_window_bits: the window this client compresses with when the negotiation
             allows a larger one; see `ServerPerMessageDeflate`.
+        compression_threshold: messages shorter than this many bytes are sent uncompressed
+            (see `DEFAULT_COMPRESSION_THRESHOLD`); 0 compresses every message.
 
     Raises:
         ValueError: a setting is out of range.
@@ -208,14 +245,16 @@ class ClientPerMessageDeflate:
         compress_level: int = 6,
         memory_level: int = 5,
         compress_window_bits: int = _COMPRESS_WINDOW_BITS,
+        compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
     ) -> None:
         if server_max_window_bits is not None:
             _check_window_bits("server_max_window_bits", server_max_window_bits)
         if client_max_window_bits is not None and client_max_window_bits is not True:
             _check_window_bits("client_max_window_bits", client_max_window_bits)
-        _check_compression(compress_level, memory_level)
+        _check_compression(compress_level, memory_level, compression_threshold)
         _check_window_bits("compress_window_bits", compress_window_bits)
         self.compress_window_bits = compress_window_bits
+        self.compression_threshold = compression_threshold
         self.server_no_context_takeover = server_no_context_takeover
         self.client_no_context_takeover = client_no_context_takeover
         self.server_max_window_bits = server_max_window_bits
@@ -292,6 +331,7 @@ class ClientPerMessageDeflate:
             ),
             compress_level=self.compress_level,
             memory_level=self.memory_level,
+            compression_threshold=self.compression_threshold,
         )
 
 
@@ -317,6 +357,8 @@ class ServerPerMessageDeflate:
             (any decoder reads its output), and a 12-bit window costs 16 KiB instead of the
             128 KiB of 15 bits, and about half the time, for a slightly worse ratio. It is
             not announced: some clients refuse an unrequested ``server_max_window_bits``.
+        compression_threshold: messages shorter than this many bytes are sent uncompressed
+            (see `DEFAULT_COMPRESSION_THRESHOLD`); 0 compresses every message.
 
     Raises:
         ValueError: a setting is out of range.
@@ -334,14 +376,16 @@ class ServerPerMessageDeflate:
         compress_level: int = 6,
         memory_level: int = 5,
         compress_window_bits: int = _COMPRESS_WINDOW_BITS,
+        compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
     ) -> None:
         if server_max_window_bits is not None:
             _check_window_bits("server_max_window_bits", server_max_window_bits)
         if client_max_window_bits is not None:
             _check_window_bits("client_max_window_bits", client_max_window_bits)
-        _check_compression(compress_level, memory_level)
+        _check_compression(compress_level, memory_level, compression_threshold)
         _check_window_bits("compress_window_bits", compress_window_bits)
         self.compress_window_bits = compress_window_bits
+        self.compression_threshold = compression_threshold
         self.server_no_context_takeover = server_no_context_takeover
         self.client_no_context_takeover = client_no_context_takeover
         self.server_max_window_bits = server_max_window_bits
@@ -408,6 +452,7 @@ class ServerPerMessageDeflate:
                 ),
                 compress_level=self.compress_level,
                 memory_level=self.memory_level,
+                compression_threshold=self.compression_threshold,
             )
             return response, extension
         return None
@@ -478,8 +523,10 @@ def _check_window_bits(name: str, bits: int) -> None:
         raise ValueError(f"{name} must be from 8 to 15, got {bits!r}")
 
 
-def _check_compression(compress_level: int, memory_level: int) -> None:
+def _check_compression(compress_level: int, memory_level: int, threshold: int) -> None:
     if not -1 <= compress_level <= 9:
         raise ValueError(f"compress_level must be from -1 to 9, got {compress_level}")
     if not 1 <= memory_level <= 9:
         raise ValueError(f"memory_level must be from 1 to 9, got {memory_level}")
+    if threshold < 0:
+        raise ValueError(f"compression_threshold must be 0 or more, got {threshold}")

@@ -11,8 +11,11 @@ never sees frames or a transport: the same code serves polling, WebSocket, and a
   `ConnectRefused` becomes CONNECT_ERROR), the socket joins the hub and is told ``{"sid"}``
   (``"pid"`` too with recovery), missed events are replayed, then ``connect`` handlers run.
 - No CONNECT within ``connect_timeout_s``: the connection is closed.
-- EVENT: the handler runs in its own task (at most ``max_pending_handlers`` per connection,
-  beyond which reading pauses); its return value is the ack.
+- Packets come from `Session.consume`: over Engine.IO, inside the read that brought them.
+- EVENT: the handler starts at once, inside that read, and its return value is the ack; one
+  that has to wait (an ``await`` that suspends) goes on in a task of its own (at most
+  ``max_pending_handlers`` per connection, beyond which reading pauses). A handler that never
+  waits, sync or async, costs no task.
 - ACK: resolves a pending `Socket.call`; unknown ids are ignored.
 - DISCONNECT: that namespace only; the connection stays.
 - Anything invalid (`codec.InvalidPacket`, a packet for a namespace not connected, a client
@@ -25,7 +28,8 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Coroutine
+import types
+from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -195,9 +199,12 @@ class Connection:
         "sockets",
         "outbox",
         "_decoder",
-        "_handler_slots",
+        "_pending_handlers",
+        "_handler_done_signal",
         "_tasks",
         "_closing",
+        "_timer",
+        "_end_reason",
     )
 
     def __init__(self, server: Server, session: Session) -> None:
@@ -212,35 +219,29 @@ class Connection:
             max_bytes=server.max_queue_bytes,
         )
         self._decoder = Decoder(server.max_attachments)
-        self._handler_slots = asyncio.Semaphore(server.max_pending_handlers)
+        # Handlers that had to wait and run on in tasks; reading pauses at the maximum.
+        self._pending_handlers = 0
+        self._handler_done_signal: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        # Set when a packet ends the connection; later packets are ignored.
+        self._end_reason: str | None = None
 
     async def run(self) -> None:
         """Read packets until the session ends, then disconnect every namespace."""
-        writer = asyncio.get_running_loop().create_task(self.outbox.run())
-        timer = asyncio.get_running_loop().call_later(
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(self.outbox.run())
+        timer = self._timer = loop.call_later(
             self.server.connect_timeout_s, self._on_connect_timeout
         )
         reason = "transport close"
         try:
-            async for message in self.session:
-                try:
-                    packet = self._decoder.receive(message)
-                    if packet is not None:
-                        if packet.type == PacketType.CONNECT:
-                            await self._connect(packet)
-                            if self.sockets:
-                                timer.cancel()
-                        else:
-                            await self._dispatch(packet)
-                except InvalidPacket as exc:
-                    reason = "parse error"
-                    await self.close(_PROTOCOL_ERROR, str(exc))
-                    break
-            else:
-                if self.outbox.is_overflowed:
-                    reason = "slow consumer"
+            await self.session.consume(self._on_message)
+            if self._end_reason is not None:
+                reason = self._end_reason
+            elif self.outbox.is_overflowed:
+                reason = "slow consumer"
         except ConnectionClosed:
             pass
         finally:
@@ -270,25 +271,79 @@ class Connection:
     def _on_overflow(self) -> None:
         self._close_soon(_POLICY_VIOLATION, "slow consumer: send queue full")
 
-    async def _dispatch(self, packet: Packet) -> None:
+    def _on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        """Take one message of the session (see `Session.consume`): None once it is handled,
+        else what finishes it."""
+        if self._end_reason is not None:
+            return None
+        try:
+            packet = self._decoder.receive(message)
+            if packet is None:
+                return None
+            if packet.type == PacketType.CONNECT:
+                return self._connect(packet)
+            return self._dispatch(packet)
+        except InvalidPacket as exc:
+            self._end_reason = "parse error"
+            return self.close(_PROTOCOL_ERROR, str(exc))
+
+    def _dispatch(self, packet: Packet) -> Awaitable[None] | None:
         socket = self.sockets.get(packet.namespace)
         if socket is None or packet.type == PacketType.CONNECT_ERROR:
             raise InvalidPacket(f"{packet.type.name} packet for a namespace not connected")
         if packet.type == PacketType.EVENT:
-            await self._handler_slots.acquire()
-            task = asyncio.get_running_loop().create_task(socket._on_event(packet))
-            self._tasks.add(task)
-            task.add_done_callback(self._handler_done)
-        elif packet.type == PacketType.ACK:
+            handler = socket._on_event(packet)
+            # The handler's first step runs here; only one that suspends needs a task.
+            try:
+                suspended_on = handler.send(None)
+            except StopIteration:
+                return None
+            except BaseException:
+                handler.close()
+                raise
+            if self._pending_handlers < self.server.max_pending_handlers:
+                self._run_on(handler, suspended_on)
+                return None
+            return self._run_on_when_free(handler, suspended_on)
+        if packet.type == PacketType.ACK:
             socket._on_ack(packet)
-        else:  # DISCONNECT
-            await socket._close("client namespace disconnect")
+            return None
+        return socket._close("client namespace disconnect")  # DISCONNECT
+
+    def _run_on(self, handler: Coroutine[Any, Any, None], suspended_on: Any) -> None:
+        self._pending_handlers += 1
+        task = asyncio.get_running_loop().create_task(_resume(handler, suspended_on))
+        self._tasks.add(task)
+        task.add_done_callback(self._handler_done)
+
+    async def _run_on_when_free(
+        self, handler: Coroutine[Any, Any, None], suspended_on: Any
+    ) -> None:
+        # Reading waits here until a handler task ends (the bound on pending handlers).
+        try:
+            while self._pending_handlers >= self.server.max_pending_handlers:
+                done = self._handler_done_signal
+                if done is None:
+                    done = self._handler_done_signal = asyncio.get_running_loop().create_future()
+                await done
+        except BaseException:
+            handler.close()
+            raise
+        self._run_on(handler, suspended_on)
 
     def _handler_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        self._handler_slots.release()
+        self._pending_handlers -= 1
+        done, self._handler_done_signal = self._handler_done_signal, None
+        if done is not None and not done.done():
+            done.set_result(None)
 
     async def _connect(self, packet: Packet) -> None:
+        await self._connect_namespace(packet)
+        if self.sockets and self._timer is not None:
+            self._timer.cancel()
+
+    async def _connect_namespace(self, packet: Packet) -> None:
         name = packet.namespace
         namespace = self.server._namespaces.get(name)
         if namespace is None:
@@ -373,3 +428,30 @@ class Connection:
 
     def _send_error(self, name: str, error: dict[str, Any]) -> None:
         self.outbox.put(encode(Packet(PacketType.CONNECT_ERROR, name, error)))
+
+
+async def _resume(handler: Coroutine[Any, Any, None], suspended_on: Any) -> None:
+    """Run the rest of ``handler``, whose first step already ran and suspended on
+    ``suspended_on``: a task's coroutine."""
+    await _continue(handler, suspended_on)
+
+
+@types.coroutine
+def _continue(handler: Coroutine[Any, Any, None], suspended_on: Any) -> Generator[Any, Any, None]:
+    """Hand what ``handler`` awaits up to the task, and what the task sends or throws down."""
+    while True:
+        try:
+            value = yield suspended_on
+        except GeneratorExit:
+            handler.close()
+            raise
+        except BaseException as exc:
+            try:
+                suspended_on = handler.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                suspended_on = handler.send(value)
+            except StopIteration:
+                return

@@ -24,12 +24,15 @@ Beyond those: a path below the mount point gets 404; with ``cors`` set, OPTIONS 
 preflight's 204; a POST body above ``max_payload_bytes`` gets 413 and ends the session; an
 invalid payload, a second concurrent poll or POST get 400 code 3 and end it.
 
-Serve it without permessage-deflate (``fullduplex.serve(..., compression=None)``, uvicorn's
-``ws_per_message_deflate=False``), as engine.io does by default (``perMessageDeflate: false``).
-Node's ``ws`` client compresses and decompresses on a thread pool, so with deflate its frames
-can reach the server after an HTTP request it made later, and it can see a close on one
-connection before a message that arrived first on another: the engine.io suite's test
-"ignores WebSocket connection with same sid after upgrade" then fails now and then.
+Its WebSockets run without permessage-deflate by default, as engine.io's
+(``perMessageDeflate: false``): the endpoint declares ``compression=None``
+(`websocket_options`), which `fullduplex.serve` applies to its mount whatever the server's
+default; ``per_message_deflate=True`` turns it back on. Node's ``ws`` client compresses and
+decompresses on a thread pool, so with deflate its frames can reach the server after an HTTP
+request it made later, and it can see a close on one connection before a message that arrived
+first on another: the engine.io suite's test "ignores WebSocket connection with same sid after
+upgrade" then fails now and then. Under uvicorn the server negotiates compression itself: run
+it with ``ws_per_message_deflate=False`` (its default is True).
 
 A WebSocket naming the sid of a session that is upgrading or has upgraded already is accepted
 and closed at once, as engine.io does (a refused handshake would be an error event in the
@@ -46,6 +49,7 @@ from types import MappingProxyType
 from urllib.parse import parse_qsl, urlsplit
 
 from ...exceptions import ConnectionClosed
+from ...io.options import OptionOverrides
 from ...protocol.http11 import Request, Response
 from ..base import Endpoint, HTTPExchange, Session
 from .codec import Packet, ServerError, encode_packet, encode_payload, open_packet
@@ -87,6 +91,8 @@ class EngineIOEndpoint(Endpoint):
         cors_credentials: send ``Access-Control-Allow-Credentials: true`` (the origin is then
             echoed back, even for ``"*"``, since browsers refuse ``*`` with credentials).
         allow_request: called at each handshake with the request; False refuses it (403).
+        per_message_deflate: negotiate permessage-deflate on this endpoint's WebSockets
+            (engine.io's ``perMessageDeflate``); off by default, see above.
     """
 
     __slots__ = (
@@ -96,6 +102,7 @@ class EngineIOEndpoint(Endpoint):
         "_cors",
         "_cors_credentials",
         "_allow_request",
+        "_per_message_deflate",
         "_sessions",
         "_handler_tasks",
     )
@@ -113,6 +120,7 @@ class EngineIOEndpoint(Endpoint):
         cors: str | Collection[str] | None = None,
         cors_credentials: bool = False,
         allow_request: AllowRequest | None = None,
+        per_message_deflate: bool = False,
     ) -> None:
         unknown = set(transports) - {POLLING, WEBSOCKET}
         if unknown or not transports:
@@ -133,6 +141,7 @@ class EngineIOEndpoint(Endpoint):
         )
         self._cors_credentials = cors_credentials
         self._allow_request = allow_request
+        self._per_message_deflate = per_message_deflate
         self._sessions: dict[str, EngineIOSession] = {}
         self._handler_tasks: set[asyncio.Task[None]] = set()
 
@@ -184,6 +193,10 @@ class EngineIOEndpoint(Endpoint):
         return Response(
             error.http_status, [("Content-Type", "application/json"), *headers], error.body
         )
+
+    def websocket_options(self, request: Request, path: str) -> OptionOverrides:
+        """No permessage-deflate, unless ``per_message_deflate`` is set."""
+        return {} if self._per_message_deflate else {"compression": None}
 
     async def handle_websocket(self, session: Session, path: str) -> None:
         """Run a session over this WebSocket: a new one, or the upgrade of a polling one."""

@@ -22,6 +22,11 @@ WebSocket connection that names the sid to the session's ``_serve_*`` methods.
 - **Heartbeat.** ``ping_interval_ms`` after the handshake (and after each PONG) the server
   queues a PING; without a PONG within ``ping_timeout_ms`` the session ends. Both are timer
   handles, not tasks, so an idle session costs no task.
+- **Consumer.** The application reads with ``async for`` (`recv`), or gives a callback to
+  `consume`: while that callback is idle, each MESSAGE goes to it inside the read that brought
+  it (the WebSocket's reader task, or the POST), with no hand-over to another task; while an
+  awaitable it returned runs in `consume`'s task, messages wait in the inbox as for `recv`, and
+  PONGs and CLOSE are still read.
 - **Bounds.** `send` waits while ``max_queue_messages`` packets are queued; the transport
   waits (the POST is not answered, the WebSocket is not read) while as many messages wait for
   `recv`. Payloads above ``max_payload_bytes`` end the session.
@@ -49,7 +54,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +141,9 @@ class EngineIOSession(Session):
         "_inbox",
         "_inbox_ready",
         "_inbox_space",
+        "_consumer",
+        "_is_consumer_idle",
+        "_consumer_pending",
         "_pending_poll",
         "_last_packet",
         "_is_posting",
@@ -180,6 +188,11 @@ class EngineIOSession(Session):
         self._inbox: list[str | bytes] = []
         self._inbox_ready = _Signal()
         self._inbox_space = _Signal()
+        self._consumer: Callable[[str | bytes], Awaitable[None] | None] | None = None
+        # True while `consume` waits for a message: the reader may call the consumer itself.
+        self._is_consumer_idle = False
+        # What the consumer returned for a message given inline, for `consume` to await.
+        self._consumer_pending: Awaitable[None] | None = None
         # Resolved True to wake the held poll, False when its client went away.
         self._pending_poll: asyncio.Future[bool] | None = None
         self._last_packet = _CLOSE
@@ -238,7 +251,10 @@ class EngineIOSession(Session):
 
         Raises:
             ConnectionClosed: the session has ended and every message was received.
+            RuntimeError: `consume` takes the messages.
         """
+        if self._consumer is not None:
+            raise RuntimeError("consume() takes this session's messages")
         while not self._inbox:
             if self._state is _State.CLOSED:
                 raise self._closed_error()
@@ -246,6 +262,36 @@ class EngineIOSession(Session):
         message = self._inbox.pop(0)
         self._inbox_space.notify()
         return message
+
+    async def consume(self, consumer: Callable[[str | bytes], Awaitable[None] | None]) -> None:
+        """Give every message to ``consumer`` until the session ends (see `Session.consume`).
+
+        Messages already received go first. Then, while ``consumer`` has nothing pending, it is
+        called inside the read that brought each message, with no task switch.
+
+        Raises:
+            RuntimeError: the session is being consumed already, or read with `recv`.
+        """
+        if self._consumer is not None:
+            raise RuntimeError("consume() takes this session's messages already")
+        self._consumer = consumer
+        inbox = self._inbox
+        while True:
+            pending, self._consumer_pending = self._consumer_pending, None
+            if pending is not None:
+                await pending
+            elif inbox:
+                message = inbox.pop(0)
+                self._inbox_space.notify()
+                self._consumer_pending = consumer(message)
+            elif self._state is _State.CLOSED:
+                return
+            else:
+                self._is_consumer_idle = True
+                try:
+                    await self._inbox_ready.wait(self._loop)
+                finally:
+                    self._is_consumer_idle = False
 
     async def send(self, message: str | bytes) -> None:
         """Queue one message for the client; waits while ``max_queue_messages`` are queued.
@@ -486,13 +532,21 @@ class EngineIOSession(Session):
     async def _receive(self, packet: Packet) -> None:
         kind = packet.type
         if kind is PacketType.MESSAGE:
+            if self._is_consumer_idle:
+                self._consume_inline(packet.data)
+                return
             while len(self._inbox) >= self._options.max_queue_messages:
                 if self._state is _State.CLOSED:
                     return
                 await self._inbox_space.wait(self._loop)
             self._inbox.append(packet.data)
             self._inbox_ready.notify()
-        elif kind is PacketType.PONG:
+        else:
+            self._receive_control(packet)
+
+    def _receive_control(self, packet: Packet) -> None:
+        kind = packet.type
+        if kind is PacketType.PONG:
             self._on_pong()
         elif kind is PacketType.CLOSE:
             self._end(1000, "transport close", last=_NOOP)
@@ -501,25 +555,56 @@ class EngineIOSession(Session):
             self._end(1002, "parse error")
         # A NOOP, or a PING a v4 client has no reason to send, changes nothing.
 
-    async def _read_websocket(self, websocket: Session) -> None:
-        max_payload = self._options.max_payload_bytes
+    def _consume_inline(self, message: str | bytes) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        # Not idle while it runs: a message it causes to be read waits in the inbox.
+        self._is_consumer_idle = False
         try:
-            while self._state is not _State.CLOSED:
-                message = await websocket.recv()
-                if len(message) > max_payload:
-                    self._end(1009, "transport error")
-                    break
-                try:
-                    packet = decode_packet(message)
-                except InvalidPacket:
-                    self._end(1002, "parse error")
-                    break
-                await self._receive(packet)
+            pending = consumer(message)
+        except Exception as exc:
+            pending = _reraise(exc)
+        if pending is None:
+            self._is_consumer_idle = True
+        else:
+            # `consume`'s task finishes it; later messages wait in the inbox meanwhile.
+            self._consumer_pending = pending
+            self._inbox_ready.notify()
+
+    async def _read_websocket(self, websocket: Session) -> None:
+        # Through `consume`: over fullduplex's WebSocket, a packet is handled inside the read
+        # that brought it, and a MESSAGE goes on to an idle consumer there too.
+        try:
+            await websocket.consume(self._on_websocket_message)
         except ConnectionClosed as closed:
-            self._websocket_closed(closed)
+            self._websocket_closed(closed.was_clean)
+        else:
+            self._websocket_closed(was_clean=True)
         writer = self._writer
         if writer is not None:
             await writer
+
+    def _on_websocket_message(self, message: str | bytes) -> Awaitable[None] | None:
+        if self._state is _State.CLOSED:
+            return None  # what follows the end is not read
+        if len(message) > self._options.max_payload_bytes:
+            self._end(1009, "transport error")
+            return None
+        try:
+            packet = decode_packet(message)
+        except InvalidPacket:
+            self._end(1002, "parse error")
+            return None
+        if packet.type is not PacketType.MESSAGE:
+            self._receive_control(packet)
+        elif self._is_consumer_idle:
+            self._consume_inline(packet.data)
+        elif len(self._inbox) < self._options.max_queue_messages:
+            self._inbox.append(packet.data)
+            self._inbox_ready.notify()
+        else:
+            return self._receive(packet)  # waits for room; the WebSocket is not read meanwhile
+        return None
 
     def _attach_websocket(self, websocket: Session) -> None:
         self._websocket = websocket
@@ -544,17 +629,17 @@ class EngineIOSession(Session):
                 await websocket.close(_sendable(self._ending_code), self._ending_reason)
                 self._end(self._ending_code, self._ending_reason)
         except ConnectionClosed as closed:
-            self._websocket_closed(closed)
+            self._websocket_closed(closed.was_clean)
         finally:
             self._writer = None
 
-    def _websocket_closed(self, closed: ConnectionClosed) -> None:
+    def _websocket_closed(self, was_clean: bool) -> None:
         if self._state is _State.CLOSING:
             # The application's close is what closed it.
             self._end(self._ending_code, self._ending_reason)
         else:
             # engine.io-client closes a WebSocket without a CLOSE packet: clean is normal.
-            self._end(1000 if closed.was_clean else 1006, "transport close")
+            self._end(1000 if was_clean else 1006, "transport close")
 
     def _finish_upgrade(self, websocket: Session) -> None:
         self._cancel_upgrade()
@@ -675,6 +760,11 @@ class _Signal:
         for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
+
+
+async def _reraise(exc: Exception) -> None:
+    """Raise, in `consume`'s task, what the consumer raised inside a read."""
+    raise exc
 
 
 def _client_left(poll: asyncio.Future[bool], _: object) -> None:
