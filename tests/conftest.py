@@ -62,12 +62,22 @@ HOW_TO_INSTALL = {
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
     "socket.io-client": "npm ci --prefix tests (or make test)",
-    "sockjs-suite": f"{SOCKJS_SUITE_DIR / 'setup.sh'}",
+    # The protocol suites below are public (github.com/sockjs/sockjs-protocol at fdf5b7d,
+    # ported to Python 3; github.com/socketio/engine.io-protocol and socket.io-protocol,
+    # test-suite/), but nothing installs them from this repository yet: this project's
+    # machines reach no GitHub. They are looked for in a runner folder beside it.
+    "sockjs-suite": (
+        f"the SockJS protocol suite with its runner at SOCKJS_SUITE_DIR (now {SOCKJS_SUITE_DIR}), "
+        "set up by its setup.sh"
+    ),
     "sockjs-client": "make src/fullduplex/transports/sockjs/client/node_modules/.installed",
     "chat-client": "make examples/chat/node_modules/.installed",
     "engine.io-client": "npm ci --prefix tests (or make test)",
-    "socketio-tools": "a checkout of shared/ beside the repository, or SOCKETIO_TOOLS=DIR",
-    "socketio-suites": f"{REPO.parent / 'shared' / 'tools' / 'socketio' / 'setup.sh'}",
+    "socketio-tools": (
+        "the engine.io-protocol and socket.io-protocol suites with their runner at "
+        "SOCKETIO_TOOLS=DIR (default: shared/tools/socketio beside the repository)"
+    ),
+    "socketio-suites": "the setup.sh of the folder SOCKETIO_TOOLS names",
 }
 
 

@@ -1,5 +1,6 @@
 """Router on `fullduplex.serve`, over real sockets on 127.0.0.1: WebSocket routes, mounted
-endpoints, HTTP routes, 404 / 405 / 426, nesting, and path handling."""
+endpoints, HTTP routes, 404 / 405 / 426, nesting, path handling, and the WebSocket options
+of each route and mount."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from fullduplex import InvalidStatus, Request, Response, Server, connect, serve
 from fullduplex.io.options import OptionOverrides
 from fullduplex.transports import Endpoint, HTTPExchange, Router, Session
+from fullduplex.transports.engineio import EngineIOEndpoint, EngineIOSession
 from fullduplex.transports.router import request_path
 
 
@@ -268,3 +270,24 @@ def test_router_checks_websocket_options_when_registered() -> None:
 
 async def echo_once(session: Session) -> None:
     await session.send("ready")
+
+
+@bounded
+async def test_router_serves_engineio_without_deflate_unless_it_is_asked_for() -> None:
+    app = Router()
+    app.mount("/engine.io", EngineIOEndpoint(engineio_echo))
+    app.mount("/deflate", EngineIOEndpoint(engineio_echo, per_message_deflate=True))
+    app.mount("/mounted", EngineIOEndpoint(engineio_echo), websocket_options=DEFLATE)
+    query = "/?EIO=4&transport=websocket"
+    async with running(app) as (server, _, _base):
+        assert await negotiated(server.port, "/engine.io" + query) == []
+        assert await negotiated(server.port, "/deflate" + query) == ["permessage-deflate"]
+        assert await negotiated(server.port, "/mounted" + query) == ["permessage-deflate"]
+
+
+DEFLATE: OptionOverrides = {"compression": "deflate"}
+
+
+async def engineio_echo(session: EngineIOSession) -> None:
+    async for message in session:
+        await session.send(message)
