@@ -69,8 +69,15 @@ class WebSocketConnection(Keepalive):
 
     @property
     def close_code(self) -> int | None:
-        """The peer's close code (1005: none given, 1006: no close frame); None while open."""
-        return self.protocol.close_code if self._closed.done() else None
+        """The peer's close code (1005: none given, 1006: no close frame); None while open.
+
+        Known as soon as the peer's close frame arrived, so that it is there when `recv`
+        reports the closure, before the TCP connection has ended.
+        """
+        protocol = self.protocol
+        if self._closed.done() or protocol.close_received is not None:
+            return protocol.close_code
+        return None
 
     @property
     def close_reason(self) -> str:
