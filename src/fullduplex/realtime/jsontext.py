@@ -8,9 +8,11 @@ standard library, so the result does not depend on the extra:
 
 - orjson writes NaN and the infinities as ``null``, where the standard library refuses them:
   text holding ``null`` is written again by the standard library, which decides.
-- orjson refuses what the standard library takes (integers beyond 64 bits, dictionary keys
-  that are not strings, lone surrogates, NaN and Infinity literals when reading, nesting
-  deeper than 1,024): it raises, and the standard library decides.
+- orjson refuses what the standard library takes (integers beyond 64 bits when writing,
+  dictionary keys that are not strings, lone surrogates, NaN and Infinity literals when
+  reading, nesting deeper than 1,024): it raises, and the standard library decides.
+- orjson reads an integer beyond 64 bits as a float: a value holding a float, read from text
+  with 19 digits in a row, is read again by the standard library.
 - Floats may be spelled differently (``1e16`` where the standard library writes ``1e+16``):
   the same number for any JSON reader. orjson also writes a few types the standard library
   refuses (UUIDs, plain enums); dataclasses and datetimes it leaves to the standard library.
@@ -19,6 +21,7 @@ standard library, so the result does not depend on the extra:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -62,11 +65,37 @@ def _with_orjson() -> tuple[Callable[[Any], str], Callable[[str], Any]] | None:
             ValueError: ``text`` is not JSON (`json.JSONDecodeError`).
         """
         try:
-            return orjson_loads(text)
+            value = orjson_loads(text)
         except decode_error:
             return _std_loads(text)
+        if _holds_float(value) and _LONG_INTEGER.search(text) is not None:
+            return _std_loads(text)  # perhaps an integer beyond 64 bits, read as a float
+        return value
 
     return dumps, loads
+
+
+# orjson reads an integer that does not fit in 64 bits (19 digits or more) as a float.
+_LONG_INTEGER = re.compile(r"[0-9]{19}")
+
+
+def _holds_float(value: Any) -> bool:
+    """Whether a JSON value holds a float (without recursion: nesting may be deep)."""
+    kind = type(value)
+    if kind is float:
+        return True
+    if kind is not list and kind is not dict:
+        return False
+    containers = [value]
+    while containers:
+        container = containers.pop()
+        for item in container.values() if type(container) is dict else container:
+            kind = type(item)
+            if kind is float:
+                return True
+            if kind is list or kind is dict:
+                containers.append(item)
+    return False
 
 
 _functions = _with_orjson()
