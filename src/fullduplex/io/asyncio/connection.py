@@ -212,6 +212,16 @@ class WebSocketConnection(Keepalive):
         else:
             self._queued(len(message))
 
+    def can_send_now(self) -> bool:
+        """Whether a message sent now goes out without waiting: the write buffer is below
+        ``write_limit`` and no fragmented message is being sent.
+
+        When it is False, `send` would wait, and `send_nowait` would either grow the write
+        buffer past its limit or, between fragments, raise `InvalidState`: use `send`.
+        """
+        lock = self._send_lock
+        return not self._writing_paused and (lock is None or not lock.locked())
+
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake and wait until the connection is closed.
 

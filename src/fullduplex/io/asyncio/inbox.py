@@ -145,6 +145,33 @@ class MessageQueue(WriteBatching):
                     self._flush_scheduled = False
                 self._flush()
 
+    def pause_reading(self) -> None:
+        """Stop reading from the socket until `resume_reading`.
+
+        Flow control for a callback receiver (`on_message`) that keeps messages it cannot
+        handle yet: while reading is paused nothing more is received, and the peer, once
+        the socket buffers are full, has to wait. The connection resumes reading by itself
+        only to receive the peer's close frame once the closing handshake has started, and,
+        for `recv`, once the receiver has taken three quarters of the queue.
+        """
+        if not self._reading_paused:
+            self._reading_paused = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read again after `pause_reading`.
+
+        With a callback, reading stays paused while the write buffer is above
+        ``write_limit``, and resumes once it has drained.
+        """
+        if self._reading_paused:
+            self._reading_paused = False
+            if self.transport is not None and not (
+                self._callback is not None and self._writing_paused
+            ):
+                self.transport.resume_reading()
+
     def _has_unanswered_messages(self) -> bool:
         return bool(self._messages)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, cast
 
 from ...protocol.connection import Connection, State
@@ -57,6 +58,25 @@ class TransportPlumbing(asyncio.BufferedProtocol):
     def local_address(self) -> Any:
         """This end's address, as the socket reports it."""
         return self.transport.get_extra_info("sockname") if self.transport else None
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the connection is closed: the transport is gone, `wait_closed` returns."""
+        return self._closed.done()
+
+    def add_close_callback(self, callback: Callable[[object], None]) -> None:
+        """Have the event loop call ``callback`` once the connection is closed (soon, if it
+        is already).
+
+        For code that waits for several things at once and must also wake when the
+        connection closes, without a task of its own. ``callback`` gets one argument, which
+        it should ignore. Remove it with `remove_close_callback` once no longer interested.
+        """
+        self._closed.add_done_callback(callback)
+
+    def remove_close_callback(self, callback: Callable[[object], None]) -> None:
+        """Undo `add_close_callback` (every registration of ``callback``); nothing if none."""
+        self._closed.remove_done_callback(callback)
 
     # --- asyncio.BufferedProtocol --------------------------------------------------------
 
