@@ -305,7 +305,9 @@ async def test_streamed_writes_wait_for_a_slow_reader() -> None:
     async with http_server(stream, write_limit=65536) as server:
         peer = await RawPeer.open(server.port, rcvbuf=65536)
         peer.write(get("/"))
-        # Wait until the writer stalls: the client reads nothing.
+        # Wait until the writer stalls: the client reads nothing. No event says it stopped for
+        # good (writing pauses and resumes while the kernel's buffers fill): 0.1 s without a
+        # chunk written does.
         previous = -1
         while written != previous:
             previous = written
@@ -338,9 +340,11 @@ async def test_held_request_notices_that_the_client_went_away() -> None:
 
 
 async def test_held_request_notices_a_reset() -> None:
+    holding = asyncio.Event()
     noticed = asyncio.Event()
 
     async def hold(exchange: HTTPExchange) -> None:
+        holding.set()
         await exchange.wait_disconnected()
         noticed.set()
         await exchange.respond(200, [], b"nobody reads this")
@@ -348,7 +352,7 @@ async def test_held_request_notices_a_reset() -> None:
     async with http_server(hold) as server:
         peer = await RawPeer.open(server.port)
         peer.write(get("/poll"))
-        await asyncio.sleep(0.05)
+        await holding.wait()
         peer.writer.transport.abort()
         await noticed.wait()
         await peer.close()
@@ -374,6 +378,7 @@ async def test_server_stops_reading_pipelined_requests_beyond_its_bound() -> Non
         peer = await RawPeer.open(server.port)
         requests = get("/") * 20000  # about 700 KiB of pipelined requests
         peer.write(requests)
+        # Polled, bounded by the test's timeout: reading pauses once the buffer is full.
         while not any(c._reading_paused for c in server._http_connections):
             await asyncio.sleep(0.01)
         (connection,) = server._http_connections
