@@ -36,6 +36,7 @@ COVERAGE_FLOOR := 80
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict src
 
 test-speedups: $(TEST_STAMP) $(NODE_STAMP) $(SOCKJS_CLIENT_STAMP) $(CHAT_CLIENT_STAMP) system-packages

@@ -78,8 +78,9 @@ async def main(host: str, port: int, limits: ChatLimits) -> int:
     """Serve the demo until SIGINT or SIGTERM; return the exit status (1: cannot listen)."""
     router, chat, board = build(limits)
     try:
-        # Engine.IO runs without permessage-deflate, as engine.io does by default.
-        server = await fullduplex.serve(router, host, port, compression=None)
+        # The server's defaults: permessage-deflate for messages of 1 KiB and more (the order
+        # board's snapshot), none on Engine.IO's WebSocket, which its endpoint turns off.
+        server = await fullduplex.serve(router, host, port)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         print(f"demo: cannot listen on {host}:{port}: {reason}", file=sys.stderr)

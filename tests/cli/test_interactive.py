@@ -22,19 +22,21 @@ def plain(output: bytes) -> str:
     return ESCAPES.sub(b"", output).decode(errors="replace").replace("\r", "")
 
 
-async def echo_and_push_on_request(ws: Any, peer: Peer) -> None:
-    """Echo; on ``push``, say something unprompted a moment later."""
-    async for message in ws:
-        peer.received.append(message)
-        if message == "push":
-            peer.connected.clear()
-            await peer.connected.wait()  # the test says when: while the user is typing
-            await ws.send("order #1042 shipped")
-        else:
-            await ws.send(message)
-
-
 async def test_interactive_prints_messages_above_the_line_being_typed() -> None:
+    push_requested = asyncio.Event()
+    push_now = asyncio.Event()
+
+    async def echo_and_push_on_request(ws: Any, peer: Peer) -> None:
+        """Echo; on ``push``, say something unprompted when the test says so."""
+        async for message in ws:
+            peer.received.append(message)
+            if message == "push":
+                push_requested.set()
+                await push_now.wait()  # while the user is typing
+                await ws.send("order #1042 shipped")
+            else:
+                await ws.send(message)
+
     async with (
         fullduplex_server(echo_and_push_on_request) as peer,
         Terminal("connect", peer.url) as terminal,
@@ -44,10 +46,10 @@ async def test_interactive_prints_messages_above_the_line_being_typed() -> None:
         terminal.type(b"hello" + ENTER)
         at = await terminal.expect(rb"< \x1b\[0mhello|< hello", after=at)
         terminal.type(b"push" + ENTER)
-        await asyncio.sleep(0.3)
+        await push_requested.wait()  # "push" went out: what is typed now is a new line
         terminal.type(b"half-typ")  # not sent yet: the push arrives now
         at = await terminal.expect(b"half-typ", after=at)
-        peer.connected.set()
+        push_now.set()
         pushed = await terminal.expect(b"order #1042 shipped", after=at)
         # The line being typed is drawn again below the message, as it was.
         await terminal.expect(rb"\r\n(?:\x1b\[1m)?> (?:\x1b\[0m)?half-typ", after=pushed)

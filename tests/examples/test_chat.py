@@ -136,9 +136,10 @@ async def tab(port: int) -> AsyncIterator[Tab]:
 
 @contextlib.asynccontextmanager
 async def chat_demo(**limits: Any) -> AsyncIterator[int]:
-    """The demo's router, served in this process on a free port."""
+    """The demo's router, served in this process on a free port with the server's defaults,
+    as the demo serves it."""
     router, chat, _ = demo.build(chat_server.ChatLimits(**limits))
-    async with fullduplex.serve(router, "127.0.0.1", 0, compression=None) as server:
+    async with fullduplex.serve(router, "127.0.0.1", 0) as server:
         try:
             yield server.port
         finally:
@@ -308,6 +309,19 @@ async def demo_process(port: int = 0) -> AsyncIterator[Server]:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@needs_clients
+async def test_the_demo_compresses_the_order_board_and_leaves_engine_io_uncompressed() -> None:
+    async with demo_process() as server:
+        url = f"ws://127.0.0.1:{server.port}"
+        async with fullduplex.connect(f"{url}/orders/ws") as ws:
+            assert [type(e).__name__ for e in ws.protocol.extensions] == ["PerMessageDeflate"]
+            assert json.loads(await ws.recv())["type"] == "snapshot"
+        async with fullduplex.connect(f"{url}/chat/socket.io/?EIO=4&transport=websocket") as ws:
+            assert ws.protocol.extensions == []
+            assert str(await ws.recv()).startswith("0{")  # Engine.IO's OPEN packet
+        await server.stop()
 
 
 @dataclass

@@ -199,9 +199,9 @@ OnOpen = Callable[[RawPeer], Awaitable[None]]
 
 
 @asynccontextmanager
-async def serve_raw(on_open: OnOpen | None, *, answer: bool = True) -> AsyncIterator[int]:
-    """Serve on 127.0.0.1 as `RawPeer`: read the upgrade request, answer 101 (unless not
-    ``answer``), then run ``on_open(peer)``. Yields the port."""
+async def serve_raw(on_open: OnOpen) -> AsyncIterator[int]:
+    """Serve on 127.0.0.1 as `RawPeer`: read the upgrade request, answer 101, then run
+    ``on_open(peer)``. Yields the port."""
     tasks: set[asyncio.Task[None]] = set()
     peers: list[RawPeer] = []
 
@@ -212,8 +212,6 @@ async def serve_raw(on_open: OnOpen | None, *, answer: bool = True) -> AsyncIter
         assert task is not None
         tasks.add(task)
         request = await reader.readuntil(b"\r\n\r\n")
-        if not answer:
-            await asyncio.Event().wait()
         key = next(
             line.split(":", 1)[1].strip()
             for line in request.decode().split("\r\n")
@@ -225,8 +223,7 @@ async def serve_raw(on_open: OnOpen | None, *, answer: bool = True) -> AsyncIter
                 f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
             ).encode()
         )
-        if on_open is not None:
-            await on_open(peer)
+        await on_open(peer)
 
     server = await asyncio.start_server(accept, "127.0.0.1", 0)
     try:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -171,16 +172,33 @@ async def test_client_raises_invalid_handshake_when_the_server_hangs_up() -> Non
         await server.wait_closed()
 
 
-async def test_client_raises_timeout_error_after_open_timeout(
+async def test_client_raises_timeout_error_after_open_timeout_and_drops_the_socket(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async with serve_raw(None, answer=False) as port:  # accepts, reads, never answers
+    client_closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        # The client drops the socket of the handshake it gave up on. Its transport closes
+        # the socket right after calling connection_lost, so that call is over by the time
+        # the end of the stream arrives here.
+        with contextlib.suppress(ConnectionResetError):
+            await reader.read()
+        client_closed.set_result(None)
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
         started = time.monotonic()
         with pytest.raises(TimeoutError):
             await connect(f"ws://127.0.0.1:{port}/", open_timeout=0.2)
         assert time.monotonic() - started < 2
-        await asyncio.sleep(0.01)  # let the aborted transport report connection_lost
+        await client_closed
         gc.collect()
+    finally:
+        server.close()
+        await server.wait_closed()
     # The abandoned handshake's future must not complain when collected.
     assert "never retrieved" not in caplog.text
 

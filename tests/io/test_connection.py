@@ -97,7 +97,8 @@ async def test_recv_wakes_with_connection_closed_when_the_peer_goes_away() -> No
         peer = await RawPeer.connected(server.port)
         ws = await hold.next()
         waiting = asyncio.create_task(ws.recv())
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one loop turn: the task runs until it waits for a message
+        assert not waiting.done()
         peer.writer.transport.abort()
         with pytest.raises(ConnectionClosedError) as caught:
             await waiting
@@ -154,16 +155,19 @@ async def test_send_fragments_one_frame_per_item_on_the_wire() -> None:
 async def test_send_waits_for_a_fragmented_message_in_progress() -> None:
     release = asyncio.Event()
 
+    sending = asyncio.Event()
+
     async def slow_fragments() -> AsyncIterator[str]:
         yield "first "
+        sending.set()  # asked for the next fragment: the send is under way
         await release.wait()
         yield "message"
 
     async with ws_pair() as (server, client):
         fragmented = asyncio.create_task(client.send(slow_fragments()))
-        await asyncio.sleep(0.01)
+        await sending.wait()
         whole = asyncio.create_task(client.send("second message"))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one loop turn: the second send runs until it waits
         assert not whole.done()
         release.set()
         await asyncio.gather(fragmented, whole)
@@ -301,7 +305,8 @@ async def test_ping_raises_connection_closed_when_the_connection_closes_first() 
         peer = await RawPeer.connected(server.port)
         ws = await hold.next()
         waiting = asyncio.create_task(ws.ping())
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one loop turn: the task sends its ping and waits for the pong
+        assert not waiting.done()
         peer.writer.transport.abort()
         with pytest.raises(ConnectionClosedError):
             await waiting
@@ -423,6 +428,7 @@ async def test_send_waits_while_the_write_buffer_is_above_the_limit() -> None:
         # Bounded: at most the high-water mark plus the message that crossed it.
         assert ws.transport.get_write_buffer_size() <= write_limit + len(chunk) + 14
         stalled_at = sent
+        # Nothing to wait for: no send may complete while the peer reads nothing.
         await asyncio.sleep(0.1)
         assert sent == stalled_at
         # Once the peer reads again, sending resumes.

@@ -12,7 +12,15 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from fullduplex import HTTPDisconnect, Request, Response, Server, ServerConnection, serve
+from fullduplex import (
+    HTTPDisconnect,
+    Request,
+    Response,
+    Server,
+    ServerConnection,
+    connect,
+    serve,
+)
 from fullduplex.io.asyncio.exchange import HTTPExchange
 from fullduplex.io.asyncio.http import HTTPApplication, HTTPConnection
 from fullduplex.io.asyncio.native_exchange import NativeExchange
@@ -25,7 +33,9 @@ ExchangeHandler = Callable[[HTTPExchange], Awaitable[None]]
 
 
 class App:
-    """An `HTTPApplication` running one HTTP handler for every path and echoing WebSocket."""
+    """An `HTTPApplication` running one HTTP handler for every path and echoing WebSocket.
+
+    It has no ``upgrade_options``: that method is optional (see `TunedApp`)."""
 
     def __init__(self, handler: ExchangeHandler) -> None:
         self.handler = handler
@@ -36,9 +46,6 @@ class App:
             return Response(403, [("Content-Type", "text/plain")], b"no\n")
         return None
 
-    def upgrade_options(self, request: Request) -> OptionOverrides:
-        return {}
-
     async def serve_websocket(self, connection: ServerConnection) -> None:
         async for message in connection:
             await connection.send(message)
@@ -46,6 +53,13 @@ class App:
     async def serve_http(self, exchange: HTTPExchange) -> None:
         self.exchanges.append(exchange)
         await self.handler(exchange)
+
+
+class TunedApp(App):
+    """An `App` whose upgrades on ``/plain`` run without permessage-deflate."""
+
+    def upgrade_options(self, request: Request) -> OptionOverrides:
+        return {"compression": None} if request.path == "/plain" else {}
 
 
 async def hello(exchange: HTTPExchange) -> None:
@@ -86,9 +100,29 @@ def get(path: str, *extra: str, version: str = "1.1") -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def test_an_application_is_an_http_application() -> None:
+def test_an_application_is_an_http_application_with_or_without_upgrade_options() -> None:
     assert isinstance(App(hello), HTTPApplication)
+    assert isinstance(TunedApp(hello), HTTPApplication)
     assert not isinstance(hello, HTTPApplication)
+
+
+async def test_server_upgrades_with_its_own_options_for_an_app_without_upgrade_options() -> None:
+    async with (
+        serve(App(hello), "127.0.0.1", 0) as server,
+        connect(f"ws://127.0.0.1:{server.port}/plain") as ws,
+    ):
+        await ws.send("hi")
+        assert await ws.recv() == "hi"
+        assert [type(e).__name__ for e in ws.protocol.extensions] == ["PerMessageDeflate"]
+
+
+async def test_server_upgrades_with_the_options_upgrade_options_returns() -> None:
+    async with serve(TunedApp(hello), "127.0.0.1", 0) as server:
+        for path, extensions in [("/plain", []), ("/other", ["PerMessageDeflate"])]:
+            async with connect(f"ws://127.0.0.1:{server.port}{path}") as ws:
+                await ws.send("hi")
+                assert await ws.recv() == "hi"
+                assert [type(e).__name__ for e in ws.protocol.extensions] == extensions
 
 
 async def test_server_answers_several_requests_on_one_connection() -> None:
@@ -271,7 +305,9 @@ async def test_streamed_writes_wait_for_a_slow_reader() -> None:
     async with http_server(stream, write_limit=65536) as server:
         peer = await RawPeer.open(server.port, rcvbuf=65536)
         peer.write(get("/"))
-        # Wait until the writer stalls: the client reads nothing.
+        # Wait until the writer stalls: the client reads nothing. No event says it stopped for
+        # good (writing pauses and resumes while the kernel's buffers fill): 0.1 s without a
+        # chunk written does.
         previous = -1
         while written != previous:
             previous = written
@@ -304,9 +340,11 @@ async def test_held_request_notices_that_the_client_went_away() -> None:
 
 
 async def test_held_request_notices_a_reset() -> None:
+    holding = asyncio.Event()
     noticed = asyncio.Event()
 
     async def hold(exchange: HTTPExchange) -> None:
+        holding.set()
         await exchange.wait_disconnected()
         noticed.set()
         await exchange.respond(200, [], b"nobody reads this")
@@ -314,7 +352,7 @@ async def test_held_request_notices_a_reset() -> None:
     async with http_server(hold) as server:
         peer = await RawPeer.open(server.port)
         peer.write(get("/poll"))
-        await asyncio.sleep(0.05)
+        await holding.wait()
         peer.writer.transport.abort()
         await noticed.wait()
         await peer.close()
@@ -340,6 +378,7 @@ async def test_server_stops_reading_pipelined_requests_beyond_its_bound() -> Non
         peer = await RawPeer.open(server.port)
         requests = get("/") * 20000  # about 700 KiB of pipelined requests
         peer.write(requests)
+        # Polled, bounded by the test's timeout: reading pauses once the buffer is full.
         while not any(c._reading_paused for c in server._http_connections):
             await asyncio.sleep(0.01)
         (connection,) = server._http_connections

@@ -42,10 +42,11 @@ async def test_callback_replies_to_one_read_go_out_in_order_and_together() -> No
 
 async def test_messages_queued_before_the_callback_are_handed_over_first() -> None:
     received: list[str | bytes] = []
+    callback_set = asyncio.Event()
     done = asyncio.Event()
 
     async def late(ws: ServerConnection) -> None:
-        while len(ws._messages or ()) < 2:
+        while len(ws._messages or ()) < 2:  # bounded by the test's timeout
             await asyncio.sleep(0.01)
 
         def record(message: str | bytes) -> None:
@@ -54,6 +55,7 @@ async def test_messages_queued_before_the_callback_are_handed_over_first() -> No
                 done.set()
 
         ws.on_message(record)
+        callback_set.set()
         await ws.wait_closed()
 
     async with (
@@ -62,7 +64,7 @@ async def test_messages_queued_before_the_callback_are_handed_over_first() -> No
     ):
         await ws.send("one")
         await ws.send("two")
-        await asyncio.sleep(0.05)
+        await callback_set.wait()  # "three" arrives after the queued two were handed over
         await ws.send("three")
         await asyncio.wait_for(done.wait(), 5)
     assert received == ["one", "two", "three"]

@@ -54,5 +54,6 @@ async def test_idle_connections_share_one_loop_timer_for_keepalive() -> None:
         assert wheel._handle is not None
         for client in clients:
             await client.close()
-        await asyncio.sleep(0.05)
+        for connection in connections:  # each leaves the wheel in its connection_lost
+            await connection.wait_closed()
         assert not {c for bucket in wheel._buckets.values() for c in bucket} & set(connections)

@@ -34,6 +34,7 @@ from .peers import (
     CONTINUATION,
     MASK,
     PING,
+    PONG,
     TEXT,
     Holder,
     RawPeer,
@@ -209,13 +210,11 @@ async def test_server_refusal_is_readable_when_the_client_sent_more_behind_its_r
         assert b"is not allowed" in reply.body
         assert await peer.read_until_eof() == b""  # the server's side is closed...
         peer.write(b"more")  # ... and it still reads, until the client closes
+        # Nothing to wait for: the connection must still be there after a moment to read.
         await asyncio.sleep(0.05)
-        assert len(server.connections) == 1
+        (connection,) = server.connections
         await peer.close()
-        for _ in range(100):
-            if not server.connections:
-                break
-            await asyncio.sleep(0.01)
+        await connection.wait_closed()
         assert not server.connections
 
 
@@ -262,7 +261,7 @@ async def test_server_answers_plain_http_requests_through_process_request() -> N
 
 async def test_server_answers_a_raw_http_get_through_an_async_process_request() -> None:
     async def health(ws: ServerConnection, request: Request) -> Response | None:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a hook that suspends: answered in a later turn
         return _health(ws, request)
 
     async with serve(echo, "127.0.0.1", 0, process_request=health) as server:
@@ -447,15 +446,18 @@ async def test_server_keepalive_closes_with_1011_when_the_peer_stops_answering(
 
 async def test_server_keepalive_keeps_an_answering_peer_connected() -> None:
     hold = Holder()
-    options = dict(ping_interval=0.05, ping_timeout=0.05)
-    async with (
-        serve(hold, "127.0.0.1", 0, **options) as server,
-        connect(f"ws://127.0.0.1:{server.port}/", ping_interval=None) as client,
-    ):
+    # Pings come often; the timeout is long enough for a loaded machine to answer in time.
+    options = dict(ping_interval=0.02, ping_timeout=2)
+    async with serve(hold, "127.0.0.1", 0, **options) as server:
+        peer = await RawPeer.connected(server.port)
         ws = await hold.next()
-        await asyncio.sleep(0.4)  # several rounds of pings, each answered by the client
-        await client.send("alive")
+        for _ in range(5):  # several rounds: a second ping comes only after a pong
+            frame = await peer.read_frame()
+            assert frame.opcode == PING, frame
+            peer.send_frame(PONG, frame.payload)
+        peer.send_frame(TEXT, b"alive")
         assert await ws.recv() == "alive"
+        await peer.close()
 
 
 # --- backpressure on reading -----------------------------------------------------------------
@@ -502,7 +504,7 @@ async def test_server_closes_promptly_a_connection_whose_queue_is_full() -> None
             _shrink(ws.transport, socket.SO_RCVBUF)
             _shrink(client.transport, socket.SO_SNDBUF)
             flood = asyncio.create_task(_send_until_closed(client, b"f" * 4096))
-            while ws.transport.is_reading():
+            while ws.transport.is_reading():  # bounded by the test's timeout
                 await asyncio.sleep(0.01)
             started = time.monotonic()
             await ws.close(1000, "enough")
@@ -566,7 +568,7 @@ async def test_server_shutdown_waits_for_handlers_to_finish() -> None:
         try:
             await ws.recv()
         except ConnectionClosedOK:
-            await asyncio.sleep(0.05)  # cleanup after the close
+            await asyncio.sleep(0.05)  # a slow cleanup after the close, which shutdown awaits
             finished.append(ws.close_code)
 
     async with serve(tidy, "127.0.0.1", 0) as server:
@@ -603,7 +605,7 @@ async def test_server_shutdown_cancels_a_handler_that_ignores_closure() -> None:
 
     async def stubborn(ws: ServerConnection) -> None:
         try:
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # never ends by itself: only cancellation ends it
         except asyncio.CancelledError:
             cancelled.set()
             raise
@@ -631,8 +633,11 @@ async def test_server_shutdown_is_bounded_when_a_peer_ignores_the_close() -> Non
 
 
 async def test_server_shutdown_drops_handshakes_in_progress_at_once() -> None:
+    stalling = asyncio.Event()
+
     async def stalled(ws: ServerConnection, request: Request) -> Response | None:
-        await asyncio.sleep(3600)
+        stalling.set()
+        await asyncio.Event().wait()  # never answers: the shutdown must not wait for it
         return None
 
     options = dict(open_timeout=30, close_timeout=0.5, process_request=stalled)
@@ -641,9 +646,9 @@ async def test_server_shutdown_drops_handshakes_in_progress_at_once() -> None:
         half.write(upgrade_request()[:40])  # mid-request
         waiting = await RawPeer.open(server.port)
         waiting.write(upgrade_request())  # complete, stuck in process_request
-        while len(server.connections) < 2:
+        await stalling.wait()
+        while len(server.connections) < 2:  # bounded by the test's timeout
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
         started = time.monotonic()
     assert time.monotonic() - started < 1.5
     for peer in (half, waiting):

@@ -105,8 +105,7 @@ class Outbox:
                 if self._session.try_send_nowait(messages[0]):
                     return True
             except ConnectionClosed:
-                self.is_closed = True
-                self._ready.set()  # the writer task sees it and ends
+                self._session_closed()
                 return False
         if volatile and len(queue) >= self.volatile_backlog:
             self.dropped_volatile += 1
@@ -126,6 +125,28 @@ class Outbox:
         self._queued_bytes += size
         self._ready.set()
         return True
+
+    def try_write(self, messages: Sequence[str | bytes]) -> bool:
+        """Write ``messages`` now if nothing is queued or being written and the session takes
+        them without waiting; else do nothing and return False: then `send` them.
+
+        The way a reply leaves inside the read that brought its request (an ack answering
+        an event), with no coroutine: True as well when the session has closed (there is
+        nothing left to wait for).
+        """
+        if self._queue or self._writing or self.is_overflowed or len(messages) != 1:
+            return False
+        if self.is_closed:
+            return True
+        try:
+            return self._session.try_send_nowait(messages[0])
+        except ConnectionClosed:
+            self._session_closed()
+            return True
+
+    def _session_closed(self) -> None:
+        self.is_closed = True
+        self._ready.set()  # the writer task sees it and ends
 
     async def send(self, messages: Sequence[str | bytes], *, volatile: bool = False) -> bool:
         """Write ``messages`` now if nothing is queued or being written, else `put` them.

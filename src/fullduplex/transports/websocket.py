@@ -81,8 +81,7 @@ class WebSocketSession(Session):
             ConnectionClosed: the connection is closing or closed.
         """
         connection = self.connection
-        lock = connection._send_lock
-        if connection._writing_paused or (lock is not None and lock.locked()):
+        if not connection.can_send_now():
             return False
         connection.send_nowait(message)
         return True
@@ -131,8 +130,7 @@ class _CallbackReader:
     async def run(self) -> None:
         connection = self._connection
         backlog = self._backlog
-        closed = connection._closed
-        closed.add_done_callback(self._wake)
+        connection.add_close_callback(self._wake)
         connection.on_message(self._on_message)
         try:
             while True:
@@ -144,16 +142,16 @@ class _CallbackReader:
                     if self._is_pausing and len(backlog) <= connection.max_queue // 4:
                         self._resume_reading()
                     self._pending = self._consumer(message)
-                elif closed.done():
+                elif connection.is_closed:
                     error = connection.protocol.closed_error()
                     if isinstance(error, ConnectionClosedOK):
                         return
                     raise error
                 else:
-                    self._wakeup = connection._loop.create_future()
+                    self._wakeup = asyncio.get_running_loop().create_future()
                     await self._wakeup
         finally:
-            closed.remove_done_callback(self._wake)
+            connection.remove_close_callback(self._wake)
             if self._is_pausing:
                 self._resume_reading()
 
@@ -161,7 +159,8 @@ class _CallbackReader:
         if self._pending is not None or self._backlog:
             self._backlog.append(message)
             if len(self._backlog) >= self._connection.max_queue and not self._is_pausing:
-                self._pause_reading()
+                self._is_pausing = True
+                self._connection.pause_reading()
             return
         try:
             pending = self._consumer(message)
@@ -176,22 +175,9 @@ class _CallbackReader:
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
-    def _pause_reading(self) -> None:
-        # The connection's own flag, so that it does not resume reading when writing resumes.
-        connection = self._connection
-        transport = connection.transport
-        if transport is not None and not connection._reading_paused:
-            self._is_pausing = connection._reading_paused = True
-            transport.pause_reading()
-
     def _resume_reading(self) -> None:
-        connection = self._connection
         self._is_pausing = False
-        if connection._reading_paused:
-            connection._reading_paused = False
-            transport = connection.transport
-            if transport is not None and not connection._writing_paused:
-                transport.resume_reading()
+        self._connection.resume_reading()
 
 
 async def _reraise(exc: Exception) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import os
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -86,11 +86,33 @@ def echo_port() -> Iterator[int]:
 def no_thread_left_behind() -> Iterator[None]:
     before = loop_threads()
     yield
-    gc.collect()
-    deadline = time.monotonic() + TIMEOUT_S
-    while loop_threads() - before and time.monotonic() < deadline:
-        time.sleep(0.01)
+    gc.collect()  # a connection dropped without close stops its thread from its finalizer
+    for thread in loop_threads() - before:
+        thread.join(TIMEOUT_S)
     assert loop_threads() - before == set()
+
+
+def wait_until_receiving(ws: sync.Connection) -> None:
+    """Return once a thread waits in ``ws.recv()`` for a message that has not arrived.
+
+    That thread's `recv` runs as a task on the connection's loop; it waits once its coroutine
+    is suspended there. Each check is a call on that loop, so the loop runs between checks.
+    """
+    recv_code = sync.Connection._recv.__code__
+
+    async def receiving() -> bool:
+        for task in asyncio.all_tasks():
+            coroutine = task.get_coro()
+            if (
+                inspect.iscoroutine(coroutine)
+                and coroutine.cr_code is recv_code
+                and inspect.getcoroutinestate(coroutine) == inspect.CORO_SUSPENDED
+            ):
+                return True
+        return False
+
+    while not ws._loop_thread.run(receiving()):  # bounded by the test's timeout
+        pass
 
 
 def test_client_sends_and_receives_text_and_binary(echo_port: int) -> None:
@@ -178,7 +200,7 @@ def test_recv_in_one_thread_while_another_sends(echo_port: int) -> None:
         received: list[Any] = []
         reader = threading.Thread(target=lambda: received.extend(ws.recv(TIMEOUT_S) for _ in "ab"))
         reader.start()
-        time.sleep(0.05)
+        wait_until_receiving(ws)
         ws.send("a")
         ws.send("b")
         reader.join(TIMEOUT_S)
@@ -274,19 +296,29 @@ def test_bad_options_raise_before_any_thread_starts() -> None:
         sync.connect("http://127.0.0.1:1/")
 
 
-def test_close_then_recv_returns_the_messages_received_before(echo_port: int) -> None:
-    ws = sync.connect(f"ws://127.0.0.1:{echo_port}/").open()
-    ws.send("kept")
-    time.sleep(0.1)  # echoed before the close
-    ws.close(4000, "bye")
-    ws.close()  # only waits
-    assert ws.state is State.CLOSED
-    assert ws.recv(timeout=TIMEOUT_S) == "kept"
-    with pytest.raises(ConnectionClosedError):
-        ws.recv(timeout=TIMEOUT_S)
-    with pytest.raises(ConnectionClosedError):
-        ws.send("too late")
-    ws.__exit__(None, None, None)
+def test_close_then_recv_returns_the_messages_received_before() -> None:
+    delivered = threading.Event()
+
+    async def echo_once(ws: ServerConnection) -> None:
+        await ws.send(await ws.recv())
+        # The client answers this ping after reading the echo, which went out before it.
+        await ws.ping()
+        delivered.set()
+        await ws.wait_closed()
+
+    with server_thread(echo_once) as port:
+        ws = sync.connect(f"ws://127.0.0.1:{port}/").open()
+        ws.send("kept")
+        assert delivered.wait(TIMEOUT_S)
+        ws.close(4000, "bye")
+        ws.close()  # only waits
+        assert ws.state is State.CLOSED
+        assert ws.recv(timeout=TIMEOUT_S) == "kept"
+        with pytest.raises(ConnectionClosedError):
+            ws.recv(timeout=TIMEOUT_S)
+        with pytest.raises(ConnectionClosedError):
+            ws.send("too late")
+        ws.__exit__(None, None, None)
 
 
 def test_calls_after_the_block_raise_connection_closed(echo_port: int) -> None:

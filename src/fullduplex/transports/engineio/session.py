@@ -320,19 +320,28 @@ class EngineIOSession(Session):
         self._queue(Packet(PacketType.MESSAGE, message))
 
     def try_send_nowait(self, message: str | bytes) -> bool:
-        """Put ``message`` on the WebSocket now if nothing is queued ahead and the client keeps
-        up; else return False (over long-polling too): use `send`.
+        """Send ``message`` if that needs no waiting: on the WebSocket now when nothing is
+        queued ahead and the client keeps up, else into the queue while it has room (for the
+        next poll, or the writer); otherwise return False: use `send`.
 
         Raises:
-            ConnectionClosed: the session has ended or is closing.
+            ConnectionClosed: the WebSocket has closed.
+            TypeError: ``message`` is neither ``str`` nor ``bytes``.
         """
+        if self._state is not _State.OPEN:
+            return False  # `send` raises the reason
         websocket = self._websocket
-        if websocket is None or self._outbox or self._state is not _State.OPEN:
+        if websocket is not None and not self._outbox:
+            try:
+                return websocket.try_send_nowait("4" + message if type(message) is str else message)
+            except ConnectionClosed:
+                raise self._closed_error() from None
+        if len(self._outbox) >= self._options.max_queue_messages:
             return False
-        try:
-            return websocket.try_send_nowait(f"4{message}" if type(message) is str else message)
-        except ConnectionClosed:
-            raise self._closed_error() from None
+        if not isinstance(message, str | bytes):
+            raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+        self._queue(Packet(PacketType.MESSAGE, message))
+        return True
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Send what is queued, then CLOSE, and wait until the session has ended.
@@ -590,20 +599,37 @@ class EngineIOSession(Session):
         if len(message) > self._options.max_payload_bytes:
             self._end(1009, "transport error")
             return None
-        try:
-            packet = decode_packet(message)
-        except InvalidPacket:
-            self._end(1002, "parse error")
-            return None
-        if packet.type is not PacketType.MESSAGE:
-            self._receive_control(packet)
-        elif self._is_consumer_idle:
-            self._consume_inline(packet.data)
+        # A MESSAGE, the usual packet, is taken apart here without a `Packet`.
+        if type(message) is str:
+            if message[:1] != "4":
+                try:
+                    self._receive_control(decode_packet(message))
+                except InvalidPacket:
+                    self._end(1002, "parse error")
+                return None
+            data: str | bytes = message[1:]
+        else:
+            data = message  # a binary frame is a MESSAGE with no prefix
+        if self._is_consumer_idle:
+            # `_consume_inline` written out: this runs for every message.
+            consumer = self._consumer
+            assert consumer is not None
+            self._is_consumer_idle = False  # a message it causes to be read waits in the inbox
+            try:
+                pending = consumer(data)
+            except Exception as exc:
+                pending = _reraise(exc)
+            if pending is None:
+                self._is_consumer_idle = True
+            else:
+                self._consumer_pending = pending
+                self._inbox_ready.notify()
         elif len(self._inbox) < self._options.max_queue_messages:
-            self._inbox.append(packet.data)
+            self._inbox.append(data)
             self._inbox_ready.notify()
         else:
-            return self._receive(packet)  # waits for room; the WebSocket is not read meanwhile
+            # Waits for room; the WebSocket is not read meanwhile.
+            return self._receive(Packet(PacketType.MESSAGE, data))
         return None
 
     def _attach_websocket(self, websocket: Session) -> None:
