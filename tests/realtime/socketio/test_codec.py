@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from fullduplex.realtime.socketio.codec import (
     Packet,
     PacketType,
     encode,
+    encode_ack,
 )
 
 
@@ -165,6 +167,9 @@ def test_garbage_only_raises_invalid_packet(messages: list[str | bytes]) -> None
         "2[]",
         "2",
         "2[true]",
+        "2[null]",
+        '2\u0661["m"]',  # a non-ASCII digit in the ack id
+        '2["m"] 1',  # JSON then more
         '2["connect"]',
         '2["disconnecting"]',
         "3",
@@ -229,3 +234,17 @@ def test_encode_refuses_what_json_cannot_carry() -> None:
         encode(Packet(PacketType.EVENT, "/", ["m", float("nan")]))
     with pytest.raises(TypeError):
         encode(Packet(PacketType.EVENT, "/", ["m", object()]))
+
+
+@given(namespaces, st.integers(0, MAX_ACK_ID), st.lists(json_values, max_size=4), st.booleans())
+def test_encode_ack_is_encode_of_an_ack_packet(
+    namespace: str, ack_id: int, args: list[Any], as_tuple: bool
+) -> None:
+    expected = encode(Packet(PacketType.ACK, namespace, args, ack_id))
+    assert encode_ack(namespace, ack_id, tuple(args) if as_tuple else args) == expected
+
+
+@pytest.mark.parametrize("name", [1, 1.5, "m"])
+def test_decoder_reads_events_named_by_numbers_and_strings(name: Any) -> None:
+    packet = Decoder().receive(f"27{json.dumps([name, 1])}")
+    assert packet == Packet(PacketType.EVENT, "/", [name, 1], 7)

@@ -9,10 +9,15 @@ import asyncio
 import json
 import time
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from fullduplex.protocol.http11 import Request
 from fullduplex.transports.engineio import EngineIOEndpoint, EngineIOSession
+from fullduplex.transports.engineio.endpoint import _query
 
 from .memory import (
     MemoryExchange,
@@ -310,3 +315,16 @@ async def test_aclose_cancels_a_handler_that_ignores_the_close(make_endpoint: An
     assert cancelled.is_set()
     assert (session.close_code, session.close_reason) == (1001, "server shutting down")
     assert not endpoint._handler_tasks
+
+
+@given(st.text(alphabet="ab=&+%2E8#?;é ", max_size=30))
+def test_query_reads_the_target_as_parse_qsl_does(query: str) -> None:
+    target = "/socket.io/?" + query
+    expected: dict[str, str] = {}
+    for name, value in parse_qsl(urlsplit(target).query, keep_blank_values=True):
+        expected.setdefault(name, value)
+    assert _query(Request(target)) == expected
+
+
+def test_query_of_a_target_without_one_is_empty() -> None:
+    assert _query(Request("/socket.io/")) == {}

@@ -33,6 +33,7 @@ __all__ = [
     "InvalidPacket",
     "Decoder",
     "encode",
+    "encode_ack",
     "RESERVED_EVENTS",
     "MAX_ACK_ID",
 ]
@@ -135,6 +136,23 @@ def encode(packet: Packet) -> list[str | bytes]:
     messages: list[str | bytes] = [head + _DUMPS(data)]
     messages.extend(buffers)
     return messages
+
+
+def encode_ack(namespace: str, ack_id: int, args: list[Any] | tuple[Any, ...]) -> list[str | bytes]:
+    """Serialize the ACK of event ``ack_id`` with ``args``: what
+    ``encode(Packet(PacketType.ACK, namespace, list(args), ack_id))`` returns, without the
+    `Packet` on the usual path (a server acks every event).
+
+    Raises:
+        ValueError: ``args`` hold something JSON cannot carry (NaN).
+        TypeError: the same, for types json refuses.
+    """
+    if namespace == "/":
+        try:
+            return [f"3{ack_id}{_DUMPS(args)}"]
+        except TypeError:
+            pass  # bytes among the arguments: a BINARY_ACK
+    return encode(Packet(PacketType.ACK, namespace, list(args), ack_id))
 
 
 def _valid_payload(kind: PacketType, payload: Any) -> bool:

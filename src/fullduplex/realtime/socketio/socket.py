@@ -15,7 +15,7 @@ from ...exceptions import ConnectionClosedError
 from ...protocol.http11 import Headers
 from ..backends.base import Broadcast
 from ..hub import new_member_id
-from .codec import Packet, PacketType, encode
+from .codec import Packet, PacketType, encode, encode_ack
 from .namespace import BroadcastOperator, Namespace
 
 if TYPE_CHECKING:
@@ -259,13 +259,14 @@ class Socket:
         await self._connection.outbox.send(messages)
 
     def _ack_messages(self, ack_id: int, result: Any) -> list[str | bytes]:
+        """The ack of a handler's return value: a tuple is several arguments, None none."""
         if result is None:
-            ack: list[Any] = []
+            args: tuple[Any, ...] | list[Any] = ()
         elif isinstance(result, tuple):
-            ack = list(result)
+            args = result
         else:
-            ack = [result]
-        return encode(Packet(PacketType.ACK, self.namespace.name, ack, ack_id))
+            args = [result]
+        return encode_ack(self.namespace.name, ack_id, args)
 
     async def _close(self, reason: str) -> None:
         """Leave the namespace: ``disconnecting``, keep the session, leave rooms, ``disconnect``."""

@@ -452,7 +452,8 @@ class EngineIOSession(Session):
             for packet in packets:
                 if self._state is _State.CLOSED:
                     break
-                await self._receive(packet)
+                if not self._receive_nowait(packet):
+                    await self._receive(packet)
         finally:
             self._is_posting = False
         await exchange.respond(200, [*TEXT_HEADERS, *headers], b"ok")
@@ -552,6 +553,19 @@ class EngineIOSession(Session):
             self._inbox_ready.notify()
         else:
             self._receive_control(packet)
+
+    def _receive_nowait(self, packet: Packet) -> bool:
+        """`_receive` when it need not wait (the inbox has room): no coroutine; else False."""
+        if packet.type is not PacketType.MESSAGE:
+            self._receive_control(packet)
+        elif self._is_consumer_idle:
+            self._consume_inline(packet.data)
+        elif len(self._inbox) < self._options.max_queue_messages:
+            self._inbox.append(packet.data)
+            self._inbox_ready.notify()
+        else:
+            return False
+        return True
 
     def _receive_control(self, packet: Packet) -> None:
         kind = packet.type
