@@ -1325,6 +1325,125 @@ def test_connection_receive_messages_returns_what_receive_data_reports(
     assert len(sent_frames(by_messages)) == len(sent_frames(by_events))
 
 
+def receive_through_deliverer(conn: Connection, chunk: bytes) -> list[object]:
+    """What ``conn`` makes of ``chunk`` as an I/O layer with a message callback does: its
+    deliverer when it offers one, `receive_messages` for the rest; bare messages, and events
+    as they are."""
+    received: list[object] = []
+    deliver = conn.message_deliverer(received.append)
+    taken = 0
+    if deliver is not None:
+        # As a read fills it: a buffer larger than what was read.
+        buffer = bytearray(chunk) + b"\xff" * 7
+        result = deliver(buffer, len(chunk))
+        assert type(result) is int
+        taken = result
+    received += conn.receive_messages(chunk[taken:])
+    received += [bare(event) for event in conn.events_received()]
+    return received
+
+
+@given(
+    st.lists(messages(), max_size=6),
+    st.booleans(),
+    st.lists(st.integers(min_value=0), max_size=10),
+    st.binary(max_size=12),
+)
+@settings(deadline=None, max_examples=150)
+def test_connection_message_deliverer_gives_what_receive_data_reports(
+    sent: list[tuple[bool, bytes, list[int], list[bool]]],
+    client_sends: bool,
+    chunk_cuts: list[int],
+    garbage: bytes,
+) -> None:
+    client, server = open_plain_pair()
+    sender, by_events = (client, server) if client_sends else (server, client)
+    other_client, other_server = open_plain_pair()
+    by_deliverer = other_server if client_sends else other_client
+    for message in sent:
+        send_message(sender, *message)
+    data = b"".join(sender.data_to_send()) + garbage
+    expected: list[object] = []
+    received: list[object] = []
+    for chunk in chunker(chunk_cuts)(data):
+        by_events.receive_data(chunk)
+        expected += [bare(event) for event in by_events.events_received()]
+        received += receive_through_deliverer(by_deliverer, chunk)
+    assert [repr(item) for item in received] == [repr(item) for item in expected]
+    assert by_deliverer.state is by_events.state
+    assert by_deliverer.close_sent == by_events.close_sent
+    assert len(sent_frames(by_deliverer)) == len(sent_frames(by_events))
+
+
+def test_connection_offers_no_deliverer_with_a_frame_or_message_partly_received() -> None:
+    client, server = open_plain_pair()
+    assert server.message_deliverer(print) is not None
+    client.send_text("a whole message")
+    frame = b"".join(client.data_to_send())
+    server.receive_data(frame[:3])
+    assert server.message_deliverer(print) is None
+    server.receive_data(frame[3:])
+    assert server.events_received() == [TextReceived("a whole message")]
+    assert server.message_deliverer(print) is not None
+    client.send_text("first", fin=False)
+    server.receive_data(b"".join(client.data_to_send()))
+    assert server.message_deliverer(print) is None
+    client.send_continuation("last", fin=True)
+    server.receive_data(b"".join(client.data_to_send()))
+    assert server.events_received() == [TextReceived("firstlast")]
+    assert server.message_deliverer(print) is not None
+    server.send_close()
+    assert server.message_deliverer(print) is None
+
+
+def test_connection_offers_no_deliverer_before_the_handshake_or_with_an_extension() -> None:
+    assert ServerProtocol().message_deliverer(print) is None
+    client = ClientProtocol("h", extensions=[ClientPerMessageDeflate()])
+    server = ServerProtocol(ServerNegotiation(extensions=[ServerPerMessageDeflate()]))
+    relay(client, server)
+    server.accept()
+    assert server.extensions
+    assert server.message_deliverer(print) is None
+
+
+def test_connection_deliverer_stops_once_the_callback_closes_the_connection() -> None:
+    client, server = open_plain_pair()
+    for text in ("one", "two", "three"):
+        client.send_text(text)
+    data = b"".join(client.data_to_send())
+    received: list[str | bytes] = []
+
+    def close_after_two(message: str | bytes) -> None:
+        received.append(message)
+        if len(received) == 2:
+            server.send_close(1001)
+
+    deliver = server.message_deliverer(close_after_two)
+    assert deliver is not None
+    taken = deliver(data, len(data))
+    assert received == ["one", "two"]
+    assert taken == len(data) // 3 * 2
+    # The rest goes the general way: messages still come until the peer's close frame.
+    assert server.receive_messages(data[taken:]) == []
+    assert server.events_received() == [TextReceived("three")]
+
+
+def test_connection_deliverer_reports_what_the_callback_raised() -> None:
+    client, server = open_plain_pair()
+    for text in ("one", "two", "three"):
+        client.send_text(text)
+    data = b"".join(client.data_to_send())
+    error = ValueError("no")
+
+    def refuse_two(message: str | bytes) -> None:
+        if message == "two":
+            raise error
+
+    deliver = server.message_deliverer(refuse_two)
+    assert deliver is not None
+    assert deliver(data, len(data)) == (len(data) // 3 * 2, error)
+
+
 @pytest.mark.parametrize(
     "message",
     [

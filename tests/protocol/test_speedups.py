@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from fullduplex.protocol._compiled import _apply_mask_python, _unmask_payload_python
 from fullduplex.protocol.events import BinaryReceived, Event, TextReceived
-from fullduplex.protocol.frames import _serialize_message_python
+from fullduplex.protocol.frames import _deliver_messages_python, _serialize_message_python
 
 from ..wire import encode_frame
 
@@ -261,3 +261,129 @@ def test_frame_message_refuses_what_pure_python_refuses(speedups: ModuleType) ->
             speedups.frame_message(message)
     with pytest.raises(UnicodeEncodeError):
         speedups.frame_message("\ud800")
+
+
+# --- deliver_messages -----------------------------------------------------------------------
+
+
+class Owner:
+    """What deliver_messages checks before each message: ``state`` is ``OPEN``."""
+
+    def __init__(self) -> None:
+        self.state = "open"
+
+
+def deliver_both_ways(
+    speedups: ModuleType, buffer: bytearray, nbytes: int, max_payload: int, stop_after: int
+) -> list[tuple[object, list[str | bytes]]]:
+    """Run the compiled and the pure deliver_messages alike; return what each returned and
+    delivered. The callback closes its owner after ``stop_after`` messages."""
+    outcomes = []
+    for deliver in (speedups.deliver_messages, _deliver_messages_python):
+        owner = Owner()
+        delivered: list[str | bytes] = []
+
+        def callback(message: str | bytes, owner: Owner = owner, into: list = delivered) -> None:  # type: ignore[type-arg]
+            into.append(message)
+            if len(into) == stop_after:
+                owner.state = "closing"
+
+        result = deliver(callback, owner, "open", 0x80, max_payload, buffer, nbytes)
+        outcomes.append((result, delivered))
+    return outcomes
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0, 1, 2, 9]), st.binary(max_size=300), st.booleans()),
+        max_size=8,
+    ),
+    st.integers(min_value=0, max_value=400),
+    st.integers(min_value=0, max_value=300),
+    st.integers(min_value=1, max_value=9),
+)
+def test_deliver_messages_matches_pure_python(
+    speedups: ModuleType,
+    frames: list[tuple[int, bytes, bool]],
+    cut: int,
+    max_payload: int,
+    stop_after: int,
+) -> None:
+    buffer = bytearray(
+        b"".join(encode_frame(op, data, fin=fin, mask=MASK_KEY) for op, data, fin in frames)
+    )
+    nbytes = min(cut, len(buffer)) if cut < 400 else len(buffer)
+    compiled, pure = deliver_both_ways(speedups, buffer, nbytes, max_payload, stop_after)
+    assert compiled == pure
+
+
+def test_deliver_messages_stops_where_parse_messages_stops(speedups: ModuleType) -> None:
+    buffer = masked_stream((1, b"one"), (2, b"two"), (1, b"\xff"), (1, b"after"))
+    events: list[str | bytes] = []
+    end = speedups.parse_messages(buffer, 0, 0x80, 100, events, None, None)
+    delivered: list[str | bytes] = []
+    owner = Owner()
+    assert (
+        speedups.deliver_messages(delivered.append, owner, "open", 0x80, 100, buffer, len(buffer))
+        == end
+    )
+    assert delivered == events == ["one", b"two"]
+
+
+def test_deliver_messages_reads_no_further_than_nbytes(speedups: ModuleType) -> None:
+    buffer = masked_stream((1, b"one"), (1, b"two"))
+    delivered: list[str | bytes] = []
+    taken = speedups.deliver_messages(
+        delivered.append, Owner(), "open", 0x80, 100, buffer, len(buffer) - 1
+    )
+    assert (taken, delivered) == (len(buffer) // 2, ["one"])
+
+
+def test_deliver_messages_returns_the_callbacks_exception_and_holds_no_reference(
+    speedups: ModuleType,
+) -> None:
+    buffer = masked_stream(*[(1, b"message %d" % n) for n in range(10)])
+    seen: list[str | bytes] = []
+
+    def fail_on_third(message: str | bytes) -> None:
+        seen.append(message)
+        if len(seen) == 3:
+            raise KeyError(message)
+
+    result = speedups.deliver_messages(
+        fail_on_third, Owner(), "open", 0x80, 100, buffer, len(buffer)
+    )
+    assert type(result) is tuple
+    position, error = result
+    assert position == len(buffer) * 3 // 10
+    assert type(error) is KeyError and error.args == ("message 2",)
+    assert error.__traceback__ is not None
+    del result, error  # which hold the third message, in its args and its traceback
+    references = [sys.getrefcount(seen[index]) for index in range(3)]
+    assert references == [2, 2, 2]
+
+
+def test_deliver_messages_lets_a_base_exception_through(speedups: ModuleType) -> None:
+    buffer = masked_stream((1, b"one"))
+
+    def interrupt(message: str | bytes) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        speedups.deliver_messages(interrupt, Owner(), "open", 0x80, 100, buffer, len(buffer))
+
+
+def test_deliver_messages_rejects_invalid_arguments(speedups: ModuleType) -> None:
+    good = [print, Owner(), "open", 0x80, 100, bytearray(4), 4]
+    with pytest.raises(ValueError, match="exceeds the buffer"):
+        speedups.deliver_messages(*good[:6], 5)
+    with pytest.raises(ValueError, match="nbytes must not be negative"):
+        speedups.deliver_messages(*good[:6], -1)
+    with pytest.raises(ValueError, match="mask_bit"):
+        speedups.deliver_messages(*good[:3], 1, *good[4:])
+    with pytest.raises(TypeError, match="takes 7 positional arguments"):
+        speedups.deliver_messages(*good[:6])
+    with pytest.raises(TypeError):
+        speedups.deliver_messages(*good[:5], "text", 0)
+    with pytest.raises(AttributeError):
+        speedups.deliver_messages(print, object(), "open", 0x80, 100, masked_stream((1, b"x")), 7)

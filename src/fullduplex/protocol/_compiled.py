@@ -1,6 +1,6 @@
 """The one place that picks the compiled extension (`fullduplex.protocol._speedups`) or pure
 Python for the hot paths of the frame layer: masking (RFC 6455 §5.3), whole plain messages
-received, and whole messages framed for sending.
+received (as events, or handed to a callback), and whole messages framed for sending.
 
 The pure-Python code is complete on its own: it runs when the extension is not built, and when
 ``FULLDUPLEX_NO_SPEEDUPS=1`` asks for it at run time (the test suite's pure-Python pass).
@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["apply_mask", "unmask_payload", "parse_messages", "frame_message"]
+__all__ = ["apply_mask", "unmask_payload", "parse_messages", "deliver_messages", "frame_message"]
 
 
 def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
@@ -59,6 +59,24 @@ parse_messages: (
 """The compiled loop of `FrameParser.next_messages` (its Python twin is `frames._take_messages`),
 or None where pure Python runs."""
 
+deliver_messages: (
+    Callable[
+        [
+            Callable[[str | bytes], object],
+            object,
+            object,
+            int,
+            int,
+            bytes | bytearray | memoryview,
+            int,
+        ],
+        int | tuple[int, Exception],
+    ]
+    | None
+)
+"""The compiled `frames.deliver_messages` (its Python twin is `frames._deliver_messages_python`),
+or None where pure Python runs."""
+
 frame_message: Callable[[str | bytes], bytes] | None
 """The compiled `frames.serialize_message` (its Python twin is `frames._serialize_message_python`),
 or None where pure Python runs."""
@@ -67,12 +85,20 @@ if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
     apply_mask = _apply_mask_python
     unmask_payload = _unmask_payload_python
     parse_messages = None
+    deliver_messages = None
     frame_message = None
 else:
     try:
-        from ._speedups import apply_mask, frame_message, parse_messages, unmask_payload
+        from ._speedups import (
+            apply_mask,
+            deliver_messages,
+            frame_message,
+            parse_messages,
+            unmask_payload,
+        )
     except ImportError:  # not built, or built from an older _speedups.c
         apply_mask = _apply_mask_python
         unmask_payload = _unmask_payload_python
         parse_messages = None
+        deliver_messages = None
         frame_message = None

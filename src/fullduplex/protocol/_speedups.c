@@ -1,13 +1,17 @@
 /* fullduplex.protocol._speedups: the compiled receive path of fullduplex.protocol.
  *
- * Four functions, each with a pure-Python twin that defines its contract:
+ * Five functions, each with a pure-Python twin that defines its contract:
  *
  *     apply_mask(data, mask) -> bytes                          _apply_mask_python (_compiled.py)
  *     unmask_payload(buffer, key_offset, start, end) -> bytes  _unmask_payload_python (_compiled.py)
  *     parse_messages(buffer, position, mask_bit, max_payload,
  *                    events, text_type, binary_type) -> int    FrameParser.next_messages
  *                                                              (frames.py)
- *     frame_message(message) -> bytes                          _frame_message_python (frames.py)
+ *     deliver_messages(callback, owner, open_state, mask_bit,
+ *                      max_payload, buffer, nbytes) -> int     _deliver_messages_python
+ *                                                              (frames.py)
+ *     frame_message(message) -> bytes                          _serialize_message_python
+ *                                                              (frames.py)
  *
  * apply_mask returns `data` XORed with the repeating 4-byte `mask` (RFC 6455 §5.3). `data` is
  * any bytes-like object (bytes, bytearray, memoryview, also non-contiguous); `mask` is a
@@ -19,6 +23,8 @@
  *
  * parse_messages turns the plain one-frame messages at `position` into TextReceived and
  * BinaryReceived events, or into the bare str and bytes; see its docstring below.
+ * deliver_messages takes the same frames and hands each message to a callback at once: the
+ * read path of a connection whose messages go to a callback, one call per read.
  *
  * frame_message is the send side's one call per message: the header and the payload of an
  * unmasked frame (a server's) in one bytes object, a str written as its UTF-8 without an
@@ -317,13 +323,126 @@ new_event(PyTypeObject *type, PyObject *item)
     return event;
 }
 
+/* The whole message in the plain frame at `frame` (`available` bytes from there on): FIN,
+   RSV1-3 clear, TEXT or BINARY, masked as `mask_bit` says (RFC 6455 §5.1), complete, at most
+   `max_payload` bytes (-1: none fits), text valid UTF-8. Returns 1 and sets `*item` (a new str
+   or bytes) and `*frame_size`; 0 for anything else, which FrameParser.next_frame and the
+   connection handle; -1 with an exception set. */
+static int
+take_plain_frame(const unsigned char *frame, Py_ssize_t available, long mask_bit,
+                 long long max_payload, scratch_t *scratch, PyObject **item,
+                 Py_ssize_t *frame_size)
+{
+    Py_ssize_t header = 2;
+    unsigned char first = frame[0], second = frame[1];
+    uint64_t length = second & 0x7F;
+    const unsigned char *payload;
+
+    /* 0x81 and 0x82 are FIN, RSV1-3 clear, TEXT or BINARY: a whole plain message. */
+    if ((first != 0x81 && first != 0x82) || (long)(second & 0x80) != mask_bit) {
+        return 0;
+    }
+    if (length == 126) {
+        if (available < 4) {
+            return 0;
+        }
+        length = ((uint64_t)frame[2] << 8) | frame[3];
+        header = 4;
+    }
+    else if (length == 127) {
+        int i;
+        if (available < 10) {
+            return 0;
+        }
+        length = 0;
+        for (i = 2; i < 10; i++) {
+            length = (length << 8) | frame[i];
+        }
+        header = 10;
+    }
+    if (mask_bit) {
+        header += 4;
+    }
+    /* A length with its top bit set exceeds any max_payload (at most LLONG_MAX), so the
+       slow path reports it too. */
+    if (max_payload < 0 || length > (uint64_t)max_payload) {
+        return 0;
+    }
+    if (available < header || length > (uint64_t)(available - header)) {
+        return 0;
+    }
+    payload = frame + header;
+    if (first == 0x82) {
+        *item = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+        if (*item == NULL) {
+            return -1;
+        }
+        if (mask_bit) {
+            xor_mask(payload, (unsigned char *)PyBytes_AS_STRING(*item), (Py_ssize_t)length,
+                     payload - 4);
+        }
+        else {
+            memcpy(PyBytes_AS_STRING(*item), payload, (size_t)length);
+        }
+    }
+    else {
+        const unsigned char *text = payload;
+        if (mask_bit) {
+            unsigned char *unmasked = scratch_reserve(scratch, (Py_ssize_t)length);
+            if (unmasked == NULL) {
+                return -1;
+            }
+            xor_mask(payload, unmasked, (Py_ssize_t)length, payload - 4);
+            text = unmasked;
+        }
+        *item = PyUnicode_DecodeUTF8((const char *)text, (Py_ssize_t)length, NULL);
+        if (*item == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                return -1;
+            }
+            /* Left for the slow path, which fails the connection with 1007. */
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    *frame_size = header + (Py_ssize_t)length;
+    return 1;
+}
+
+/* The mask_bit and max_payload arguments of parse_messages and deliver_messages. */
+static int
+frame_limits(PyObject *mask_bit_obj, PyObject *max_payload_obj, long *mask_bit,
+             long long *max_payload)
+{
+    int overflow;
+
+    *mask_bit = PyLong_AsLong(mask_bit_obj);
+    if (*mask_bit == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (*mask_bit != 0 && *mask_bit != 0x80) {
+        PyErr_SetString(PyExc_ValueError, "mask_bit must be 0 or 0x80");
+        return -1;
+    }
+    *max_payload = PyLong_AsLongLongAndOverflow(max_payload_obj, &overflow);
+    if (*max_payload == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow > 0) {
+        *max_payload = LLONG_MAX;  /* beyond any length a frame can carry: no limit */
+    }
+    else if (overflow < 0 || *max_payload < 0) {
+        *max_payload = -1;  /* not even an empty message fits */
+    }
+    return 0;
+}
+
 static PyObject *
 parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t position, size;
     long mask_bit;
     long long max_payload;
-    int overflow;
     PyObject *events;
     PyTypeObject *text_type, *binary_type;
     const unsigned char *data;
@@ -340,23 +459,8 @@ parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if ((position = index_argument(args[1], "position")) < 0) {
         return NULL;
     }
-    mask_bit = PyLong_AsLong(args[2]);
-    if (mask_bit == -1 && PyErr_Occurred()) {
+    if (frame_limits(args[2], args[3], &mask_bit, &max_payload) != 0) {
         return NULL;
-    }
-    if (mask_bit != 0 && mask_bit != 0x80) {
-        PyErr_SetString(PyExc_ValueError, "mask_bit must be 0 or 0x80");
-        return NULL;
-    }
-    max_payload = PyLong_AsLongLongAndOverflow(args[3], &overflow);
-    if (max_payload == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (overflow > 0) {
-        max_payload = LLONG_MAX;  /* beyond any length a frame can carry: no limit */
-    }
-    else if (overflow < 0 || max_payload < 0) {
-        max_payload = -1;  /* not even an empty message fits */
     }
     events = args[4];
     if (!PyList_Check(events)) {
@@ -388,86 +492,17 @@ parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     scratch.large_size = 0;
 
     while (size - position >= 2) {
-        const unsigned char *frame = data + position;
-        Py_ssize_t available = size - position, header = 2;
-        unsigned char first = frame[0], second = frame[1];
-        uint64_t length = second & 0x7F;
-        const unsigned char *payload;
-        PyTypeObject *type;
         PyObject *item, *event;
-
-        /* 0x81 and 0x82 are FIN, RSV1-3 clear, TEXT or BINARY: a whole plain message. The
-           mask bit must be the one this side expects (RFC 6455 §5.1). Anything else, and any
-           frame not complete yet, is left to FrameParser.next_frame and the connection. */
-        if ((first != 0x81 && first != 0x82) || (long)(second & 0x80) != mask_bit) {
+        Py_ssize_t frame_size;
+        int taken = take_plain_frame(data + position, size - position, mask_bit, max_payload,
+                                     &scratch, &item, &frame_size);
+        if (taken < 0) {
+            goto done;
+        }
+        if (taken == 0) {
             break;
         }
-        if (length == 126) {
-            if (available < 4) {
-                break;
-            }
-            length = ((uint64_t)frame[2] << 8) | frame[3];
-            header = 4;
-        }
-        else if (length == 127) {
-            int i;
-            if (available < 10) {
-                break;
-            }
-            length = 0;
-            for (i = 2; i < 10; i++) {
-                length = (length << 8) | frame[i];
-            }
-            header = 10;
-        }
-        if (mask_bit) {
-            header += 4;
-        }
-        /* A length with its top bit set exceeds any max_payload (at most LLONG_MAX), so the
-           slow path reports it too. */
-        if (max_payload < 0 || length > (uint64_t)max_payload) {
-            break;
-        }
-        if (available < header || length > (uint64_t)(available - header)) {
-            break;
-        }
-        payload = frame + header;
-        if (first == 0x82) {
-            item = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
-            if (item == NULL) {
-                goto done;
-            }
-            if (mask_bit) {
-                xor_mask(payload, (unsigned char *)PyBytes_AS_STRING(item), (Py_ssize_t)length,
-                         payload - 4);
-            }
-            else {
-                memcpy(PyBytes_AS_STRING(item), payload, (size_t)length);
-            }
-            type = binary_type;
-        }
-        else {
-            const unsigned char *text = payload;
-            if (mask_bit) {
-                unsigned char *unmasked = scratch_reserve(&scratch, (Py_ssize_t)length);
-                if (unmasked == NULL) {
-                    goto done;
-                }
-                xor_mask(payload, unmasked, (Py_ssize_t)length, payload - 4);
-                text = unmasked;
-            }
-            item = PyUnicode_DecodeUTF8((const char *)text, (Py_ssize_t)length, NULL);
-            if (item == NULL) {
-                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                    goto done;
-                }
-                /* Stop before this frame: the slow path fails the connection with 1007. */
-                PyErr_Clear();
-                break;
-            }
-            type = text_type;
-        }
-        event = new_event(type, item);
+        event = new_event(PyUnicode_CheckExact(item) ? text_type : binary_type, item);
         if (event == NULL) {
             goto done;
         }
@@ -476,7 +511,7 @@ parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
         Py_DECREF(event);
-        position += header + (Py_ssize_t)length;
+        position += frame_size;
     }
     result = PyLong_FromSsize_t(position);
 done:
@@ -507,6 +542,121 @@ PyDoc_STRVAR(parse_messages_doc,
 "Raises:\n"
 "    TypeError, ValueError: an argument has the wrong type or value.\n"
 "    MemoryError: then events for the frames before may already be appended.\n");
+
+static PyObject *
+deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static PyObject *state_name = NULL;
+    PyObject *callback, *owner, *open_state, *result = NULL;
+    Py_ssize_t nbytes, position = 0;
+    long mask_bit;
+    long long max_payload;
+    const unsigned char *data;
+    Py_buffer buffer;
+    scratch_t scratch;
+
+    (void)module;
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError,
+                     "deliver_messages() takes 7 positional arguments but %zd were given",
+                     nargs);
+        return NULL;
+    }
+    if (state_name == NULL && (state_name = PyUnicode_InternFromString("state")) == NULL) {
+        return NULL;
+    }
+    callback = args[0];
+    owner = args[1];
+    open_state = args[2];
+    if (frame_limits(args[3], args[4], &mask_bit, &max_payload) != 0) {
+        return NULL;
+    }
+    if ((nbytes = index_argument(args[6], "nbytes")) < 0) {
+        return NULL;
+    }
+    /* Pinned, as in parse_messages: the callback may run arbitrary code. */
+    if (PyObject_GetBuffer(args[5], &buffer, PyBUF_SIMPLE) != 0) {
+        return NULL;
+    }
+    if (nbytes > buffer.len) {
+        PyErr_Format(PyExc_ValueError, "nbytes %zd exceeds the buffer's %zd bytes", nbytes,
+                     buffer.len);
+        PyBuffer_Release(&buffer);
+        return NULL;
+    }
+    data = (const unsigned char *)buffer.buf;
+    scratch.large = NULL;
+    scratch.large_size = 0;
+
+    while (nbytes - position >= 2) {
+        PyObject *item, *state, *returned;
+        Py_ssize_t frame_size;
+        int is_open, taken;
+
+        /* Checked before every message: the previous callback may have closed or failed the
+           connection, and then the slow path decides what the rest of the bytes mean. */
+        state = PyObject_GetAttr(owner, state_name);
+        if (state == NULL) {
+            goto done;
+        }
+        is_open = state == open_state;
+        Py_DECREF(state);
+        if (!is_open) {
+            break;
+        }
+        taken = take_plain_frame(data + position, nbytes - position, mask_bit, max_payload,
+                                 &scratch, &item, &frame_size);
+        if (taken < 0) {
+            goto done;
+        }
+        if (taken == 0) {
+            break;
+        }
+        position += frame_size;
+        returned = PyObject_CallOneArg(callback, item);
+        Py_DECREF(item);
+        if (returned == NULL) {
+            PyObject *type, *value, *traceback;
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                goto done;  /* KeyboardInterrupt, SystemExit: not the callback's failure */
+            }
+            PyErr_Fetch(&type, &value, &traceback);
+            PyErr_NormalizeException(&type, &value, &traceback);
+            if (traceback != NULL) {
+                PyException_SetTraceback(value, traceback);
+            }
+            Py_XDECREF(type);
+            Py_XDECREF(traceback);
+            result = Py_BuildValue("(nN)", position, value);
+            goto done;
+        }
+        Py_DECREF(returned);
+    }
+    result = PyLong_FromSsize_t(position);
+done:
+    PyMem_Free(scratch.large);
+    PyBuffer_Release(&buffer);
+    return result;
+}
+
+PyDoc_STRVAR(deliver_messages_doc,
+"deliver_messages(callback, owner, open_state, mask_bit, max_payload, buffer, nbytes, /)\n"
+"--\n"
+"\n"
+"Call ``callback(message)`` for each whole message in one plain frame at the head of\n"
+"``buffer[:nbytes]``, in order, while ``owner.state is open_state``.\n"
+"\n"
+"Takes the frames `parse_messages` takes (from position 0), each message a ``str`` for\n"
+"text or ``bytes`` for binary, and stops before the first frame it does not take, or once\n"
+"``owner.state`` is no longer ``open_state`` (checked before each message).\n"
+"\n"
+"Returns:\n"
+"    The position after the last frame taken; or, when ``callback`` raised an Exception,\n"
+"    ``(position, exception)``, the frame of that message included in ``position``.\n"
+"\n"
+"Raises:\n"
+"    TypeError, ValueError: an argument has the wrong type or value.\n"
+"    BaseException: what ``callback`` raised, when it is no Exception.\n");
 
 static PyObject *
 frame_message(PyObject *module, PyObject *message)
@@ -599,6 +749,8 @@ static PyMethodDef speedups_methods[] = {
      unmask_payload_doc},
     {"parse_messages", (PyCFunction)(void (*)(void))parse_messages, METH_FASTCALL,
      parse_messages_doc},
+    {"deliver_messages", (PyCFunction)(void (*)(void))deliver_messages, METH_FASTCALL,
+     deliver_messages_doc},
     {"frame_message", (PyCFunction)frame_message, METH_O, frame_message_doc},
     {NULL, NULL, 0, NULL},
 };

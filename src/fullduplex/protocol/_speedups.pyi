@@ -15,4 +15,14 @@ def parse_messages(
     binary_type: Callable[[bytes], Any] | None,
     /,
 ) -> int: ...
+def deliver_messages(
+    callback: Callable[[str | bytes], object],
+    owner: object,
+    open_state: object,
+    mask_bit: int,
+    max_payload: int,
+    buffer: bytes | bytearray | memoryview,
+    nbytes: int,
+    /,
+) -> int | tuple[int, Exception]: ...
 def frame_message(message: str | bytes, /) -> bytes: ...

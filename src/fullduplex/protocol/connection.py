@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import codecs
 import enum
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..exceptions import (
     ConnectionClosed,
@@ -66,6 +67,7 @@ from .frames import (
     Frame,
     FrameParser,
     Opcode,
+    deliver_messages,
     parse_close_payload,
     serialize_close_payload,
     serialize_frame,
@@ -369,6 +371,45 @@ class Connection:
         if is_left_over:
             self._parse_frames()
         return messages
+
+    def message_deliverer(
+        self, callback: Callable[[str | bytes], object]
+    ) -> Callable[[Buffer, int], int | tuple[int, Exception]] | None:
+        """Return the fastest way to receive for an I/O layer that hands every message to
+        ``callback``, or None while the connection is not in the state it needs.
+
+        That state: OPEN, no extension negotiated, and nothing partly received (no frame and
+        no fragmented message; no event waiting), so that a frame with FIN set and a TEXT or
+        BINARY opcode at the head of the next bytes is a whole message. Ask again after each
+        call to `receive_data` or `receive_messages`, which may change it.
+
+        The function returned, ``deliver(buffer, nbytes)``, takes the leading whole messages
+        in one plain frame each from ``buffer[:nbytes]`` and calls ``callback(message)`` for
+        each, in order (``str`` for text, ``bytes`` for binary), with the same checks as
+        `receive_messages` (masking, size limits, UTF-8), and stops before anything else: a
+        control frame, a fragment, an incomplete or invalid frame, or once the connection is
+        no longer OPEN (``callback`` may close or fail it). It returns the number of bytes
+        taken, or ``(taken, exception)`` when ``callback`` raised, the bytes of that message
+        included. Give the bytes after those taken to `receive_messages`.
+        """
+        if (
+            self.state is not _OPEN
+            or self.extensions
+            or self._message_opcode is not None
+            or self._events
+            or self._parser.buffered
+            or self._partial_decoder is not None
+        ):
+            return None
+        # State OPEN implies that no frame was refused, so the parser skips no bytes either.
+        return functools.partial(
+            deliver_messages,
+            callback,
+            self,
+            _OPEN,
+            0 if self.is_client else 0x80,
+            min(self.max_message_size, self.max_frame_size),
+        )
 
     def receive_eof(self) -> None:
         """Take the end of the stream: the peer closed its side of the TCP connection."""

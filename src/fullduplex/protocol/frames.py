@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from ..exceptions import InvalidPayload, MessageTooBig, ProtocolViolation
 from ._compiled import apply_mask, frame_message, parse_messages, unmask_payload
+from ._compiled import deliver_messages as _compiled_deliver
 
 __all__ = [
     "Opcode",
@@ -36,6 +37,7 @@ __all__ = [
     "FrameParser",
     "serialize_frame",
     "serialize_message",
+    "deliver_messages",
     "parse_close_payload",
     "serialize_close_payload",
     "apply_mask",
@@ -399,6 +401,37 @@ class FrameParser:
         return first & 0x0F, chunk
 
 
+def _plain_message_at(
+    buffer: Buffer, start: int, mask_bit: int, max_payload: int
+) -> tuple[int, str | bytes] | None:
+    """Return the end and the message of the whole message in one plain frame at
+    ``buffer[start:]``, or None when the frame there is anything else, incomplete, or text that
+    is not valid UTF-8 (`next_frame` then returns it, and the connection reports the error)."""
+    header = _read_header(buffer, start)
+    if header is None:
+        return None
+    first, is_masked, length, offset = header
+    # 0x81 and 0x82: FIN, no RSV bits, TEXT or BINARY; and the mask bit RFC 6455 §5.1 asks.
+    if (first != 0x81 and first != 0x82) or is_masked != mask_bit or length > max_payload:
+        return None
+    if mask_bit:
+        end = offset + 4 + length
+        if end > len(buffer):
+            return None
+        payload = unmask_payload(buffer, offset, offset + 4, end)
+    else:
+        end = offset + length
+        if end > len(buffer):
+            return None
+        payload = bytes(buffer[offset:end])
+    if first == 0x82:
+        return end, payload
+    try:
+        return end, payload.decode()
+    except UnicodeDecodeError:
+        return None
+
+
 def _take_messages_python(
     buffer: Buffer,
     start: int,
@@ -411,37 +444,57 @@ def _take_messages_python(
     """Append the events of the plain one-frame messages at ``buffer[start:]``; return the
     position after the last frame taken. The loop of `FrameParser.next_messages`, and the
     contract of its compiled twin `parse_messages`."""
-    while True:
-        header = _read_header(buffer, start)
-        if header is None:
-            break
-        first, is_masked, length, offset = header
-        # 0x81 and 0x82: FIN, no RSV bits, TEXT or BINARY; and the mask bit RFC 6455 §5.1 asks.
-        if (first != 0x81 and first != 0x82) or is_masked != mask_bit or length > max_payload:
-            break
-        if mask_bit:
-            end = offset + 4 + length
-            if end > len(buffer):
-                break
-            payload = unmask_payload(buffer, offset, offset + 4, end)
+    while (taken := _plain_message_at(buffer, start, mask_bit, max_payload)) is not None:
+        start, message = taken
+        if isinstance(message, str):
+            events.append(message if text_message is None else text_message(message))
         else:
-            end = offset + length
-            if end > len(buffer):
-                break
-            payload = bytes(buffer[offset:end])
-        if first == 0x81:
-            try:
-                text = payload.decode()
-            except UnicodeDecodeError:
-                break  # next_frame returns this frame, and the connection reports the error
-            events.append(text if text_message is None else text_message(text))
-        else:
-            events.append(payload if binary_message is None else binary_message(payload))
-        start = end
+            events.append(message if binary_message is None else binary_message(message))
+    return start
+
+
+def _deliver_messages_python(
+    callback: Callable[[str | bytes], object],
+    owner: Any,
+    open_state: object,
+    mask_bit: int,
+    max_payload: int,
+    buffer: Buffer,
+    nbytes: int,
+) -> int | tuple[int, Exception]:
+    """Call ``callback(message)`` for each whole message in one plain frame at the head of
+    ``buffer[:nbytes]``, while ``owner.state is open_state`` (checked before each message).
+
+    The contract of the compiled `deliver_messages`.
+
+    Returns:
+        The position after the last frame taken; or, when ``callback`` raised an Exception,
+        ``(position, exception)``, the frame of that message included in ``position``.
+    """
+    view = memoryview(buffer)[:nbytes]
+    start = 0
+    while owner.state is open_state:
+        taken = _plain_message_at(view, start, mask_bit, max_payload)
+        if taken is None:
+            break
+        start, message = taken
+        try:
+            callback(message)
+        except Exception as exc:
+            return start, exc
     return start
 
 
 _take_messages = parse_messages if parse_messages is not None else _take_messages_python
+
+deliver_messages: Callable[
+    [Callable[[str | bytes], object], Any, object, int, int, Buffer, int],
+    int | tuple[int, Exception],
+] = _compiled_deliver if _compiled_deliver is not None else _deliver_messages_python
+"""Call ``callback(message)`` for each whole message in one plain frame at the head of
+``buffer[:nbytes]``: ``deliver_messages(callback, owner, open_state, mask_bit, max_payload,
+buffer, nbytes)``, in C when the extension is built (see `_deliver_messages_python`). For
+`Connection.message_deliverer`, which binds every argument but the last two."""
 
 
 def serialize_frame(

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 
 from ...exceptions import InvalidState, PolicyViolation
-from ...protocol.connection import Connection, State
+from ...protocol.connection import _COPY_BINARY_UP_TO, Connection, State
 from ...protocol.events import (
     BinaryReceived,
     CloseReceived,
@@ -23,10 +24,11 @@ from ...protocol.events import (
     PongReceived,
     TextReceived,
 )
-from ...protocol.frames import CloseCode, serialize_close_payload
+from ...protocol.frames import CloseCode, serialize_close_payload, serialize_message
 from ..options import Options
 from .inbox import Message
 from .keepalive import Keepalive
+from .plumbing import _read_buffer
 
 __all__ = ["WebSocketConnection", "Message", "Data"]
 
@@ -147,39 +149,47 @@ class WebSocketConnection(Keepalive):
     async def _send_fragments(self, fragments: AsyncIterator[Data]) -> None:
         if self._send_lock is None:
             self._send_lock = asyncio.Lock()
-        async with self._send_lock:
-            # Each fragment is sent once the next one exists, so that the last carries FIN.
-            previous: Data | None = None
-            is_text = False
-            started = False
-            try:
-                async for fragment in fragments:
-                    fragment_is_text = isinstance(fragment, str)
-                    if isinstance(fragment, bytearray | memoryview):
-                        fragment = _owned(fragment)
-                    elif not fragment_is_text and not isinstance(fragment, bytes):
-                        raise TypeError(f"cannot send a {type(fragment).__name__} fragment")
-                    if previous is None:
-                        is_text = fragment_is_text
-                    elif fragment_is_text != is_text:
-                        raise TypeError("a fragmented message mixes str and bytes")
-                    else:
-                        self._send(self._fragment_method(is_text, started), previous, fin=False)
-                        started = True
-                        if self._writing_paused:
-                            await self._drain()
-                    previous = fragment
-                if previous is not None:
-                    self._send(self._fragment_method(is_text, started), previous, fin=True)
-            except BaseException:
-                protocol = self.protocol
-                if started and protocol.state is _OPEN and protocol.close_sent is None:
-                    # The peer holds a message it can never complete; nothing else may follow.
-                    protocol.fail(_ApplicationFailure(CloseCode.INTERNAL_ERROR, "send aborted"))
-                    self._process_events()
-                raise
+        try:
+            async with self._send_lock:
+                # Replies framed by `send_nowait` must not come between the fragments.
+                self._deliver = None
+                await self._send_fragments_locked(fragments)
+        finally:
+            self._update_deliverer()
         if self._writing_paused:
             await self._drain()
+
+    async def _send_fragments_locked(self, fragments: AsyncIterator[Data]) -> None:
+        # Each fragment is sent once the next one exists, so that the last carries FIN.
+        previous: Data | None = None
+        is_text = False
+        started = False
+        try:
+            async for fragment in fragments:
+                fragment_is_text = isinstance(fragment, str)
+                if isinstance(fragment, bytearray | memoryview):
+                    fragment = _owned(fragment)
+                elif not fragment_is_text and not isinstance(fragment, bytes):
+                    raise TypeError(f"cannot send a {type(fragment).__name__} fragment")
+                if previous is None:
+                    is_text = fragment_is_text
+                elif fragment_is_text != is_text:
+                    raise TypeError("a fragmented message mixes str and bytes")
+                else:
+                    self._send(self._fragment_method(is_text, started), previous, fin=False)
+                    started = True
+                    if self._writing_paused:
+                        await self._drain()
+                previous = fragment
+            if previous is not None:
+                self._send(self._fragment_method(is_text, started), previous, fin=True)
+        except BaseException:
+            protocol = self.protocol
+            if started and protocol.state is _OPEN and protocol.close_sent is None:
+                # The peer holds a message it can never complete; nothing else may follow.
+                protocol.fail(_ApplicationFailure(CloseCode.INTERNAL_ERROR, "send aborted"))
+                self._process_events()
+            raise
 
     def _fragment_method(self, is_text: bool, started: bool) -> Callable[..., None]:
         protocol = self.protocol
@@ -199,6 +209,15 @@ class WebSocketConnection(Keepalive):
             ConnectionClosed: the connection is closing or closed.
             TypeError: ``message`` is neither ``str`` nor ``bytes``.
         """
+        replies = self._replies
+        if replies is not None and (
+            type(message) is str or (type(message) is bytes and len(message) <= _COPY_BINARY_UP_TO)
+        ):
+            # Inside the callback API's fast read, which checks that the connection is open
+            # before each message and sends no fragmented message: framed here, written at
+            # the read's end (`TransportPlumbing.buffer_updated`).
+            replies.append(serialize_message(message))
+            return
         # The protocol is called directly, not through `_send`: this is the hottest path.
         try:
             self.protocol.send_message(message)
@@ -322,6 +341,38 @@ class WebSocketConnection(Keepalive):
         if handshake is not None:
             for handshake_event in handshake:
                 self._handle_event(handshake_event)
+        if callback is not None:
+            self._update_deliverer()
+
+    def _update_deliverer(self) -> None:
+        """Take the callback API's fast read (`TransportPlumbing.buffer_updated`) while the
+        connection allows it: a server's (a client masks its replies, which `send_nowait`
+        does not frame), with a callback, no fragmented message being sent, and a protocol
+        that has nothing partly received (`Connection.message_deliverer`)."""
+        callback = self._callback
+        lock = self._send_lock
+        deliver = None
+        if (
+            callback is not None
+            and not self.protocol.is_client
+            and (lock is None or not lock.locked())
+        ):
+            deliver = self.protocol.message_deliverer(callback)
+        # The read buffer bound too (partial flattens partials): the read passes only nbytes.
+        self._deliver = None if deliver is None else functools.partial(deliver, _read_buffer())
+
+    def _finish_read(self, taken: int | tuple[int, Exception], nbytes: int) -> None:
+        protocol = self.protocol
+        waiting_for_close = protocol.close_sent is not None
+        if type(taken) is tuple:
+            taken, error = taken
+            logger.error("message callback failed", exc_info=error)
+            self._fail_internal()
+        assert type(taken) is int
+        received = None
+        if taken < nbytes:
+            received = protocol.receive_messages(_read_buffer()[taken:nbytes])
+        self._process_events(waiting_for_close, received)
 
     def _handle_event(self, event: object) -> None:
         """Handle the events only one role sees (the opening handshake's)."""

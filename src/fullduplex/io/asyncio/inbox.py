@@ -144,6 +144,7 @@ class MessageQueue(WriteBatching):
                 if batching:
                     self._flush_scheduled = False
                 self._flush()
+        self._update_deliverer()
 
     def pause_reading(self) -> None:
         """Stop reading from the socket until `resume_reading`.
@@ -186,6 +187,11 @@ class MessageQueue(WriteBatching):
 
     def _fail_internal(self) -> None:
         """Fail the connection with 1011 (the layer above knows how)."""
+        raise NotImplementedError
+
+    def _update_deliverer(self) -> None:
+        """Take the callback API's fast read if the connection allows it (the layer above
+        knows when)."""
         raise NotImplementedError
 
     def _limit_queue(self, waiting_for_close: bool) -> None:

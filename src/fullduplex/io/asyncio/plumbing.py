@@ -39,7 +39,16 @@ class TransportPlumbing(asyncio.BufferedProtocol):
 
     # Slots: a server holds tens of thousands of connections, and a __dict__ would double
     # their size.
-    __slots__ = ("protocol", "options", "transport", "_loop", "_closed", "_close_handle")
+    __slots__ = (
+        "protocol",
+        "options",
+        "transport",
+        "_loop",
+        "_closed",
+        "_close_handle",
+        "_deliver",
+        "_replies",
+    )
 
     def __init__(self, protocol: Connection, options: Options) -> None:
         self.protocol = protocol
@@ -48,6 +57,11 @@ class TransportPlumbing(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._close_handle: asyncio.TimerHandle | None = None
+        # The callback API's read, while the connection allows it (`buffer_updated`): a
+        # `Connection.message_deliverer` bound to the read buffer, set by the layer above.
+        self._deliver: Callable[[int], int | tuple[int, Exception]] | None = None
+        # The frames sent in reply during that read, written together at its end.
+        self._replies: list[bytes] | None = None
 
     @property
     def remote_address(self) -> Any:
@@ -88,6 +102,23 @@ class TransportPlumbing(asyncio.BufferedProtocol):
         return _read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
+        deliver = self._deliver
+        if deliver is not None:
+            # The callback API's read: the whole messages at the head of the read go to the
+            # callback from C, and its replies (`send_nowait`) are written at the end, in
+            # one call; whatever follows them takes the general path below.
+            self._replies = []
+            try:
+                taken = deliver(nbytes)
+            finally:
+                replies, self._replies = self._replies, None
+            if replies:
+                transport = self.transport
+                if transport is not None and not transport.is_closing():
+                    transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
+            if taken != nbytes:
+                self._finish_read(taken, nbytes)
+            return
         protocol = self.protocol
         # Noted before the data is parsed, as it may carry the peer's close frame.
         waiting_for_close = protocol.close_sent is not None
@@ -124,6 +155,11 @@ class TransportPlumbing(asyncio.BufferedProtocol):
             received: messages the protocol returned bare (`Connection.receive_messages`),
                 which come before its events.
         """
+        raise NotImplementedError
+
+    def _finish_read(self, taken: int | tuple[int, Exception], nbytes: int) -> None:
+        """Handle what the callback API's read left (`WebSocketConnection`): the error its
+        callback raised, and the bytes after ``taken``."""
         raise NotImplementedError
 
     def _close_transport(self, transport: asyncio.Transport) -> None:

@@ -8,7 +8,10 @@ that follow it in the same turn, and every send made while more received message
 answered, are coalesced: they go out together at the end of the turn (`_scheduled_flush`),
 or as soon as ``write_limit`` bytes wait, so that a batch of pipelined requests costs one
 system call and backpressure still applies. While messages go to a callback, the read that
-delivers them holds the flush (``_flush_scheduled``) and writes every reply at its end.
+delivers them holds the flush (``_flush_scheduled``) and writes every reply at its end; on
+the callback API's fast read (`TransportPlumbing.buffer_updated`), replies are framed into
+``_replies`` instead, and any other write during that read writes them first, so that frames
+keep their order.
 
 The "same turn" ends when the flush scheduled for it runs, or when the receiver has to wait
 for the next message (`MessageQueue._message_waiter`), which only a later turn can bring.
@@ -97,6 +100,9 @@ class WriteBatching(TransportPlumbing):
 
     def _queued(self, nbytes: int) -> None:
         """The protocol queued a message of ``nbytes``: write it now or at the turn's end."""
+        if self._replies is not None:
+            self._flush()  # behind the replies already framed, before those to come
+            return
         self._unflushed += nbytes
         if self._unflushed >= self.write_limit:
             self._flush()
@@ -122,6 +128,12 @@ class WriteBatching(TransportPlumbing):
         """Write what the protocol queued; close the transport or arm timers as it asks."""
         protocol = self.protocol
         output = protocol.data_to_send()
+        replies = self._replies
+        if replies is not None:
+            # Inside the callback API's fast read: its replies so far go first, and the rest
+            # of the read's replies take the usual way.
+            self._replies = None
+            output = [*replies, *output]
         self._unflushed = 0
         transport = self.transport
         if transport is None or transport.is_closing():

@@ -1,0 +1,170 @@
+"""The callback API's fast read: a server whose messages go to a callback hands the whole
+messages at the head of each read to it from one call (`Connection.message_deliverer`), and
+writes the replies `send_nowait` framed at the read's end. Everything else in the same bytes
+(control frames, fragments, errors, the peer's close) takes the general path, in order.
+
+The peer writes each test's frames in one call, so that they usually arrive in one read; the
+outcome must be the same however the kernel splits them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from fullduplex import ServerConnection, serve
+
+from ..wire import close_payload
+from .peers import BINARY, CLOSE, CONTINUATION, MASK, PING, PONG, TEXT, RawPeer, encode_frame
+
+
+def masked(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    return encode_frame(opcode, payload, fin=fin, mask=MASK)
+
+
+async def callback_echo(ws: ServerConnection) -> None:
+    ws.on_message(ws.send_nowait)
+    await ws.wait_closed()
+
+
+@asynccontextmanager
+async def served_peer(
+    handler: Callable[[ServerConnection], Awaitable[None]] = callback_echo,
+    max_size: int | None = 2**20,
+) -> AsyncIterator[tuple[RawPeer, ServerConnection]]:
+    """A raw peer connected to ``handler``, once its callback is set."""
+    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=max_size) as server:
+        peer = await RawPeer.connected(server.port)
+        connection = next(iter(server.connections))
+        # The handler set its callback once it ran: a message round trip shows it did.
+        peer.write(masked(TEXT, b"ready"))
+        assert (await peer.read_frame()).payload == b"ready"
+        try:
+            yield peer, connection
+        finally:
+            await peer.close()
+
+
+async def test_the_server_reads_plain_messages_on_the_fast_path() -> None:
+    async with served_peer() as (peer, connection):
+        assert connection._deliver is not None
+        peer.write(b"".join(masked(TEXT, b"%d" % n) for n in range(100)))
+        for n in range(100):
+            assert (await peer.read_frame()).payload == b"%d" % n
+
+
+async def test_a_ping_between_messages_is_answered_in_order() -> None:
+    async with served_peer() as (peer, _):
+        peer.write(masked(TEXT, b"one") + masked(PING, b"p") + masked(BINARY, b"two"))
+        frames = [await peer.read_frame() for _ in range(3)]
+        assert [(frame.opcode, frame.payload) for frame in frames] == [
+            (TEXT, b"one"),
+            (PONG, b"p"),
+            (BINARY, b"two"),
+        ]
+
+
+async def test_a_fragmented_message_between_plain_ones_is_assembled() -> None:
+    async with served_peer() as (peer, connection):
+        peer.write(
+            masked(TEXT, b"a")
+            + masked(TEXT, b"b", fin=False)
+            + masked(CONTINUATION, b"c")
+            + masked(TEXT, b"d")
+        )
+        assert [(await peer.read_frame()).payload for _ in range(3)] == [b"a", b"bc", b"d"]
+        # Half a frame, then the rest: the general path holds it, then the fast one resumes.
+        frame = masked(TEXT, b"split")
+        peer.write(frame[:5])
+        await asyncio.sleep(0)
+        peer.write(frame[5:] + masked(TEXT, b"after"))
+        assert [(await peer.read_frame()).payload for _ in range(2)] == [b"split", b"after"]
+        peer.write(masked(TEXT, b"again"))
+        assert (await peer.read_frame()).payload == b"again"
+        assert connection._deliver is not None
+
+
+async def test_a_callback_that_raises_fails_the_connection_after_the_earlier_replies(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="fullduplex")
+
+    async def picky(ws: ServerConnection) -> None:
+        def answer(message: str | bytes) -> None:
+            if message == "bad":
+                raise ValueError("no")
+            ws.send_nowait(message)
+
+        ws.on_message(answer)
+        await ws.wait_closed()
+
+    async with served_peer(picky) as (peer, _):
+        peer.write(masked(TEXT, b"ok") + masked(TEXT, b"bad") + masked(TEXT, b"lost"))
+        assert (await peer.read_frame()).payload == b"ok"
+        close = await peer.read_frame()
+        assert (close.opcode, close.close_code) == (CLOSE, 1011)
+    assert "message callback failed" in caplog.text
+
+
+async def test_a_callback_that_fails_the_connection_sends_its_replies_first() -> None:
+    async def strict(ws: ServerConnection) -> None:
+        def answer(message: str | bytes) -> None:
+            ws.send_nowait(message)
+            if message == "last":
+                ws.fail(4000, "enough")
+
+        ws.on_message(answer)
+        await ws.wait_closed()
+
+    async with served_peer(strict) as (peer, _):
+        peer.write(masked(TEXT, b"one") + masked(TEXT, b"last") + masked(TEXT, b"ignored"))
+        frames = [await peer.read_frame() for _ in range(3)]
+        assert [frame.payload for frame in frames[:2]] == [b"one", b"last"]
+        assert (frames[2].opcode, frames[2].close_code) == (CLOSE, 4000)
+
+
+async def test_invalid_utf8_after_a_message_fails_with_1007() -> None:
+    async with served_peer() as (peer, _):
+        peer.write(masked(TEXT, b"fine") + masked(TEXT, b"\xff\xfe"))
+        assert (await peer.read_frame()).payload == b"fine"
+        assert (await peer.read_close()).close_code == 1007
+
+
+async def test_a_message_over_max_size_after_a_message_fails_with_1009() -> None:
+    async with served_peer(max_size=16) as (peer, _):
+        peer.write(masked(TEXT, b"small") + masked(BINARY, b"x" * 17))
+        assert (await peer.read_frame()).payload == b"small"
+        assert (await peer.read_close()).close_code == 1009
+
+
+async def test_the_peers_close_after_messages_is_answered_after_their_replies() -> None:
+    async with served_peer() as (peer, connection):
+        peer.write(masked(TEXT, b"bye") + masked(CLOSE, close_payload(1000)))
+        assert (await peer.read_frame()).payload == b"bye"
+        assert (await peer.read_frame()).close_code == 1000
+        await connection.wait_closed()
+        assert connection.close_code == 1000
+
+
+async def test_large_replies_keep_their_place_among_framed_ones() -> None:
+    big = b"x" * 100_000
+
+    async def mixed(ws: ServerConnection) -> None:
+        def answer(message: str | bytes) -> None:
+            ws.send_nowait(message)
+            ws.send_nowait(big)
+            ws.send_nowait("after")
+
+        ws.on_message(answer)
+        await ws.wait_closed()
+
+    async with serve(mixed, "127.0.0.1", 0, compression=None) as server:
+        peer = await RawPeer.connected(server.port)
+        peer.write(masked(TEXT, b"one") + masked(TEXT, b"two"))
+        payloads = [(await peer.read_frame()).payload for _ in range(6)]
+        assert payloads == [b"one", big, b"after", b"two", big, b"after"]
+        await peer.close()
