@@ -99,7 +99,12 @@ class TransportPlumbing(asyncio.BufferedProtocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return _read_buffer()
+        try:
+            # `_read_buffer` written out: this runs before every read.
+            view: memoryview = _thread_state.read_buffer
+        except AttributeError:
+            view = _read_buffer()
+        return view
 
     def buffer_updated(self, nbytes: int) -> None:
         deliver = self._deliver

@@ -183,6 +183,12 @@ _NEEDS_PAYLOAD = frozenset(
 _BINARY_KINDS = frozenset({PacketType.BINARY_EVENT, PacketType.BINARY_ACK})
 
 
+# As module constants: ``PacketType.EVENT`` costs about 0.3 µs on Python 3.11 (the enum
+# metaclass's attribute lookup), a global 0.02 µs.
+_EVENT = PacketType.EVENT
+_ACK = PacketType.ACK
+
+
 def _parse_text(text: str, max_attachments: int) -> tuple[Packet, int]:
     kind_digit = text[:1]
     if kind_digit == "2" or kind_digit == "3":
@@ -208,8 +214,8 @@ def _parse_text(text: str, max_attachments: int) -> tuple[Packet, int]:
                     PacketType.EVENT, payload
                 ):
                     raise InvalidPacket("invalid payload for a EVENT packet")
-                return Packet(PacketType.EVENT, "/", payload, ack_id), 0
-            return Packet(PacketType.ACK, "/", payload, ack_id), 0
+                return Packet(_EVENT, "/", payload, ack_id), 0
+            return Packet(_ACK, "/", payload, ack_id), 0
     header = _HEADER.match(text)
     if header is None:
         raise InvalidPacket(f"unknown packet type {text[:1]!r}")

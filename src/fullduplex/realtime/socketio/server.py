@@ -53,6 +53,13 @@ __all__ = ["Server", "Connection"]
 
 logger = logging.getLogger("fullduplex.realtime.socketio")
 
+# Packet types as module constants: ``PacketType.EVENT`` costs about 0.3 µs on Python 3.11
+# (the enum metaclass's attribute lookup), a global 0.02 µs, and every packet is dispatched.
+_CONNECT = PacketType.CONNECT
+_EVENT = PacketType.EVENT
+_ACK = PacketType.ACK
+_CONNECT_ERROR = PacketType.CONNECT_ERROR
+
 # Close codes handed to the Session (Engine.IO closes its transport whatever the code).
 _NORMAL = 1000
 _PROTOCOL_ERROR = 1002
@@ -279,7 +286,7 @@ class Connection:
             packet = self._decoder.receive(message)
             if packet is None:
                 return None
-            if packet.type == PacketType.CONNECT:
+            if packet.type == _CONNECT:
                 return self._connect(packet)
             return self._dispatch(packet)
         except InvalidPacket as exc:
@@ -288,11 +295,11 @@ class Connection:
 
     def _dispatch(self, packet: Packet) -> Awaitable[None] | None:
         socket = self.sockets.get(packet.namespace)
-        if socket is None or packet.type == PacketType.CONNECT_ERROR:
+        if socket is None or packet.type == _CONNECT_ERROR:
             raise InvalidPacket(f"{packet.type.name} packet for a namespace not connected")
-        if packet.type == PacketType.EVENT:
+        if packet.type == _EVENT:
             return socket._on_event(packet)
-        if packet.type == PacketType.ACK:
+        if packet.type == _ACK:
             socket._on_ack(packet)
             return None
         return socket._close("client namespace disconnect")  # DISCONNECT

@@ -115,6 +115,14 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
+# The members as module constants: ``_State.OPEN`` costs about 0.3 µs on Python 3.11 (the
+# enum metaclass's attribute lookup), a global 0.02 µs, and the state is read for every message.
+_OPEN = _State.OPEN
+_CLOSING = _State.CLOSING
+_CLOSED = _State.CLOSED
+_MESSAGE = PacketType.MESSAGE
+
+
 class EngineIOSession(Session):
     """One Engine.IO v4 session; messages are Engine.IO MESSAGE packets, ``str`` or ``bytes``.
 
@@ -176,7 +184,7 @@ class EngineIOSession(Session):
         self._on_end = on_end
         self._loop = asyncio.get_running_loop()
         self._transport = transport
-        self._state = _State.OPEN
+        self._state = _OPEN
         self._close_code: int | None = None
         self._close_reason = ""
         self._ending_code = 1000
@@ -244,7 +252,7 @@ class EngineIOSession(Session):
     @property
     def is_closed(self) -> bool:
         """Whether the session has ended: `send` raises, `recv` drains then raises."""
-        return self._state is _State.CLOSED
+        return self._state is _CLOSED
 
     async def recv(self) -> str | bytes:
         """Return the next message from the client: ``str`` (text) or ``bytes`` (binary).
@@ -256,7 +264,7 @@ class EngineIOSession(Session):
         if self._consumer is not None:
             raise RuntimeError("consume() takes this session's messages")
         while not self._inbox:
-            if self._state is _State.CLOSED:
+            if self._state is _CLOSED:
                 raise self._closed_error()
             await self._inbox_ready.wait(self._loop)
         message = self._inbox.pop(0)
@@ -284,7 +292,7 @@ class EngineIOSession(Session):
                 message = inbox.pop(0)
                 self._inbox_space.notify()
                 self._consumer_pending = consumer(message)
-            elif self._state is _State.CLOSED:
+            elif self._state is _CLOSED:
                 return
             else:
                 self._is_consumer_idle = True
@@ -303,7 +311,7 @@ class EngineIOSession(Session):
         if not isinstance(message, str | bytes):
             raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
         websocket = self._websocket
-        if websocket is not None and not self._outbox and self._state is _State.OPEN:
+        if websocket is not None and not self._outbox and self._state is _OPEN:
             # Nothing queued ahead: straight to the WebSocket, which writes it before any later
             # send and waits while the client reads slowly. No hop through the writer task.
             try:
@@ -312,12 +320,12 @@ class EngineIOSession(Session):
                 raise self._closed_error() from None
             return
         while True:
-            if self._state is not _State.OPEN:
+            if self._state is not _OPEN:
                 raise self._closed_error()
             if len(self._outbox) < self._options.max_queue_messages:
                 break
             await self._outbox_space.wait(self._loop)
-        self._queue(Packet(PacketType.MESSAGE, message))
+        self._queue(Packet(_MESSAGE, message))
 
     def try_send_nowait(self, message: str | bytes) -> bool:
         """Send ``message`` if that needs no waiting: on the WebSocket now when nothing is
@@ -328,7 +336,7 @@ class EngineIOSession(Session):
             ConnectionClosed: the WebSocket has closed.
             TypeError: ``message`` is neither ``str`` nor ``bytes``.
         """
-        if self._state is not _State.OPEN:
+        if self._state is not _OPEN:
             return False  # `send` raises the reason
         websocket = self._websocket
         if websocket is not None and not self._outbox:
@@ -340,7 +348,7 @@ class EngineIOSession(Session):
             return False
         if not isinstance(message, str | bytes):
             raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
-        self._queue(Packet(PacketType.MESSAGE, message))
+        self._queue(Packet(_MESSAGE, message))
         return True
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -349,8 +357,8 @@ class EngineIOSession(Session):
         Over polling the client's next poll gets the rest and CLOSE; a client that does not poll
         within ``ping_interval_ms + ping_timeout_ms`` loses it.
         """
-        if self._state is _State.OPEN:
-            self._state = _State.CLOSING
+        if self._state is _OPEN:
+            self._state = _CLOSING
             self._ending_code = code
             self._ending_reason = reason or "forced close"
             # No more heartbeat: the closing is bounded on its own (the linger timer, or the
@@ -370,7 +378,7 @@ class EngineIOSession(Session):
 
     async def wait_closed(self) -> None:
         """Return once the session has ended, however it ended."""
-        while self._state is not _State.CLOSED:
+        while self._state is not _CLOSED:
             await self._ended.wait(self._loop)
 
     # --- the endpoint's side ---
@@ -385,7 +393,7 @@ class EngineIOSession(Session):
         deadline = self._pong_deadline
         if deadline is not None and deadline.when() <= self._loop.time():
             self._end(1011, "ping timeout")
-        return self._state is _State.CLOSED
+        return self._state is _CLOSED
 
     def _start(self) -> None:
         """Arm the heartbeat; called once the OPEN packet is on its way."""
@@ -405,10 +413,10 @@ class EngineIOSession(Session):
             if self._transport == WEBSOCKET:
                 await _refuse(exchange, headers, ServerError.BAD_REQUEST)
                 return
-            if self._state is _State.CLOSED:
+            if self._state is _CLOSED:
                 body = self._take_payload(self._last_packet)
                 break
-            if self._state is _State.CLOSING:
+            if self._state is _CLOSING:
                 body = self._take_payload(_CLOSE)
                 self._end(self._ending_code, self._ending_reason)
                 break
@@ -450,7 +458,7 @@ class EngineIOSession(Session):
             except HTTPDisconnect:
                 return
             for packet in packets:
-                if self._state is _State.CLOSED:
+                if self._state is _CLOSED:
                     break
                 if not self._receive_nowait(packet):
                     await self._receive(packet)
@@ -465,7 +473,7 @@ class EngineIOSession(Session):
 
     async def _serve_upgrade(self, websocket: Session) -> None:
         """Run the upgrade of this polling session to ``websocket``, then read from it."""
-        if self._state is not _State.OPEN or self._transport != POLLING or self._upgrade_ws:
+        if self._state is not _OPEN or self._transport != POLLING or self._upgrade_ws:
             # Only one upgrade, and only from polling (engine.io refuses a second WebSocket).
             await websocket.close(1008, "upgrade refused")
             return
@@ -482,7 +490,7 @@ class EngineIOSession(Session):
                     # frames arrive late (compressed off the event loop, as Node's ws does)
                     # may have sent UPGRADE already, and its poll must then get 400.
                     self._noop_timer = self._loop.call_later(NOOP_DELAY_S, self._allow_noop)
-                elif packet.type is PacketType.UPGRADE and self._state is _State.OPEN:
+                elif packet.type is PacketType.UPGRADE and self._state is _OPEN:
                     self._finish_upgrade(websocket)
                     break
                 else:
@@ -515,7 +523,7 @@ class EngineIOSession(Session):
             self._wake_poll()
 
     def _is_poll_answerable(self) -> bool:
-        return bool(self._outbox) or self._is_probed or self._state is not _State.OPEN
+        return bool(self._outbox) or self._is_probed or self._state is not _OPEN
 
     def _take_payload(self, last: Packet | None) -> bytes:
         packets: Iterable[Packet] = self._outbox
@@ -541,12 +549,12 @@ class EngineIOSession(Session):
 
     async def _receive(self, packet: Packet) -> None:
         kind = packet.type
-        if kind is PacketType.MESSAGE:
+        if kind is _MESSAGE:
             if self._is_consumer_idle:
                 self._consume_inline(packet.data)
                 return
             while len(self._inbox) >= self._options.max_queue_messages:
-                if self._state is _State.CLOSED:
+                if self._state is _CLOSED:
                     return
                 await self._inbox_space.wait(self._loop)
             self._inbox.append(packet.data)
@@ -556,7 +564,7 @@ class EngineIOSession(Session):
 
     def _receive_nowait(self, packet: Packet) -> bool:
         """`_receive` when it need not wait (the inbox has room): no coroutine; else False."""
-        if packet.type is not PacketType.MESSAGE:
+        if packet.type is not _MESSAGE:
             self._receive_control(packet)
         elif self._is_consumer_idle:
             self._consume_inline(packet.data)
@@ -608,7 +616,7 @@ class EngineIOSession(Session):
             await writer
 
     def _on_websocket_message(self, message: str | bytes) -> Awaitable[None] | None:
-        if self._state is _State.CLOSED:
+        if self._state is _CLOSED:
             return None  # what follows the end is not read
         if len(message) > self._options.max_payload_bytes:
             self._end(1009, "transport error")
@@ -643,7 +651,7 @@ class EngineIOSession(Session):
             self._inbox_ready.notify()
         else:
             # Waits for room; the WebSocket is not read meanwhile.
-            return self._receive(Packet(PacketType.MESSAGE, data))
+            return self._receive(Packet(_MESSAGE, data))
         return None
 
     def _attach_websocket(self, websocket: Session) -> None:
@@ -656,7 +664,7 @@ class EngineIOSession(Session):
         # The writer runs only while there is something to write (what `send` could not put on
         # the WebSocket itself: PINGs, packets queued during the upgrade, the closing): an
         # idle session holds no task.
-        if self._writer is None and self._state is not _State.CLOSED:
+        if self._writer is None and self._state is not _CLOSED:
             self._writer = self._loop.create_task(self._write_websocket(websocket))
 
     async def _write_websocket(self, websocket: Session) -> None:
@@ -665,7 +673,7 @@ class EngineIOSession(Session):
                 packet = self._outbox.pop(0)
                 self._outbox_space.notify()
                 await websocket.send(encode_packet(packet))
-            if self._state is _State.CLOSING:
+            if self._state is _CLOSING:
                 await websocket.close(_sendable(self._ending_code), self._ending_reason)
                 self._end(self._ending_code, self._ending_reason)
         except ConnectionClosed as closed:
@@ -674,7 +682,7 @@ class EngineIOSession(Session):
             self._writer = None
 
     def _websocket_closed(self, was_clean: bool) -> None:
-        if self._state is _State.CLOSING:
+        if self._state is _CLOSING:
             # The application's close is what closed it.
             self._end(self._ending_code, self._ending_reason)
         else:
@@ -743,9 +751,9 @@ class EngineIOSession(Session):
 
     def _end(self, code: int, reason: str, last: Packet = _CLOSE) -> None:
         """End the session now: answer a held poll with the outbox and ``last``, drop the rest."""
-        if self._state is _State.CLOSED:
+        if self._state is _CLOSED:
             return
-        self._state = _State.CLOSED
+        self._state = _CLOSED
         self._close_code = code
         self._close_reason = reason
         self._cancel_heartbeat()
