@@ -72,10 +72,15 @@ async def test_server_sends_keepalive_pings_that_the_client_answers(http: str) -
         fullduplex.connect(url, ping_interval=None) as ws,
     ):
         protocol = the_connection(server)
-        async with asyncio.timeout(5):
-            while protocol.ping_sent_at == 0.0:
-                await asyncio.sleep(0.02)
-        await asyncio.sleep(0.2)
+        # With a ping timeout, the next ping is scheduled only once the last one's pong has
+        # arrived: three pings sent mean two pongs received. Polled (the protocol has no event
+        # for a ping), bounded well below the 5 s after which an unanswered ping closes.
+        pings_sent_at = [0.0]
+        async with asyncio.timeout(3):
+            while len(pings_sent_at) < 4:
+                if protocol.ping_sent_at != pings_sent_at[-1]:
+                    pings_sent_at.append(protocol.ping_sent_at)
+                await asyncio.sleep(0.01)
         assert not protocol.transport.is_closing()
         assert ws.close_code is None
 
@@ -140,8 +145,12 @@ async def test_app_that_does_not_receive_stops_the_server_reading(http: str) -> 
                 await ws.send(big)
 
         sending = asyncio.create_task(flood())
-        # The client's send blocks once the kernel buffers between the two fill up.
-        await asyncio.sleep(0.5)
+        # The server stops reading once a message waits for the app; the client's writes then
+        # pause once the kernel's buffers between the two are full. Polled (neither side has an
+        # event for it), bounded by the timeout.
+        async with asyncio.timeout(10):
+            while not protocol._read_paused or ws.can_send_now():
+                await asyncio.sleep(0.01)
         assert not sending.done()
         assert protocol._messages is not None
         assert len(protocol._messages) < 400

@@ -319,9 +319,14 @@ async def test_buffered_amount_keeps_data_the_os_has_not_taken() -> None:
         payload = os.urandom(8 * 1024 * 1024)
         ws.send(payload)
         ws.send("x")
-        await asyncio.sleep(0.2)
-        stuck = ws.bufferedAmount
-        assert 0 < stuck <= len(payload) + 1
+        connection = ws._connection
+        assert connection is not None and connection.transport is not None
+        # The payload reaches the transport a loop turn or two later; the OS takes what fits
+        # in its buffers and, since the peer reads nothing, the transport keeps the rest.
+        while not connection.transport.get_write_buffer_size():
+            await asyncio.sleep(0)
+        unsent = connection.transport.get_write_buffer_size()
+        assert 0 < unsent <= ws.bufferedAmount <= len(payload) + 1
         peer.transport.resume_reading()
         assert await peer.recv() == payload
         assert await peer.recv() == "x"
@@ -415,10 +420,14 @@ async def test_close_sends_the_code_and_reason_given(
 async def test_close_while_connecting_fails_the_connection(ports: Ports) -> None:
     ws = WebSocket(f"ws://127.0.0.1:{ports.mute_port}/")
     recorder = Recorder(ws)
-    await asyncio.sleep(0.05)  # the TCP connection is made; the handshake never ends
+    await ports.mute_accepted.wait()  # the TCP connection is made; the handshake never ends
+    assert ws.readyState == WebSocket.CONNECTING
     ws.close()
     assert ws.readyState == WebSocket.CLOSING
-    assert await recorder.wait_closed() == [
+    # At once: well before the opening handshake's own timeout (10 s) would end it.
+    async with asyncio.timeout(5):
+        events = await recorder.wait_closed()
+    assert events == [
         ("error", WebSocket.CLOSED),
         ("close", WebSocket.CLOSED, 1006, "", False),
     ]

@@ -50,7 +50,13 @@ def test_script_dispatches_events_in_its_thread_in_run_until_closed(
     threaded_ports: Ports,
 ) -> None:
     ws = WebSocket(f"ws://127.0.0.1:{threaded_ports.port}/echo")
-    time.sleep(0.1)  # the connection opens meanwhile; the open event waits for the script
+    # The connection opens in the background thread; the open event waits for the script, in
+    # the task queue. Polled: the queue has no event to wait for.
+    assert ws._tasks is not None
+    deadline = time.monotonic() + 10
+    while ws._tasks.empty():
+        assert time.monotonic() < deadline, "no task was queued: the connection did not open"
+        time.sleep(0.001)
     assert ws.readyState == WebSocket.CONNECTING
     threads = set()
     log: list[tuple[str, int]] = []

@@ -17,7 +17,7 @@ path                  behaviour
 
 The server offers the subprotocol ``chat`` and permessage-deflate, and takes messages of up to
 16 MiB. Beside it, on ``mute_port``, a TCP server accepts connections and never answers: there,
-a WebSocket stays CONNECTING.
+a WebSocket stays CONNECTING (``mute_accepted`` tells when a connection got that far).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -85,6 +85,8 @@ class Ports:
     """The scripted WebSocket server's."""
     mute_port: int
     """The TCP server's that never answers."""
+    mute_accepted: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the mute server accepted a TCP connection (on the server's event loop)."""
 
 
 @asynccontextmanager
@@ -92,15 +94,17 @@ async def scripted_server(**options: Any) -> AsyncIterator[Ports]:
     """Run the scripted server and the mute one on 127.0.0.1. ``options`` go to `serve`."""
     options = {"subprotocols": ["chat"], "max_size": MAX_SIZE, **options}
     writers: list[asyncio.StreamWriter] = []
+    mute_accepted = asyncio.Event()
 
     async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
+        mute_accepted.set()
         await reader.read()  # until the client leaves
 
     mute_server = await asyncio.start_server(mute, "127.0.0.1", 0)
     try:
         async with serve(scripted, "127.0.0.1", 0, process_request=route, **options) as server:
-            yield Ports(server.port, mute_server.sockets[0].getsockname()[1])
+            yield Ports(server.port, mute_server.sockets[0].getsockname()[1], mute_accepted)
     finally:
         mute_server.close()
         for writer in writers:
