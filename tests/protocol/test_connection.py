@@ -1375,6 +1375,46 @@ def test_connection_message_deliverer_gives_what_receive_data_reports(
     assert len(sent_frames(by_deliverer)) == len(sent_frames(by_events))
 
 
+@given(
+    st.lists(messages(), max_size=6),
+    st.booleans(),
+    st.lists(st.integers(min_value=0), max_size=10),
+    st.binary(max_size=12),
+    st.booleans(),
+)
+@settings(deadline=None, max_examples=150)
+def test_connection_queues_bytes_and_changes_state_only_along_with_an_event(
+    sent: list[tuple[bool, bytes, list[int], list[bool]]],
+    client_sends: bool,
+    chunk_cuts: list[int],
+    garbage: bytes,
+    peer_closes: bool,
+) -> None:
+    client, server = open_plain_pair()
+    sender, receiver = (client, server) if client_sends else (server, client)
+    for message in sent:
+        send_message(sender, *message)
+    if peer_closes:
+        sender.send_close()
+    data = b"".join(sender.data_to_send()) + garbage
+    for chunk in chunker(chunk_cuts)(data):
+        state, should_close = receiver.state, receiver.should_close_transport
+        messages_taken = receiver.receive_messages(chunk)
+        if not receiver.events_received():
+            assert receiver.data_to_send() == [], messages_taken
+            assert (receiver.state, receiver.should_close_transport) == (state, should_close)
+        receiver.data_to_send()
+
+
+def test_server_queues_nothing_while_the_handshake_request_is_incomplete() -> None:
+    server = ServerProtocol()
+    for byte in REQUEST[:-1]:
+        server.receive_data(bytes([byte]))
+        assert server.events_received() == []
+        assert server.data_to_send() == []
+        assert server.state is State.CONNECTING
+
+
 def test_connection_offers_no_deliverer_with_a_frame_or_message_partly_received() -> None:
     client, server = open_plain_pair()
     assert server.message_deliverer(print) is not None
