@@ -45,10 +45,15 @@ def test_dumps_is_compact_and_keeps_non_ascii_text() -> None:
     assert jsontext.dumps(["é", 1, None, {"k": True}]) == '["é",1,null,{"k":true}]'
 
 
-@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
-def test_dumps_refuses_nan_and_infinities(number: float) -> None:
+class Real(float):
+    """A float subclass, as numpy's float64 is."""
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf, Real("nan")])
+@pytest.mark.parametrize("wrap", [lambda x: ["m", {"x": x}], lambda x: ("m", None, (x,)), float])
+def test_dumps_refuses_nan_and_infinities(number: float, wrap: Any) -> None:
     with pytest.raises(ValueError):
-        jsontext.dumps(["m", {"x": number}])
+        jsontext.dumps(wrap(number))
 
 
 def test_dumps_refuses_bytes_with_type_error() -> None:
