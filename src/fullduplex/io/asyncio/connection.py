@@ -338,9 +338,9 @@ class WebSocketConnection(Keepalive):
             self._wake_receiver()
             if len(messages) >= self.max_queue:
                 self._limit_queue(waiting_for_close)
-        if events or received is None or callback is not None:
-            # Receiving queues bytes to send only along with an event (`receive_data`): a
-            # read that brought messages alone has nothing to write.
+        if events or received is None or callback is not None or self.protocol.state is not _OPEN:
+            # An open connection's read that brought messages alone has nothing to write
+            # and nothing to close (`Connection.receive_data`).
             self._flush()
         if handshake is not None:
             for handshake_event in handshake:
