@@ -130,6 +130,9 @@ class WebSocketClient extends Client {
   }
 }
 
+const maskPool = Buffer.alloc(8192);
+let maskAt = maskPool.length;
+
 // The fan-out's WebSocket client: RFC 6455 framing over a raw TCP socket, without `ws`'s
 // streams, so that reading 10,000 broadcasts costs the load generator as little as possible
 // (the latencies include that time). Server frames are unmasked; this reads single-frame text
@@ -205,9 +208,16 @@ class RawWebSocketClient extends Client {
       frame[1] = 0x80 | 126;
       frame.writeUInt16BE(length, 2);
     }
-    const mask = crypto.randomBytes(4); // RFC 6455 §5.3: clients mask every frame
-    mask.copy(frame, header);
-    for (let i = 0; i < length; i++) frame[header + 4 + i] = payload[i] ^ mask[i & 3];
+    // RFC 6455 §5.3: clients mask every frame, with a fresh random key; the keys are taken
+    // from a pool of random bytes (as ws does) rather than one crypto call per frame.
+    if (maskAt + 4 > maskPool.length) {
+      crypto.randomFillSync(maskPool);
+      maskAt = 0;
+    }
+    const keyAt = header;
+    maskPool.copy(frame, keyAt, maskAt, maskAt + 4);
+    maskAt += 4;
+    for (let i = 0; i < length; i++) frame[keyAt + 4 + i] = payload[i] ^ frame[keyAt + (i & 3)];
     this.socket.write(frame);
   }
 

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fullduplex.exceptions import (
@@ -1373,6 +1373,50 @@ def test_connection_message_deliverer_gives_what_receive_data_reports(
     assert by_deliverer.state is by_events.state
     assert by_deliverer.close_sent == by_events.close_sent
     assert len(sent_frames(by_deliverer)) == len(sent_frames(by_events))
+
+
+@given(
+    st.lists(messages(), max_size=6),
+    st.booleans(),
+    st.lists(st.integers(min_value=0), max_size=10),
+    st.binary(max_size=12),
+    st.booleans(),
+)
+@example(  # a second error after the first gives up on a clean close, with no event
+    sent=[], client_sends=False, chunk_cuts=[2], garbage=b"\x00\x00\x00\x00", peer_closes=False
+)
+@settings(deadline=None, max_examples=150)
+def test_connection_queues_bytes_and_leaves_open_only_along_with_an_event(
+    sent: list[tuple[bool, bytes, list[int], list[bool]]],
+    client_sends: bool,
+    chunk_cuts: list[int],
+    garbage: bytes,
+    peer_closes: bool,
+) -> None:
+    client, server = open_plain_pair()
+    sender, receiver = (client, server) if client_sends else (server, client)
+    for message in sent:
+        send_message(sender, *message)
+    if peer_closes:
+        sender.send_close()
+    data = b"".join(sender.data_to_send()) + garbage
+    for chunk in chunker(chunk_cuts)(data):
+        state, should_close = receiver.state, receiver.should_close_transport
+        messages_taken = receiver.receive_messages(chunk)
+        if not receiver.events_received():
+            assert receiver.data_to_send() == [], messages_taken
+            if state is State.OPEN:
+                assert (receiver.state, receiver.should_close_transport) == (state, should_close)
+        receiver.data_to_send()
+
+
+def test_server_queues_nothing_while_the_handshake_request_is_incomplete() -> None:
+    server = ServerProtocol()
+    for byte in REQUEST[:-1]:
+        server.receive_data(bytes([byte]))
+        assert server.events_received() == []
+        assert server.data_to_send() == []
+        assert server.state is State.CONNECTING
 
 
 def test_connection_offers_no_deliverer_with_a_frame_or_message_partly_received() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -45,10 +47,15 @@ def test_dumps_is_compact_and_keeps_non_ascii_text() -> None:
     assert jsontext.dumps(["é", 1, None, {"k": True}]) == '["é",1,null,{"k":true}]'
 
 
-@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
-def test_dumps_refuses_nan_and_infinities(number: float) -> None:
+class Real(float):
+    """A float subclass, as numpy's float64 is."""
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf, Real("nan")])
+@pytest.mark.parametrize("wrap", [lambda x: ["m", {"x": x}], lambda x: ("m", None, (x,)), float])
+def test_dumps_refuses_nan_and_infinities(number: float, wrap: Any) -> None:
     with pytest.raises(ValueError):
-        jsontext.dumps(["m", {"x": number}])
+        jsontext.dumps(wrap(number))
 
 
 def test_dumps_refuses_bytes_with_type_error() -> None:
@@ -103,3 +110,22 @@ def test_uses_orjson_when_installed() -> None:
     else:
         assert jsontext.HAS_ORJSON
         assert jsontext.loads(jsontext.dumps([str(uuid.uuid4())]))
+
+
+def test_without_orjson_the_standard_library_does_everything() -> None:
+    # A fresh interpreter in which importing orjson fails, as without the speed extra.
+    script = (
+        "import sys; sys.modules['orjson'] = None\n"
+        "from fullduplex.realtime import jsontext\n"
+        "assert not jsontext.HAS_ORJSON\n"
+        "assert jsontext.dumps(['é', 1, None]) == '[\"é\",1,null]'\n"
+        "assert jsontext.loads('[18446744073709551616]') == [18446744073709551616]\n"
+        "try:\n"
+        "    jsontext.dumps([float('nan')])\n"
+        "except ValueError:\n"
+        "    print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "ok", result.stderr

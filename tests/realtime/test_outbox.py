@@ -155,3 +155,24 @@ async def test_put_to_a_closed_session_closes_the_outbox() -> None:
     assert not outbox.put(["late"])
     assert outbox.is_closed
     await writer
+
+
+async def test_try_write_sends_at_once_only_when_nothing_is_ahead() -> None:
+    session = NowaitSession()
+    outbox = Outbox(session, lambda: None)
+    assert outbox.try_write(["ack"])
+    assert session.sent.get_nowait() == "ack"
+    session.writable.clear()
+    assert not outbox.try_write(["slow"])  # the session would wait: the caller sends it
+    session.writable.set()
+    assert outbox.put(["a", "b"])  # two messages together are queued, not written at once
+    assert not outbox.try_write(["behind"])
+    assert not outbox.try_write(["x", "y"])
+
+
+async def test_try_write_to_a_closed_session_closes_the_outbox() -> None:
+    session = NowaitSession()
+    outbox = Outbox(session, lambda: None)
+    await session.close(1001, "going away")
+    assert outbox.try_write(["late"])  # nothing left to wait for
+    assert outbox.is_closed

@@ -326,6 +326,9 @@ class Connection:
 
         Afterwards, read `events_received()` and write `data_to_send()`. The peer's protocol
         errors never raise here: they fail the connection and appear as `ConnectionFailed`.
+        Receiving queues bytes to send (a pong, a close frame) only along with an event, and
+        an OPEN connection leaves OPEN only along with one: after a call that produced none
+        on an open connection, there is nothing to write and nothing to close.
         """
         if self.state is _CLOSED or self.should_close_transport:
             return

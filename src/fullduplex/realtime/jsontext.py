@@ -7,7 +7,8 @@ the short arrays of an event or an ack, and hand everything orjson treats differ
 standard library, so the result does not depend on the extra:
 
 - orjson writes NaN and the infinities as ``null``, where the standard library refuses them:
-  text holding ``null`` is written again by the standard library, which decides.
+  text holding ``null`` for a value holding a float is written again by the standard
+  library, which decides.
 - orjson refuses what the standard library takes (integers beyond 64 bits when writing,
   dictionary keys that are not strings, lone surrogates, NaN and Infinity literals when
   reading, nesting deeper than 1,024): it raises, and the standard library decides.
@@ -54,7 +55,7 @@ def _with_orjson() -> tuple[Callable[[Any], str], Callable[[str], Any]] | None:
             text: str = orjson_dumps(value, option=options).decode()
         except TypeError:
             return _std_dumps(value)
-        if "null" in text:
+        if "null" in text and _holds_any_float(value):
             return _std_dumps(value)  # perhaps a NaN that orjson wrote as null
         return text
 
@@ -77,6 +78,20 @@ def _with_orjson() -> tuple[Callable[[Any], str], Callable[[str], Any]] | None:
 
 # orjson reads an integer that does not fit in 64 bits (19 digits or more) as a float.
 _LONG_INTEGER = re.compile(r"[0-9]{19}")
+
+
+def _holds_any_float(value: Any) -> bool:
+    """Whether a value to write holds a float, of any float type (without recursion)."""
+    values = [value]
+    while values:
+        item = values.pop()
+        if isinstance(item, float):
+            return True
+        if isinstance(item, dict):
+            values.extend(item.values())
+        elif isinstance(item, list | tuple):
+            values.extend(item)
+    return False
 
 
 def _holds_float(value: Any) -> bool:

@@ -463,3 +463,67 @@ async def test_a_client_that_said_goodbye_is_not_recovered(recovering: Server) -
     again = Client(recovering)
     answer = await again.connect(auth={"pid": first["pid"], "offset": offset})
     assert answer["sid"] != first["sid"]
+
+
+async def test_handlers_of_every_kind_ack_their_return_value() -> None:
+    sio = Server(connect_timeout_s=5)
+    release = asyncio.Event()
+
+    @sio.on("plain")
+    def plain(socket: Socket, value: Any) -> Any:
+        return value
+
+    @sio.on("waits")
+    async def waits(socket: Socket, value: Any) -> tuple[Any, ...]:
+        await release.wait()  # suspends: the rest runs in a task
+        return (value, "later")
+
+    @sio.on("future")
+    def future(socket: Socket, value: Any) -> asyncio.Future[Any]:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result([value])
+        return done
+
+    @sio.on("nothing")
+    async def nothing(socket: Socket) -> None:
+        return None
+
+    client = Client(sio)
+    await client.connect()
+    client.send('21["waits",1]', '22["plain",2]', '23["future",3]', '24["nothing"]')
+    # Handlers that return at once ack at once, in order; the one that waits does not hold
+    # up the events after it, and an awaitable returned is awaited in a task.
+    assert [await client.recv() for _ in range(3)] == ["32[2]", "34[]", "33[[3]]"]
+    release.set()
+    assert await client.recv() == '31[1,"later"]'
+    await sio.close()
+
+
+async def test_a_failing_handler_gets_no_ack_and_the_connection_stays(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sio = Server(connect_timeout_s=5)
+
+    @sio.on("fails")
+    async def fails(socket: Socket) -> None:
+        raise RuntimeError("broken")
+
+    @sio.on("fails-later")
+    async def fails_later(socket: Socket) -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("broken later")
+
+    @sio.on("ok")
+    def ok(socket: Socket) -> str:
+        return "fine"
+
+    client = Client(sio)
+    await client.connect()
+    client.send('21["fails"]', '22["fails-later"]', '23["ok"]')
+    assert await client.recv() == '33["fine"]'
+    await client.nothing_more()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "handler for 'fails' in / failed",
+        "handler for 'fails-later' in / failed",
+    ]
+    await sio.close()

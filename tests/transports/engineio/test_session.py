@@ -466,3 +466,39 @@ async def test_poll_held_at_probe_gets_400_after_upgrade(make_endpoint: Any) -> 
     assert not held.is_answered
     ws.client_send("5")
     assert (await held.answer())[0] == 400
+
+
+async def test_try_send_nowait_queues_for_the_next_poll_while_there_is_room(
+    make_endpoint: Any,
+) -> None:
+    results: list[bool] = []
+    done = asyncio.Event()
+
+    async def eager(session: EngineIOSession) -> None:
+        results.extend(session.try_send_nowait(str(i)) for i in range(4))
+        done.set()
+        await session.wait_closed()
+
+    endpoint = make_endpoint(eager, max_queue_messages=3)
+    sid = (await handshake(endpoint))["sid"]
+    await done.wait()
+    assert results == [True, True, True, False]
+    assert await poll(endpoint, sid) == (200, b"40\x1e41\x1e42")
+
+
+async def test_try_send_nowait_refuses_once_the_session_is_closing(make_endpoint: Any) -> None:
+    closing = asyncio.Event()
+    results: list[bool] = []
+
+    async def closer(session: EngineIOSession) -> None:
+        task = asyncio.create_task(session.close())
+        await asyncio.sleep(0)  # the close has started: the session is closing
+        results.append(session.try_send_nowait("late"))
+        closing.set()
+        await task
+
+    endpoint = make_endpoint(closer)
+    sid = (await handshake(endpoint))["sid"]
+    await closing.wait()
+    assert results == [False]
+    assert await poll(endpoint, sid) == (200, b"1")

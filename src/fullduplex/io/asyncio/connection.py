@@ -314,7 +314,8 @@ class WebSocketConnection(Keepalive):
                 messages = self._messages = collections.deque(received)
             else:
                 messages.extend(received)
-        for event in self.protocol.events_received():
+        events = self.protocol.events_received()
+        for event in events:
             if type(event) is TextReceived or type(event) is BinaryReceived:
                 if callback is not None:
                     self._call_back(callback, event.data)
@@ -337,7 +338,10 @@ class WebSocketConnection(Keepalive):
             self._wake_receiver()
             if len(messages) >= self.max_queue:
                 self._limit_queue(waiting_for_close)
-        self._flush()
+        if events or received is None or callback is not None or self.protocol.state is not _OPEN:
+            # An open connection's read that brought messages alone has nothing to write
+            # and nothing to close (`Connection.receive_data`).
+            self._flush()
         if handshake is not None:
             for handshake_event in handshake:
                 self._handle_event(handshake_event)
