@@ -42,7 +42,7 @@ async def serving(app: Any, **options: Any) -> AsyncIterator[tuple[uvicorn.Serve
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
         async with asyncio.timeout(10):
-            while not server.started:
+            while not server.started:  # polled: uvicorn has no event for it
                 await asyncio.sleep(0.01)
         yield server, f"ws://127.0.0.1:{port}"
     finally:
@@ -317,6 +317,7 @@ async def test_app_close_sends_code_and_reason_and_refuses_later_sends() -> None
 
 async def test_client_close_reaches_the_app_and_later_sends_raise_client_disconnected() -> None:
     events: list[Any] = []
+    app_done = asyncio.Event()
 
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         await receive()
@@ -327,13 +328,12 @@ async def test_client_close_reaches_the_app_and_later_sends_raise_client_disconn
         except OSError as exc:
             events.append(type(exc).__name__)
         await send({"type": "websocket.close"})  # nothing left to close: ignored
+        app_done.set()
 
     async with serving(app) as (_, url):
         async with fullduplex.connect(url) as ws:
             await ws.close(4001, "bye")
-        async with asyncio.timeout(5):
-            while len(events) < 2:
-                await asyncio.sleep(0.01)
+        await asyncio.wait_for(app_done.wait(), 5)
     assert events == [
         {"type": "websocket.disconnect", "code": 4001, "reason": "bye"},
         "ClientDisconnected",

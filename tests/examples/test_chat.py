@@ -489,7 +489,7 @@ async def test_tabs_on_every_transport_chat_through_a_cut_and_a_restart(
             await bob.say(text)
         await eve.say(sent_meanwhile[2])
         await bob.wait_for_text("dev", sent_meanwhile[2])
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # the point: the outage lasts a while
         await cat.context.set_offline(False)
         await cat.wait("window.chat.status === 'online' && window.chat.recoveries === 1")
         expected = ["hello dev", "streaming here", *sent_meanwhile]

@@ -189,7 +189,7 @@ async def mirror(port: int) -> AsyncIterator[Mirror]:
         follower = Mirror(ws)
         task = asyncio.create_task(follower.follow())
         try:
-            while not follower.states:
+            while not follower.states:  # polled: the follower's task has no event for it
                 await asyncio.sleep(0.01)
             yield follower
         finally:
@@ -271,7 +271,7 @@ async def page_matches_mirror(page: Page, follower: Mirror, at_least: int) -> in
     sit in the columns the server's changes put them in; return the seq it shows."""
     await page.wait_for_function(f"window.orderBoard.seq >= {at_least}", timeout=20_000)
     shown = await page.evaluate(READ_PAGE)
-    while follower.seq < shown["seq"]:
+    while follower.seq < shown["seq"]:  # polled: the follower's task has no event for it
         await asyncio.sleep(0.01)
     assert shown["server"] == follower.server
     assert shown["readyState"] == 1

@@ -489,7 +489,7 @@ async def test_ready_state_is_closing_once_the_server_started_closing() -> None:
     async with serve_raw(close_then_wait) as port:
         ws = WebSocket(f"ws://127.0.0.1:{port}/")
         recorder = Recorder(ws)
-        for _ in range(500):
+        for _ in range(500):  # polled: CLOSING has no event of its own
             if ws.readyState == WebSocket.CLOSING:
                 break
             await asyncio.sleep(0.01)

@@ -595,7 +595,8 @@ async def test_closed_connections_are_not_kept_by_timers() -> None:
             await read_response(peer)
             assert await peer.read_until_eof() == b""
             await peer.close()
-        await asyncio.sleep(0.05)
+        while server._http_connections:  # checked each loop turn: each one's connection_lost
+            await asyncio.sleep(0)
         app.exchanges.clear()
         gc.collect()
         alive = [

@@ -48,6 +48,8 @@ async def scripted(ws: ServerConnection) -> None:
         await ws.close(int(query.get("code", 1005)), query.get("reason", ""))
     elif parts.path == "/drop":
         await ws.send("before the end")
+        # Pacing, not readiness: the client must read the message before the reset, which
+        # discards what it has not read, and it sends nothing back that says it has.
         await asyncio.sleep(0.05)
         reset(ws)
     elif parts.path == "/protocol-error":

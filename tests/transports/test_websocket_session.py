@@ -91,22 +91,20 @@ async def test_session_iteration_ends_when_the_peer_closes_abnormally() -> None:
 
 @bounded
 async def test_session_recv_raises_after_a_normal_close() -> None:
-    result: list[BaseException] = []
+    result: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     async def handler(session: Session) -> None:
         try:
             await session.recv()
         except ConnectionClosed as exc:
-            result.append(exc)
+            result.set_result(exc)
 
     app = Router()
     app.websocket("/", handler)
     async with serve(app, "127.0.0.1", 0) as server:
         async with connect(f"ws://127.0.0.1:{server.port}/"):
             pass
-        while not result:
-            await asyncio.sleep(0.01)
-    assert isinstance(result[0], ConnectionClosedOK)
+        assert isinstance(await result, ConnectionClosedOK)
 
 
 @bounded

@@ -61,7 +61,7 @@ async def under_uvicorn(**settings: Any) -> AsyncIterator[str]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
+        while not server.started:  # polled: uvicorn has no event for it
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)

@@ -36,6 +36,7 @@ async def test_member_list_is_right_just_after_a_client_vanishes(
             assert members == sorted([watcher.sid(), vanishing])
             process.send_signal(signal.SIGSTOP)
             stopped_at = asyncio.get_running_loop().time()
+            # Polled: the member list has no event of its own.
             while vanishing in await watcher.call("presence", "room"):
                 assert asyncio.get_running_loop().time() - stopped_at < 5.0
                 await asyncio.sleep(0.05)

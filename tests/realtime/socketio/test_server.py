@@ -54,6 +54,7 @@ class Client:
         return self.session.close_code
 
     async def nothing_more(self) -> None:
+        # The point: nothing arrives. No event says so; 50 ms without a message does.
         await asyncio.sleep(0.05)
         assert self.session.client_pending() == []
 
@@ -222,6 +223,11 @@ async def test_room_broadcast_reaches_members_only(server: Server) -> None:
 
 async def test_namespaces_share_one_connection_and_stay_isolated(server: Server) -> None:
     custom = server.of("/custom")
+    left_custom = asyncio.Event()
+
+    @custom.on("disconnect")
+    async def disconnect(socket: Socket, reason: str) -> None:
+        left_custom.set()
 
     @custom.on("join")
     async def join(socket: Socket, room: str) -> None:
@@ -238,7 +244,7 @@ async def test_namespaces_share_one_connection_and_stay_isolated(server: Server)
     await client.nothing_more()
     # leaving one namespace keeps the other
     client.send("1/custom,")
-    await asyncio.sleep(0.05)
+    await left_custom.wait()
     assert custom.sockets == {}
     client.send('21["echo","still"]')
     assert await client.recv() == '31["still"]'
@@ -378,8 +384,8 @@ async def test_recovered_client_gets_missed_events_once_in_order(recovering: Ser
     client = Client(recovering)
     first = await client.connect()
     assert set(first) == {"sid", "pid"}
-    client.send('2["join","r"]')
-    await asyncio.sleep(0.05)
+    client.send('21["join","r"]')
+    assert await client.recv() == "31[]"  # joined
     await recovering.to("r").emit("seen", 0)
     offset = offset_of(await client.recv())
     client.session.vanish()
@@ -446,8 +452,14 @@ async def test_a_client_that_said_goodbye_is_not_recovered(recovering: Server) -
     first = await client.connect()
     await recovering.emit("e")
     offset = offset_of(await client.recv())
+    said_goodbye = asyncio.Event()
+
+    @recovering.on("disconnect")
+    async def disconnect(socket: Socket, reason: str) -> None:
+        said_goodbye.set()
+
     client.send("1")
-    await asyncio.sleep(0.05)
+    await said_goodbye.wait()
     again = Client(recovering)
     answer = await again.connect(auth={"pid": first["pid"], "offset": offset})
     assert answer["sid"] != first["sid"]

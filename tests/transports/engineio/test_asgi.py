@@ -49,7 +49,7 @@ async def under_uvicorn(endpoint: EngineIOEndpoint) -> AsyncIterator[str]:
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(10):
-            while not server.started:
+            while not server.started:  # polled: uvicorn has no event for it
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.01)

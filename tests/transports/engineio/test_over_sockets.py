@@ -139,7 +139,7 @@ async def test_websocket_flood_reaches_a_slow_handler_in_order_with_bounded_queu
             high_water = max(high_water, len(session._inbox))
             received.append(message)
             if len(received) % 100 == 0:
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(0.001)  # the point: a handler slower than the flood
             if len(received) == 2000:
                 await session.send("done")
 
@@ -157,11 +157,14 @@ async def test_websocket_flood_reaches_a_slow_handler_in_order_with_bounded_queu
 
 async def test_polling_flood_reaches_a_slow_handler_in_order(serve_endpoint: Any) -> None:
     received: list[str | bytes] = []
+    all_received = asyncio.Event()
 
     async def slow(session: EngineIOSession) -> None:
         async for message in session:
             received.append(message)
-            await asyncio.sleep(0)
+            if len(received) == 1000:
+                all_received.set()
+            await asyncio.sleep(0)  # the point: a handler slower than the flood
 
     served = await serve_endpoint(slow, max_queue_messages=8, ping_interval_ms=10_000)
     sid = await served.handshake()
@@ -172,7 +175,7 @@ async def test_polling_flood_reaches_a_slow_handler_in_order(serve_endpoint: Any
         )
         assert (status, answer) == (200, b"ok")
         assert len(served.endpoint.sessions[sid]._inbox) <= 8
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(all_received.wait(), 5)
     assert received == [f"{batch}-{i}" for batch in range(5) for i in range(200)]
 
 

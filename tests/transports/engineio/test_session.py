@@ -29,9 +29,11 @@ async def test_held_poll_gets_message_sent_later(make_endpoint: Any) -> None:
     endpoint = make_endpoint()
     sid = (await handshake(endpoint))["sid"]
     held = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
-    await asyncio.sleep(0.01)
+    session = endpoint.sessions[sid]
+    while session._pending_poll is None:  # checked each loop turn: holding has no event
+        await asyncio.sleep(0)
     assert not held.is_answered
-    await endpoint.sessions[sid].send("later")
+    await session.send("later")
     assert (await held.answer())[2] == b"4later"
 
 
@@ -39,9 +41,13 @@ async def test_client_gone_from_held_poll_allows_next_poll(make_endpoint: Any) -
     endpoint = make_endpoint()
     sid = (await handshake(endpoint))["sid"]
     first = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
+    session = endpoint.sessions[sid]
+    while session._pending_poll is None:  # checked each loop turn: holding has no event
+        await asyncio.sleep(0)
     first.disconnect()
-    await asyncio.sleep(0.01)
-    await endpoint.sessions[sid].send("x")
+    while session._pending_poll is not None:  # nor has letting go
+        await asyncio.sleep(0)
+    await session.send("x")
     assert await poll(endpoint, sid) == (200, b"4x")
     assert not first.is_answered
 
@@ -60,22 +66,27 @@ async def test_client_close_packet_ends_held_poll_with_noop(make_endpoint: Any) 
 async def test_post_waits_while_application_reads_slowly(make_endpoint: Any) -> None:
     received: list[str | bytes] = []
     release = asyncio.Event()
+    all_received = asyncio.Event()
 
     async def slow(session: EngineIOSession) -> None:
         await release.wait()
         async for message in session:
             received.append(message)
+            if len(received) == 50:
+                all_received.set()
 
     endpoint = make_endpoint(slow, max_queue_messages=2)
     sid = (await handshake(endpoint))["sid"]
     flood = b"\x1e".join(b"4%d" % i for i in range(50))
     pending = await http(endpoint, "POST", target(EIO="4", transport="polling", sid=sid), flood)
-    await asyncio.sleep(0.02)
+    session = endpoint.sessions[sid]
+    while not session._inbox_space._waiters:  # checked each loop turn: the POST waits for room
+        await asyncio.sleep(0)
     assert not pending.is_answered
-    assert len(endpoint.sessions[sid]._inbox) == 2
+    assert len(session._inbox) == 2
     release.set()
     assert (await pending.answer())[::2] == (200, b"ok")
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(all_received.wait(), 2)
     assert received == [str(i) for i in range(50)]
 
 
@@ -90,10 +101,14 @@ async def test_send_waits_while_client_does_not_poll(make_endpoint: Any) -> None
 
     endpoint = make_endpoint(flood, max_queue_messages=3)
     sid = (await handshake(endpoint))["sid"]
-    await asyncio.sleep(0.02)
+    session = endpoint.sessions[sid]
+    # Checked each loop turn (waiting for room has no event): a send waits with 3 queued.
+    while len(session._outbox) < 3 or not session._outbox_space._waiters:
+        await asyncio.sleep(0)
     assert sent == [0, 1, 2]
     assert await poll(endpoint, sid) == (200, b"40\x1e41\x1e42")
-    await asyncio.sleep(0.01)
+    while len(session._outbox) < 3 or not session._outbox_space._waiters:
+        await asyncio.sleep(0)
     assert sent == [0, 1, 2, 3, 4, 5]
 
 
@@ -212,7 +227,9 @@ async def test_second_websocket_for_same_session_is_closed(make_endpoint: Any) -
     ws.client_send("2probe")
     ws.client_send("5")
     assert await ws.client_recv() == "3probe"
-    await asyncio.sleep(0.01)
+    session = endpoint.sessions[sid]
+    while session._websocket is not ws:  # checked each loop turn: the upgrade has no event
+        await asyncio.sleep(0)
     second, task = websocket(endpoint, target(EIO="4", transport="websocket", sid=sid))
     assert await second.client_recv() is None
     await task
@@ -285,7 +302,11 @@ async def test_ended_session_leaves_no_timer_or_task(make_endpoint: Any) -> None
     session = endpoint.sessions[opened["sid"]]
     ws.client_send("1")
     await asyncio.wait_for(session.wait_closed(), 1)
-    await asyncio.sleep(0.01)
+    # What still runs (the handler, the WebSocket's close) ends, and leaves nothing behind.
+    await asyncio.wait_for(
+        asyncio.gather(*endpoint._handler_tasks, *session._closing_tasks, return_exceptions=True),
+        1,
+    )
     assert session._ping_timer is None and session._pong_deadline is None
     assert session._linger_timer is None and session._upgrade_timer is None
     assert session._writer is None
@@ -318,7 +339,7 @@ async def test_session_exposes_sid_request_and_remote_address(make_endpoint: Any
 
     endpoint = make_endpoint(keep)
     sid = (await handshake(endpoint))["sid"]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the application's task starts
     (session,) = sessions
     assert session.sid == sid
     assert session.request.path.startswith("/engine.io/?EIO=4")
@@ -357,7 +378,8 @@ async def test_application_close_answers_held_poll_at_once(make_endpoint: Any) -
     endpoint = make_endpoint(keep)
     sid = (await handshake(endpoint))["sid"]
     held = await http(endpoint, "GET", target(EIO="4", transport="polling", sid=sid))
-    await asyncio.sleep(0.01)
+    while endpoint.sessions[sid]._pending_poll is None:  # checked each loop turn: no event
+        await asyncio.sleep(0)
     await sessions[0].close(1000)
     assert (await held.answer())[::2] == (200, b"1")
     with pytest.raises(ConnectionClosed):
@@ -375,7 +397,7 @@ async def test_polling_client_that_never_polls_again_loses_the_close(
 
     endpoint = make_endpoint(keep, ping_interval_ms=20, ping_timeout_ms=20)
     await handshake(endpoint)
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the application's task starts
     await asyncio.wait_for(sessions[0].close(4001, "bye"), 1)
     assert (sessions[0].close_code, sessions[0].close_reason) == (4001, "bye")
 
@@ -410,8 +432,8 @@ async def test_pong_deadline_counts_from_when_the_ping_was_due(make_endpoint: An
     assert session._ping_timer is not None
     due = session._ping_timer.when()
     # The loop is busy when the PING is due: it goes out late, its deadline does not move.
-    time.sleep(0.04)
-    await asyncio.sleep(0)
+    time.sleep(0.04)  # the point: blocking the loop, as a busy one would
+    await asyncio.sleep(0)  # two loop turns: the late PING timer runs
     await asyncio.sleep(0)
     assert session._pong_deadline is not None
     assert session._pong_deadline.when() == pytest.approx(due + 0.05)
