@@ -138,6 +138,16 @@ class Endpoint(abc.ABC):
     async def handle_http(self, exchange: HTTPExchange, path: str) -> None:
         """Answer one plain HTTP request."""
 
+    def handles_http_eagerly(self, path: str) -> bool:
+        """Whether `handle_http` for ``path`` may start outside any task.
+
+        fullduplex's server then runs the handler's first step (up to its first
+        suspension) inside the read that brought the request, and a task only for the rest,
+        if any. Return True only if that first step needs no ``asyncio.current_task()``
+        (``asyncio.timeout`` needs one). The default, False, runs every request in a task.
+        """
+        return False
+
     def refuse_websocket(self, request: Request, path: str) -> Response | None:
         """Return a response refusing this WebSocket upgrade (404, 400...), or None to accept.
 
