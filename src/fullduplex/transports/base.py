@@ -139,12 +139,12 @@ class Endpoint(abc.ABC):
         """Answer one plain HTTP request."""
 
     def handles_http_eagerly(self, path: str) -> bool:
-        """Whether `handle_http` for ``path`` may start outside any task.
+        """Whether `handle_http` for ``path`` may run outside any task.
 
-        fullduplex's server then runs the handler's first step (up to its first
-        suspension) inside the read that brought the request, and a task only for the rest,
-        if any. Return True only if that first step needs no ``asyncio.current_task()``
-        (``asyncio.timeout`` needs one). The default, False, runs every request in a task.
+        fullduplex's server then runs it from loop callbacks, resuming it when each future
+        it awaits is done: cheaper than a task per request. Return True only if it never
+        needs ``asyncio.current_task()`` (``asyncio.timeout`` needs it). The default, False,
+        runs every request in a task.
         """
         return False
 

@@ -183,8 +183,8 @@ class EngineIOEndpoint(Endpoint):
             await _refuse(exchange, headers, ServerError.BAD_REQUEST)
 
     def handles_http_eagerly(self, path: str) -> bool:
-        """True: a handshake, poll or POST needs no task until it waits (the body's rest,
-        a held poll); Socket.IO's handlers already run outside tasks."""
+        """True: a handshake, poll or POST only awaits futures (a held poll, the body's rest,
+        room in the inbox) and never a timeout; the session's handler has its own task."""
         return True
 
     def refuse_websocket(self, request: Request, path: str) -> Response | None:
