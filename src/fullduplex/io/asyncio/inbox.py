@@ -95,8 +95,6 @@ class MessageQueue(WriteBatching):
         if (waiter is not None and not waiter.done()) or self._callback is not None:
             # Two readers would each get every other message; that is never intended.
             raise RuntimeError("another coroutine is already receiving on this connection")
-        # Only a later loop turn can bring the next message: this turn's sends are over.
-        self._wrote_this_turn = False
         waiter = self._recv_waiter = self._loop.create_future()
         return waiter
 
