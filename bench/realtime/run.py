@@ -450,10 +450,10 @@ def section(header: dict[str, Any], records: list[dict[str, Any]], elapsed: floa
         "a POST's messages reach Socket.IO without a coroutine each. Fan-out: the realtime "
         "and Engine.IO layers spend 0.5 µs per recipient (5 ms of a broadcast to 10,000, "
         "timed in process); the rest is the connection's send path and one write system "
-        "call per recipient. At `c26be46` each recipient's write after its first is "
-        "deferred with `call_soon` to the end of the loop turn (py-spy: 13% in scheduling "
-        "them, 31% in running them), so no recipient gets its message before the broadcast "
-        "loop has been through all 10,000.",
+        "call per recipient. At `f126702` a connection that wrote at once defers its next "
+        "write with `call_soon` to the end of the loop turn (py-spy: 22% of the samples in "
+        "scheduling them): every other broadcast, no recipient gets its message before the "
+        "broadcast loop has been through all 10,000.",
         END,
     ]
     return "\n".join(lines) + "\n"
