@@ -28,6 +28,10 @@ async def waits_in_recv(ws: ServerConnection) -> None:
         pass
 
 
+async def only_sent_to(ws: ServerConnection) -> None:
+    await ws.wait_closed()
+
+
 async def waits_with_a_callback(ws: ServerConnection) -> None:
     ws.on_message(lambda message: None)
     await ws.wait_closed()
@@ -60,7 +64,7 @@ async def connections(
                 sock.close()
 
 
-@pytest.mark.parametrize("handler", [waits_in_recv, waits_with_a_callback])
+@pytest.mark.parametrize("handler", [waits_in_recv, only_sent_to, waits_with_a_callback])
 async def test_sends_from_another_task_are_written_at_once_in_every_turn(
     handler: Handler,
 ) -> None:

@@ -18,6 +18,11 @@ Turns are counted per event loop (`_LoopTurns`), not per connection: a connectio
 turn of its last direct write, and the first direct write of a turn, by any connection,
 schedules the one callback that starts the next turn. A broadcast to 10,000 connections thus
 writes each at once and schedules a single callback, whatever each connection did before.
+The receiving task's reply between two `recv` calls schedules nothing: its next `recv` ends
+the connection's turn (`MessageQueue._message_waiter`), as only a later turn can bring the
+next message, and a callback would cost an echo one more loop iteration per message. A
+send that cannot tell whether its turn ended (the loop counted none since) is coalesced,
+and the scheduled flush ends the connection's turn.
 """
 
 from __future__ import annotations
@@ -119,7 +124,7 @@ class WriteBatching(TransportPlumbing):
             self._has_unanswered_messages()
         ):
             self._direct_write_turn = turns.number
-            if not turns.is_counting:
+            if not turns.is_counting and not self._turn_ends_with_recv():
                 turns.count()
             self._flush()
         else:
@@ -130,8 +135,15 @@ class WriteBatching(TransportPlumbing):
         """Whether received messages wait to be answered (the message queue knows)."""
         return False
 
+    def _turn_ends_with_recv(self) -> bool:
+        """Whether this send is most likely the receiving task's, after `recv` returned a
+        message and before it waits for the next, which ends the connection's turn (the
+        message queue knows)."""
+        return False
+
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
+        self._direct_write_turn = -1
         self._flush()
 
     def _flush(self) -> None:
