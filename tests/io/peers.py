@@ -8,6 +8,9 @@ UTF-8, half a request, or complete the handshake and then ignore everything.
 `serve_raw` runs `RawPeer` as a server (it answers one upgrade request, then hands the peer
 to a callback), for the client's tests.
 
+`blocking_client` completes a handshake on a plain socket that `read_now` reads while
+blocking the event loop: what it reads was written before the sending coroutine yielded.
+
 `ws_pair` opens a fullduplex server and client and yields both ends of their connection.
 """
 
@@ -237,6 +240,31 @@ async def serve_raw(on_open: OnOpen) -> AsyncIterator[int]:
         for peer in peers:
             await peer.close()
         await server.wait_closed()
+
+
+async def blocking_client(port: int) -> socket.socket:
+    """A client that completed the opening handshake; read it with `read_now`."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    await loop.sock_sendall(sock, upgrade_request())
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += await loop.sock_recv(sock, 1)  # byte by byte: nothing read past the head
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def read_now(sock: socket.socket) -> bytes:
+    """Read one short unmasked frame's payload, blocking the event loop meanwhile."""
+    sock.settimeout(5)  # the bound on a test that fails: nothing else can write meanwhile
+    try:
+        header = sock.recv(2, socket.MSG_WAITALL)
+        assert len(header) == 2 and header[1] < 126, header
+        return sock.recv(header[1], socket.MSG_WAITALL) if header[1] else b""
+    finally:
+        sock.setblocking(False)
 
 
 class Holder:

@@ -50,6 +50,7 @@ from fullduplex.protocol.frames import (
     FrameParser,
     Opcode,
     parse_close_payload,
+    serialize_message,
 )
 
 from ..wire import encode_frame
@@ -1525,3 +1526,34 @@ def test_connection_send_message_refuses_after_close_and_during_a_fragmented_mes
     conn.send_close()
     with pytest.raises(InvalidState, match="CLOSING"):
         conn.send_message(b"late")
+
+
+def test_server_queues_a_frame_serialized_once_as_it_is() -> None:
+    first, second = open_connection("server"), open_connection("server")
+    frame = serialize_message("to all")
+    for conn in (first, second):
+        assert conn.sends_plain_frames
+        conn.send_serialized_message(frame)
+        [queued] = conn.data_to_send()
+        assert queued is frame  # not copied: one bytes object for every recipient
+
+
+def test_connection_refuses_a_serialized_frame_it_would_not_send_as_is() -> None:
+    client = open_connection("client")
+    _, compressing = open_deflate_pair()
+    for conn in (client, compressing):
+        assert not conn.sends_plain_frames
+        with pytest.raises(InvalidState, match="masks or compresses"):
+            conn.send_serialized_message(serialize_message("x"))
+        assert conn.data_to_send() == []
+
+
+def test_server_refuses_a_serialized_frame_after_close_and_during_a_fragmented_message() -> None:
+    conn = open_connection("server")
+    conn.send_text("first", fin=False)
+    with pytest.raises(InvalidState, match="fragmented message is in progress"):
+        conn.send_serialized_message(serialize_message("second"))
+    conn.send_continuation("", fin=True)
+    conn.send_close()
+    with pytest.raises(InvalidState, match="CLOSING"):
+        conn.send_serialized_message(serialize_message("late"))

@@ -475,6 +475,31 @@ class Connection:
         else:
             raise TypeError(f"cannot send {type(message).__name__}; use str or bytes")
 
+    @property
+    def sends_plain_frames(self) -> bool:
+        """Whether this connection frames a message as `serialize_message` does: a server's
+        (unmasked) without extensions, so that `send_serialized_message` may take a frame
+        serialized once for many connections."""
+        return not self.is_client and not self.extensions
+
+    def send_serialized_message(self, frame: bytes) -> None:
+        """Queue one whole message already framed by `serialize_message`.
+
+        The way to send one message to many connections, framed once; only for a connection
+        whose `sends_plain_frames` is True (else `send_message`).
+
+        Raises:
+            InvalidState: the connection is not open, a fragmented message is unfinished, or
+                it does not send plain frames.
+        """
+        if self.state is not _OPEN or self.close_sent is not None:
+            raise InvalidState(f"cannot send a message: the connection is {self.state.name}")
+        if self._sending_fragmented:
+            raise InvalidState("a fragmented message is in progress; finish it first")
+        if not self.sends_plain_frames:
+            raise InvalidState("this connection masks or compresses its frames")
+        self._output.append(frame)
+
     def send_binary(self, data: Buffer, *, fin: bool = True) -> None:
         """Queue a binary message, or its first fragment when ``fin`` is False.
 

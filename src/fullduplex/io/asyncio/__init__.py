@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..options import Options
+from .broadcast import broadcast
 from .client import Backoff, ClientConnection, WebSocketURI, connect, parse_uri
 from .connection import Data, Message, WebSocketConnection
 from .inbox import MessageCallback
@@ -11,6 +12,7 @@ from .server import Handler, RequestHook, Server, ServerConnection, serve
 
 __all__ = [
     "run",
+    "broadcast",
     "connect",
     "ClientConnection",
     "WebSocketURI",

@@ -89,9 +89,10 @@ class WebSocketConnection(Keepalive):
     async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data]) -> None:
         """Send one message, and wait while the write buffer is above its limit.
 
-        The message is written to the transport at the end of the current event-loop turn,
-        together with every other message sent in that turn (one system call for a batch),
-        or at once when ``write_limit`` bytes are waiting. `close` writes them first.
+        The first message a connection sends in an event-loop turn is written at once;
+        those that follow it in the same turn, or that answer pipelined messages, go out
+        together at the end of the turn (one system call for a batch), or at once when
+        ``write_limit`` bytes are waiting. `close` writes them first.
 
         Args:
             message: ``str`` for a text message, ``bytes``-like for binary, or an iterable or
@@ -230,6 +231,18 @@ class WebSocketConnection(Keepalive):
                 self._flush()
         else:
             self._queued(len(message))
+
+    def _send_serialized_nowait(self, frame: bytes) -> None:
+        """`send_nowait` for a message already framed by `serialize_message` (`broadcast`).
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        try:
+            self.protocol.send_serialized_message(frame)
+        except InvalidState as exc:
+            raise self._send_refusal(exc) from None
+        self._queued(len(frame))
 
     def can_send_now(self) -> bool:
         """Whether a message sent now goes out without waiting: the write buffer is below

@@ -34,7 +34,14 @@ _OPEN = State.OPEN
 class MessageQueue(WriteBatching):
     """Received messages, in order, until `recv` takes them or a callback gets them."""
 
-    __slots__ = ("max_queue", "_messages", "_recv_waiter", "_reading_paused", "_callback")
+    __slots__ = (
+        "max_queue",
+        "_messages",
+        "_recv_waiter",
+        "_reading_paused",
+        "_callback",
+        "_is_replying",
+    )
 
     def __init__(self, protocol: Connection, options: Options) -> None:
         super().__init__(protocol, options)
@@ -44,6 +51,9 @@ class MessageQueue(WriteBatching):
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._callback: MessageCallback | None = None
+        # The receiver took a message and has not waited for the next one yet: its sends
+        # are most likely replies, made by the receiving task (see writes.py).
+        self._is_replying = False
 
     async def recv(self) -> Message:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
@@ -96,7 +106,8 @@ class MessageQueue(WriteBatching):
             # Two readers would each get every other message; that is never intended.
             raise RuntimeError("another coroutine is already receiving on this connection")
         # Only a later loop turn can bring the next message: this turn's sends are over.
-        self._wrote_this_turn = False
+        self._direct_write_turn = -1
+        self._is_replying = False
         waiter = self._recv_waiter = self._loop.create_future()
         return waiter
 
@@ -104,6 +115,7 @@ class MessageQueue(WriteBatching):
         messages = self._messages
         assert messages is not None
         message = messages.popleft()
+        self._is_replying = True
         if self._reading_paused and len(messages) <= self.max_queue // 4:
             self._reading_paused = False
             if self.transport is not None:
@@ -129,6 +141,7 @@ class MessageQueue(WriteBatching):
         if self._recv_waiter is not None and not self._recv_waiter.done():
             raise RuntimeError("a coroutine is receiving on this connection with recv")
         self._callback = callback
+        self._is_replying = False
         messages, self._messages = self._messages, None
         if self._reading_paused:
             self._reading_paused = False
@@ -175,6 +188,9 @@ class MessageQueue(WriteBatching):
 
     def _has_unanswered_messages(self) -> bool:
         return bool(self._messages)
+
+    def _turn_ends_with_recv(self) -> bool:
+        return self._is_replying
 
     def _call_back(self, callback: MessageCallback, message: Message) -> None:
         if self.protocol.state is not _OPEN:

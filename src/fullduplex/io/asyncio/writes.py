@@ -2,24 +2,33 @@
 
 Theory of operation
 -------------------
-A reply to the last message received is written at once: with nothing else to answer, no
-later send could share its system call, and deferring it would cost a loop iteration. Sends
-that follow it in the same turn, and every send made while more received messages wait to be
-answered, are coalesced: they go out together at the end of the turn (`_scheduled_flush`),
-or as soon as ``write_limit`` bytes wait, so that a batch of pipelined requests costs one
-system call and backpressure still applies. While messages go to a callback, the read that
-delivers them holds the flush (``_flush_scheduled``) and writes every reply at its end; on
-the callback API's fast read (`TransportPlumbing.buffer_updated`), replies are framed into
-``_replies`` instead, and any other write during that read writes them first, so that frames
-keep their order.
+The first send a connection makes in a loop turn is written at once, unless received
+messages still wait to be answered: with nothing else pending, no later send could share its
+system call, and deferring it would cost a loop iteration (and, for each recipient of a
+broadcast, a callback of its own). Sends that follow it in the same turn, and every send made
+while more received messages wait to be answered, are coalesced: they go out together at the
+end of the turn (`_scheduled_flush`), or as soon as ``write_limit`` bytes wait, so that a
+batch of pipelined requests costs one system call and backpressure still applies. While
+messages go to a callback, the read that delivers them holds the flush
+(``_flush_scheduled``) and writes every reply at its end; on the callback API's fast read
+(`TransportPlumbing.buffer_updated`), replies are framed into ``_replies`` instead, and any
+other write during that read writes them first, so that frames keep their order.
 
-The "same turn" ends when the flush scheduled for it runs, or when the receiver has to wait
-for the next message (`MessageQueue._message_waiter`), which only a later turn can bring.
+Turns are counted per event loop (`_LoopTurns`), not per connection: a connection notes the
+turn of its last direct write, and the first direct write of a turn, by any connection,
+schedules the one callback that starts the next turn. A broadcast to 10,000 connections thus
+writes each at once and schedules a single callback, whatever each connection did before.
+The receiving task's reply between two `recv` calls schedules nothing: its next `recv` ends
+the connection's turn (`MessageQueue._message_waiter`), as only a later turn can bring the
+next message, and a callback would cost an echo one more loop iteration per message. A
+send that cannot tell whether its turn ended (the loop counted none since) is coalesced,
+and the scheduled flush ends the connection's turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sized
 
 from ...exceptions import InvalidState
@@ -41,7 +50,8 @@ class WriteBatching(TransportPlumbing):
         "_writing_paused",
         "_unflushed",
         "_flush_scheduled",
-        "_wrote_this_turn",
+        "_turns",
+        "_direct_write_turn",
     )
 
     def __init__(self, protocol: Connection, options: Options) -> None:
@@ -50,10 +60,12 @@ class WriteBatching(TransportPlumbing):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
         # Bytes queued since the last write, whether a write at the turn's end is scheduled,
-        # and whether this turn already wrote at once (see the module's docstring).
+        # and the loop turn in which this connection last wrote at once (see the module's
+        # docstring).
         self._unflushed = 0
         self._flush_scheduled = False
-        self._wrote_this_turn = False
+        self._turns = _LoopTurns.of(self._loop)
+        self._direct_write_turn = -1
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -108,8 +120,12 @@ class WriteBatching(TransportPlumbing):
             self._flush()
         elif self._flush_scheduled:
             return  # goes out with the write already due
-        elif not self._wrote_this_turn and not self._has_unanswered_messages():
-            self._wrote_this_turn = True
+        elif self._direct_write_turn != (turns := self._turns).number and not (
+            self._has_unanswered_messages()
+        ):
+            self._direct_write_turn = turns.number
+            if not turns.is_counting and not self._turn_ends_with_recv():
+                turns.count()
             self._flush()
         else:
             self._flush_scheduled = True
@@ -119,9 +135,15 @@ class WriteBatching(TransportPlumbing):
         """Whether received messages wait to be answered (the message queue knows)."""
         return False
 
+    def _turn_ends_with_recv(self) -> bool:
+        """Whether this send is most likely the receiving task's, after `recv` returned a
+        message and before it waits for the next, which ends the connection's turn (the
+        message queue knows)."""
+        return False
+
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
-        self._wrote_this_turn = False
+        self._direct_write_turn = -1
         self._flush()
 
     def _flush(self) -> None:
@@ -160,3 +182,41 @@ class WriteBatching(TransportPlumbing):
         if self._drain_waiter is None or self._drain_waiter.done():
             self._drain_waiter = self._loop.create_future()
         await asyncio.shield(self._drain_waiter)
+
+
+class _LoopTurns:
+    """Counts the turns of one event loop in which some connection wrote at once.
+
+    `count` has the loop start a new turn (``number`` + 1) with one callback, scheduled by
+    the first direct write of a turn and shared by every connection; a connection whose last
+    direct write carries the current ``number`` coalesces its next sends.
+    """
+
+    __slots__ = ("number", "is_counting", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.number = 0
+        self.is_counting = False
+        self._loop = loop
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _LoopTurns:
+        """Return the counter of ``loop``, which this thread runs."""
+        # Kept per thread, as uvloop's loops take no attributes: a thread runs one loop at
+        # a time.
+        turns: _LoopTurns | None = getattr(_thread_state, "turns", None)
+        if turns is None or turns._loop is not loop:
+            turns = _thread_state.turns = cls(loop)
+        return turns
+
+    def count(self) -> None:
+        """End the current turn once the loop has run what is ready now."""
+        self.is_counting = True
+        self._loop.call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        self.number += 1
+        self.is_counting = False
+
+
+_thread_state = threading.local()
