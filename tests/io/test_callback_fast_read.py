@@ -168,3 +168,64 @@ async def test_large_replies_keep_their_place_among_framed_ones() -> None:
         payloads = [(await peer.read_frame()).payload for _ in range(6)]
         assert payloads == [b"one", big, b"after", b"two", big, b"after"]
         await peer.close()
+
+
+async def test_a_message_split_across_reads_is_delivered_whole() -> None:
+    async with served_peer() as (peer, _):
+        frames = masked(TEXT, b"first") + masked(TEXT, b"second")
+        peer.write(frames[:-3])  # "second" is partly received: the general path keeps it
+        assert (await peer.read_frame()).payload == b"first"
+        peer.write(frames[-3:])
+        assert (await peer.read_frame()).payload == b"second"
+
+
+def test_the_fast_read_runs_on_uvloop() -> None:
+    # uvloop picks a transport's way of reading from its protocol's type, and switches on
+    # `set_protocol`, as `on_message` does: both ways, flow control and the close, there.
+    uvloop = pytest.importorskip("uvloop")
+
+    async def exchange() -> None:
+        async with served_peer() as (peer, connection):
+            assert connection.transport is not None
+            assert not isinstance(connection.transport.get_protocol(), asyncio.BufferedProtocol)
+            peer.write(masked(TEXT, b"one") + masked(PING, b"p") + masked(TEXT, b"two"))
+            replies = [await peer.read_frame() for _ in range(3)]
+            assert [(f.opcode, f.payload) for f in replies] == [
+                (TEXT, b"one"),
+                (PONG, b"p"),
+                (TEXT, b"two"),
+            ]
+            connection.pause_reading()
+            assert not connection.transport.is_reading()
+            peer.write(masked(TEXT, b"held"))
+            connection.resume_reading()
+            assert (await peer.read_frame()).payload == b"held"
+            peer.write(masked(CLOSE, close_payload(1000)))
+            assert (await peer.read_frame()).close_code == 1000
+            await connection.wait_closed()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(asyncio.wait_for(exchange(), 10))
+
+
+async def test_a_peer_that_reads_no_replies_stops_being_read_until_it_does() -> None:
+    big = b"x" * 65536
+
+    async def amplify(ws: ServerConnection) -> None:
+        ws.on_message(lambda message: ws.send_nowait(big))
+        await ws.wait_closed()
+
+    options = dict(compression=None, write_limit=16 * 1024)
+    async with serve(amplify, "127.0.0.1", 0, **options) as server:
+        peer = await RawPeer.connected(server.port, rcvbuf=4096)
+        connection = next(iter(server.connections))
+        assert connection.transport is not None
+        peer.write(masked(TEXT, b"go"))
+        assert (await peer.read_frame()).payload == big  # the callback is set
+        while connection.transport.is_reading():  # bounded by the test's timeout
+            peer.write(masked(TEXT, b"more"))
+            await asyncio.sleep(0.01)
+        assert not connection.can_send_now()  # the transport paused writing, hence reading
+        while not connection.transport.is_reading():
+            assert (await peer.read_frame()).payload == big
+        peer.writer.transport.abort()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 
@@ -28,7 +27,6 @@ from ...protocol.frames import CloseCode, serialize_close_payload, serialize_mes
 from ..options import Options
 from .inbox import Message
 from .keepalive import Keepalive
-from .plumbing import _read_buffer
 
 __all__ = ["WebSocketConnection", "Message", "Data"]
 
@@ -216,7 +214,7 @@ class WebSocketConnection(Keepalive):
         ):
             # Inside the callback API's fast read, which checks that the connection is open
             # before each message and sends no fragmented message: framed here, written at
-            # the read's end (`TransportPlumbing.buffer_updated`).
+            # the read's end (`_PlainReads.data_received`).
             replies.append(serialize_message(message))
             return
         # The protocol is called directly, not through `_send`: this is the hottest path.
@@ -362,7 +360,7 @@ class WebSocketConnection(Keepalive):
             self._update_deliverer()
 
     def _update_deliverer(self) -> None:
-        """Take the callback API's fast read (`TransportPlumbing.buffer_updated`) while the
+        """Take the callback API's fast read (`_PlainReads.data_received`) while the
         connection allows it: a server's (a client masks its replies, which `send_nowait`
         does not frame), with a callback, no fragmented message being sent, and a protocol
         that has nothing partly received (`Connection.message_deliverer`)."""
@@ -375,10 +373,9 @@ class WebSocketConnection(Keepalive):
             and (lock is None or not lock.locked())
         ):
             deliver = self.protocol.message_deliverer(callback)
-        # The read buffer bound too (partial flattens partials): the read passes only nbytes.
-        self._deliver = None if deliver is None else functools.partial(deliver, _read_buffer())
+        self._deliver = deliver
 
-    def _finish_read(self, taken: int | tuple[int, Exception], nbytes: int) -> None:
+    def _finish_read(self, taken: int | tuple[int, Exception], data: bytes) -> None:
         protocol = self.protocol
         waiting_for_close = protocol.close_sent is not None
         if type(taken) is tuple:
@@ -387,8 +384,8 @@ class WebSocketConnection(Keepalive):
             self._fail_internal()
         assert type(taken) is int
         received = None
-        if taken < nbytes:
-            received = protocol.receive_messages(_read_buffer()[taken:nbytes])
+        if taken < len(data):
+            received = protocol.receive_messages(memoryview(data)[taken:])
         self._process_events(waiting_for_close, received)
 
     def _handle_event(self, event: object) -> None:

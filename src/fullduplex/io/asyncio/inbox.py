@@ -16,6 +16,7 @@ from collections.abc import Callable
 from ...exceptions import ConnectionClosedOK
 from ...protocol.connection import Connection, State
 from ..options import Options
+from .plumbing import _PlainReads
 from .writes import WriteBatching
 
 __all__ = ["MessageQueue", "Message", "MessageCallback"]
@@ -140,6 +141,9 @@ class MessageQueue(WriteBatching):
         """
         if self._recv_waiter is not None and not self._recv_waiter.done():
             raise RuntimeError("a coroutine is receiving on this connection with recv")
+        if self._callback is None and self.transport is not None:
+            # One Python call per read instead of two (see `_PlainReads`).
+            self.transport.set_protocol(_PlainReads(self))
         self._callback = callback
         self._is_replying = False
         messages, self._messages = self._messages, None

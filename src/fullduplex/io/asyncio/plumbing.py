@@ -1,8 +1,10 @@
 """Transport plumbing: the `asyncio.BufferedProtocol` side of a connection.
 
 Bytes read from the socket go to the sans-I/O `Connection`; the end of the stream and the
-transport's loss are reported to it. This layer also owns the transport's lifetime: it closes
-the transport when the protocol asks for it, and bounds that close by ``close_timeout``.
+transport's loss are reported to it. While messages go to a callback, the transport reads
+through `_PlainReads`, a plain protocol, instead: the callback API's fast read. This layer
+also owns the transport's lifetime: it closes the transport when the protocol asks for it,
+and bounds that close by ``close_timeout``.
 
 A connection is built as a stack of layers, each in a file of its own, each a subclass of the
 one below it (a stack rather than mixins, so that every layer keeps its own ``__slots__``):
@@ -57,9 +59,9 @@ class TransportPlumbing(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._close_handle: asyncio.TimerHandle | None = None
-        # The callback API's read, while the connection allows it (`buffer_updated`): a
-        # `Connection.message_deliverer` bound to the read buffer, set by the layer above.
-        self._deliver: Callable[[int], int | tuple[int, Exception]] | None = None
+        # The callback API's read, while the connection allows it (`_PlainReads`): a
+        # `Connection.message_deliverer`, set by the layer above.
+        self._deliver: Callable[[bytes, int], int | tuple[int, Exception]] | None = None
         # The frames sent in reply during that read, written together at its end.
         self._replies: list[bytes] | None = None
 
@@ -107,30 +109,18 @@ class TransportPlumbing(asyncio.BufferedProtocol):
         return view
 
     def buffer_updated(self, nbytes: int) -> None:
-        deliver = self._deliver
-        if deliver is not None:
-            # The callback API's read: the whole messages at the head of the read go to the
-            # callback from C, and its replies (`send_nowait`) are written at the end, in
-            # one call (joined: they are small, and one buffer beats a writev of many);
-            # whatever follows those messages takes the general path (`_finish_read`).
-            self._replies = []
-            try:
-                taken = deliver(nbytes)
-            finally:
-                replies, self._replies = self._replies, None
-            if replies:
-                transport = self.transport
-                if transport is not None and not transport.is_closing():
-                    transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
-            if taken != nbytes:
-                self._finish_read(taken, nbytes)
-            return
         protocol = self.protocol
         # Noted before the data is parsed, as it may carry the peer's close frame.
         waiting_for_close = protocol.close_sent is not None
         # get_buffer created the buffer: no call to _read_buffer on this path for every read.
         received = protocol.receive_messages(_thread_state.read_buffer[:nbytes])
         self._process_events(waiting_for_close, received)
+
+    def _receive(self, data: bytes) -> None:
+        """`buffer_updated` for bytes read by `_PlainReads`."""
+        protocol = self.protocol
+        waiting_for_close = protocol.close_sent is not None
+        self._process_events(waiting_for_close, protocol.receive_messages(data))
 
     def eof_received(self) -> bool | None:
         self.protocol.receive_eof()
@@ -163,9 +153,9 @@ class TransportPlumbing(asyncio.BufferedProtocol):
         """
         raise NotImplementedError
 
-    def _finish_read(self, taken: int | tuple[int, Exception], nbytes: int) -> None:
+    def _finish_read(self, taken: int | tuple[int, Exception], data: bytes) -> None:
         """Handle what the callback API's read left (`WebSocketConnection`): the error its
-        callback raised, and the bytes after ``taken``."""
+        callback raised, and the bytes of ``data`` after ``taken``."""
         raise NotImplementedError
 
     def _close_transport(self, transport: asyncio.Transport) -> None:
@@ -195,6 +185,55 @@ class TransportPlumbing(asyncio.BufferedProtocol):
         if isinstance(address, tuple) and len(address) >= 2:
             return f"{address[0]}:{address[1]}"
         return str(address or "peer")
+
+
+class _PlainReads(asyncio.Protocol):
+    """The transport's protocol while messages go to a callback (`MessageQueue.on_message`).
+
+    A plain protocol, not a buffered one: the event loop makes one Python call per read
+    (`data_received`) where a `BufferedProtocol` takes two (`get_buffer`, `buffer_updated`),
+    and each read brings whole messages to the callback from C
+    (`Connection.message_deliverer`), so that its bytes object is the only one of the read.
+    The replies that the callback sends (`send_nowait`) are framed into ``_replies`` and
+    written at the end of the read, in one call (joined: they are small, and one buffer
+    beats a writev of many); whatever follows those messages takes the general path
+    (`_finish_read`).
+    """
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: TransportPlumbing) -> None:
+        self.connection = connection
+
+    def data_received(self, data: bytes) -> None:
+        connection = self.connection
+        deliver = connection._deliver
+        if deliver is None:
+            connection._receive(data)
+            return
+        connection._replies = []
+        try:
+            taken = deliver(data, len(data))
+        finally:
+            replies, connection._replies = connection._replies, None
+        if replies:
+            transport = connection.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
+        if taken != len(data):
+            connection._finish_read(taken, data)
+
+    def eof_received(self) -> bool | None:
+        return self.connection.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connection.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.connection.resume_writing()
 
 
 _READ_BUFFER_SIZE = 256 * 1024

@@ -11,7 +11,7 @@ end of the turn (`_scheduled_flush`), or as soon as ``write_limit`` bytes wait, 
 batch of pipelined requests costs one system call and backpressure still applies. While
 messages go to a callback, the read that delivers them holds the flush
 (``_flush_scheduled``) and writes every reply at its end; on the callback API's fast read
-(`TransportPlumbing.buffer_updated`), replies are framed into ``_replies`` instead, and any
+(`_PlainReads.data_received`), replies are framed into ``_replies`` instead, and any
 other write during that read writes them first, so that frames keep their order.
 
 Turns are counted per event loop (`_LoopTurns`), not per connection: a connection notes the
