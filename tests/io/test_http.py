@@ -632,7 +632,8 @@ class EagerApp(App):
 
 
 async def test_eager_application_answers_pipelined_requests_in_order() -> None:
-    # Hundreds of requests answered without waiting: one after the other in a loop.
+    # Hundreds of pipelined requests answered without a task: each starts from the loop
+    # once the one before it was answered, never nested inside it.
     async with serve(EagerApp(hello), "127.0.0.1", 0) as server:
         peer = await RawPeer.open(server.port)
         peer.write(b"".join(get(f"/{i}") for i in range(500)))

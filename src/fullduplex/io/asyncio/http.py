@@ -194,39 +194,31 @@ class HTTPConnection(asyncio.BufferedProtocol):
     # --- requests ------------------------------------------------------------------------
 
     def _advance(self) -> None:
-        """Answer the requests that have arrived, in order, while none is being answered.
-
-        Requests whose handler finishes without waiting are answered here, one after the
-        other, in a loop rather than by recursion: a client may pipeline hundreds.
-        """
-        while True:
-            if self._exchange is not None:
-                self._limit_reading()
-                return
-            if self._is_closed:
-                return
-            event = self.parser.next_event()
-            if event is None:
-                return
-            if isinstance(event, RequestFailed):
-                logger.info("%s: bad HTTP request: %s", self._describe_peer(), event.error)
-                self._write(self.parser.refuse(event.error))
-                self._close(has_unread_bytes=True)
-                return
-            if not isinstance(event, HTTPRequestReceived):
-                return
+        """Start answering the next request, if one has arrived and none is being answered."""
+        if self._exchange is not None:
+            self._limit_reading()
+            return
+        if self._is_closed:
+            return
+        event = self.parser.next_event()
+        if event is None:
+            return
+        if isinstance(event, RequestFailed):
+            logger.info("%s: bad HTTP request: %s", self._describe_peer(), event.error)
+            self._write(self.parser.refuse(event.error))
+            self._close(has_unread_bytes=True)
+        elif isinstance(event, HTTPRequestReceived):
             if is_websocket_upgrade(event.request):
                 self._upgrade(event)
-                return
-            if not self._start_exchange(event):
-                return
+            else:
+                self._start_exchange(event)
 
-    def _start_exchange(self, event: HTTPRequestReceived) -> bool:
-        """Run the application on a request; return whether it was answered at once and the
-        connection takes the next request.
+    def _start_exchange(self, event: HTTPRequestReceived) -> None:
+        """Run the application on a request: without a task (`_drive`) when it allows that
+        (``serves_http_eagerly``), else in a task.
 
-        When the application allows it (``serves_http_eagerly``), the request runs without
-        a task (`_drive`); otherwise in a task.
+        Either way it starts from the loop, not inside this read, and the next request is
+        parsed once it has been answered: pipelined requests never nest.
         """
         exchange = self._exchange = NativeExchange(self, event)
         server = self.server
@@ -236,12 +228,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
         serves_eagerly = getattr(app, "serves_http_eagerly", None)
         if serves_eagerly is None or not serves_eagerly(event.request):
             self._run_in_task(self._serve_rest(serving))
-            return False
+            return
         # From the loop rather than inside this read: the requests read in one turn of the
         # loop are answered one after the other in the next, as tasks would be (measured
-        # cheaper for the load generator's long-polling than answering inside each read).
+        # cheaper for the benchmark's long-polling than answering inside each read).
         self._loop.call_soon(self._drive, serving, None)
-        return False
 
     def _drive(self, serving: Coroutine[Any, Any, bool], _: object) -> None:
         """Run a request's coroutine until it waits, and again each time what it waits for
@@ -274,7 +265,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         task.add_done_callback(handlers.discard)
 
     async def _serve_rest(self, rest: Awaitable[bool]) -> None:
-        """Finish a request whose handler waited, then go on to the next request."""
+        """Serve a request (or the rest of one) in a task, then go on to the next request."""
         if await rest:
             self._advance()
 
