@@ -622,3 +622,72 @@ async def test_process_request_sees_the_upgrades_an_application_accepted() -> No
         assert (await peer.handshake("/ws?token=good")).status == 101
         await peer.close()
     assert seen == ["/ws?token=bad", "/ws?token=good"]
+
+
+class EagerApp(App):
+    """An `App` whose requests run without a task (``serves_http_eagerly``)."""
+
+    def serves_http_eagerly(self, request: Request) -> bool:
+        return True
+
+
+async def test_eager_application_answers_pipelined_requests_in_order() -> None:
+    # Hundreds of requests answered without waiting: one after the other in a loop.
+    async with serve(EagerApp(hello), "127.0.0.1", 0) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(b"".join(get(f"/{i}") for i in range(500)))
+        for i in range(500):
+            assert (await read_response(peer)).body == f"/{i}".encode()
+        await peer.close()
+
+
+async def test_eager_application_runs_outside_tasks_and_resumes_after_waiting() -> None:
+    tasks: list[asyncio.Task[object] | None] = []
+    release: asyncio.Future[bytes] | None = None
+
+    async def wait_then_echo(exchange: HTTPExchange) -> None:
+        nonlocal release
+        tasks.append(asyncio.current_task())
+        body = await exchange.read_body(1000)  # the body arrives in two pieces
+        release = asyncio.get_running_loop().create_future()
+        tasks.append(asyncio.current_task())
+        await exchange.respond(200, [], body + await release)
+
+    async with serve(EagerApp(wait_then_echo), "127.0.0.1", 0) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab")
+        while not tasks:  # polled, bounded by the test's timeout
+            await asyncio.sleep(0.01)
+        peer.write(b"cd")
+        while release is None:
+            await asyncio.sleep(0.01)
+        release.set_result(b"!")
+        assert (await read_response(peer)).body == b"abcd!"
+        assert tasks == [None, None]
+        await peer.close()
+
+
+async def test_held_request_is_called_back_once_its_client_went_away() -> None:
+    called: list[str] = []
+    noticed = asyncio.Event()
+
+    async def hold(exchange: HTTPExchange) -> None:
+        forget = exchange.call_on_disconnect(lambda: called.append("forgotten"))
+        exchange.call_on_disconnect(noticed.set)
+        forget()
+        await noticed.wait()
+        # Registered after the client left: called all the same.
+        exchange.call_on_disconnect(lambda: called.append("late"))
+
+    async with http_server(hold) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(get("/poll"))
+        while not server._http_connections or not any(
+            c._exchange is not None for c in server._http_connections
+        ):
+            await asyncio.sleep(0.01)
+        await peer.close()
+        await noticed.wait()
+        while not called:
+            await asyncio.sleep(0.01)
+        assert called == ["late"]

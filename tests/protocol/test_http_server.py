@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fullduplex.exceptions import InvalidState
-from fullduplex.protocol.http11 import Headers
+from fullduplex.exceptions import InvalidRequest, InvalidState
+from fullduplex.protocol.http11 import Headers, parse_request
 from fullduplex.protocol.http_server import (
     BodyEnded,
     BodyReceived,
@@ -358,3 +358,32 @@ def test_leaving_http_sends_the_head_as_given_and_ends_http() -> None:
     assert head == b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"
     assert parser.must_close
     assert parser.take_buffered() == b"rest"
+
+
+# Pieces of header lines: tokens, separators, and bytes a field line must not hold.
+_FIELD_PIECES = [b"a", b"Host", b"content-length", b"1", b":", b" ", b"\t", b"\r", b"\n"]
+_FIELD_PIECES += [b"\x7f", b"\x80", b"\x00", b"(", b"\xff"]
+
+
+@given(
+    lines=st.lists(st.lists(st.sampled_from(_FIELD_PIECES), max_size=8).map(b"".join), max_size=6)
+)
+def test_server_checks_header_fields_as_the_handshake_parser_does(lines: list[bytes]) -> None:
+    # The server checks a head's fields all at once; parse_request, line by line. Both must
+    # accept and refuse the same fields.
+    data = b"GET / HTTP/1.1\r\n" + b"".join(line + b"\r\n" for line in lines) + b"\r\n"
+    try:
+        parsed = parse_request(data)
+    except InvalidRequest as error:
+        assert failure_status(data) == error.http_status
+        return
+    assert parsed is not None
+    parser = HTTPServerProtocol()
+    parser.receive_data(data)
+    event = parser.next_event()
+    if isinstance(event, RequestFailed):
+        # Refused for its framing (Host, Content-Length), never for its syntax.
+        assert not str(event.error).startswith("invalid header")
+    else:
+        assert isinstance(event, HTTPRequestReceived)
+        assert list(event.request.headers) == list(parsed[0].headers)

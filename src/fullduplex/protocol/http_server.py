@@ -36,19 +36,18 @@ the same, and body data is handed out as it arrives, never gathered here.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 
 from ..exceptions import InvalidRequest, InvalidState
 from .http11 import (
-    _REQUEST_TARGET,
-    _TOKEN,
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_HEADERS,
+    Headers,
     Request,
     _parse_fields,
-    _shared_text,
     _split_head,
 )
 
@@ -62,12 +61,21 @@ __all__ = [
     "is_websocket_upgrade",
 ]
 
+# RFC 9112 §3: request-line = method SP request-target SP HTTP-version (the version is
+# checked apart: another one gets 505, not 400).
+_REQUEST_LINE = re.compile(r"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) ([^ ]*)")
+# RFC 9112 §5: field-line = field-name ":" OWS field-value OWS, lines joined by CRLF; as
+# `http11._parse_fields` checks them one by one (no obs-fold, no space before the colon).
+_FIELD_LINE = r"[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\x20-\x7e\x80-\xff\t]*"
+_FIELD_LINES = re.compile(f"{_FIELD_LINE}(?:\r\n{_FIELD_LINE})*")
 _CHUNKED = "chunked"
 # A chunk size wider than 16 hex digits exceeds any body this side could accept.
 _MAX_CHUNK_SIZE_DIGITS = 16
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 # Request fields read to frame the body and decide on keep-alive.
-_FRAMING_FIELDS = ("transfer-encoding", "content-length", "connection", "expect")
+_FRAMING_FIELDS = tuple(
+    (name, f"\n{name}:") for name in ("transfer-encoding", "content-length", "connection", "expect")
+)
 # RFC 9110 §15: these statuses never carry content.
 _NO_CONTENT_STATUSES = frozenset({204, 304})
 
@@ -289,38 +297,40 @@ class HTTPServerProtocol:
         return None
 
     def _next_head(self) -> HTTPEvent | None:
-        head = _split_head(self._buffer, self.max_header_bytes, InvalidRequest)
-        if head is None:
+        buffer = self._buffer
+        end = buffer.find(b"\r\n\r\n")
+        # Partial (None), or too large (HeadersTooLarge): `_split_head` says which.
+        if (end < 0 or end + 4 > self.max_header_bytes) and _split_head(
+            buffer, self.max_header_bytes, InvalidRequest
+        ) is None:
             return None
-        lines, consumed = head
-        parts = lines[0].split(b" ")
-        if (
-            len(parts) != 3
-            or not _TOKEN.fullmatch(parts[0])
-            or not _REQUEST_TARGET.fullmatch(parts[1])
-        ):
-            raise InvalidRequest(f"invalid request line: {lines[0][:80]!r}")
-        method, target, version = parts
-        if version == b"HTTP/1.1":
+        # The head is decoded once and checked with one regular expression per line kind:
+        # fewer Python operations per field than checking each line on its own.
+        head = buffer[:end].decode("latin-1")
+        request_line, _, fields = head.partition("\r\n")
+        match = _REQUEST_LINE.fullmatch(request_line)
+        if match is None:
+            raise InvalidRequest(f"invalid request line: {request_line[:80].encode('latin-1')!r}")
+        method, target, version = match.groups()
+        if version == "HTTP/1.1":
             http_version = "1.1"
-        elif version == b"HTTP/1.0":
+        elif version == "HTTP/1.0":
             http_version = "1.0"
         else:
             raise InvalidRequest(
-                f"unsupported HTTP version {version[:16]!r}",
+                f"unsupported HTTP version {version[:16].encode('latin-1')!r}",
                 HTTPStatus.HTTP_VERSION_NOT_SUPPORTED,
             )
-        headers = _parse_fields(lines[1:], self.max_headers, InvalidRequest)
-        del self._buffer[:consumed]
-        # The fields that frame the message, in one pass over the headers.
-        hosts = 0
-        framing: dict[str, list[str]] = {name: [] for name in _FRAMING_FIELDS}
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered == "host":
-                hosts += 1
-            elif lowered in framing:
-                framing[lowered].append(value)
+        headers = self._parse_fields(fields)
+        del buffer[: end + 4]
+        # The fields that frame the message. Each field line follows a CRLF, and no value
+        # holds an LF (checked above): "\nname:" in the lowered head finds field "name".
+        lowered = head.lower()
+        hosts = lowered.count("\nhost:")
+        framing: dict[str, list[str]] = {
+            name: headers.get_all(name) if marker in lowered else []
+            for name, marker in _FRAMING_FIELDS
+        }
         # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host.
         if http_version == "1.1" and hosts != 1:
             raise InvalidRequest("an HTTP/1.1 request needs exactly one Host header")
@@ -334,18 +344,36 @@ class HTTPServerProtocol:
             self._keep_alive = "keep-alive" in connection
         expects_continue = http_version == "1.1" and "100-continue" in _tokens(framing["expect"])
         self._http_version = http_version
-        self._head_method = method.decode("ascii")
+        self._head_method = method
         self._body_remaining = body_length or 0
         self._body_chunked = body_length is None
         self._chunked_state = "size"
         self._body_done = False  # even without a body: BodyEnded comes
         self._response_state = "not_started"
         self._continue_sent = False
-        request = Request(_shared_text(target), headers, _shared_text(method))
+        request = Request(target, headers, method)
         self._request = HTTPRequestReceived(
             request, http_version, body_length, expects_continue and body_length != 0
         )
         return self._request
+
+    def _parse_fields(self, fields: str) -> Headers:
+        """The header fields of a request head (its lines after the request line)."""
+        if not fields:
+            return Headers()
+        lines = fields.split("\r\n")
+        if len(lines) > self.max_headers or not _FIELD_LINES.fullmatch(fields):
+            # Refused: the line-by-line parser tells what is wrong.
+            _parse_fields(
+                [line.encode("latin-1") for line in lines], self.max_headers, InvalidRequest
+            )
+        items: list[str] = []
+        for line in lines:
+            name, _, value = line.partition(":")
+            items += (name, value.strip(" \t"))
+        headers = Headers.__new__(Headers)
+        headers._items = items
+        return headers
 
     def _next_body_event(self) -> HTTPEvent | None:
         if not self._body_chunked:
@@ -589,16 +617,9 @@ class HTTPServerProtocol:
             content_length: added as ``Content-Length`` unless the headers have one.
             streamed: a body of unknown length follows unless the headers give its length.
         """
-        lines = [_status_line(status)]
-        has_length = False
-        connection: list[str] = []
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered == "content-length":
-                has_length = True
-            elif lowered == "connection":
-                connection.append(value)
-            lines.append(f"{name}: {value}\r\n")
+        fields = tuple(headers)
+        block, has_length, connection = _field_block(fields)
+        lines = [_status_line(status), block]
         self._response_chunked = False
         if has_length or (content_length is None and not streamed):
             pass  # framed by the caller's Content-Length, or no body at all
@@ -610,7 +631,8 @@ class HTTPServerProtocol:
         else:
             # RFC 9112 §6.1: no chunked to an HTTP/1.0 client; closing ends the body.
             self._keep_alive = False
-            lines = [line for line in lines if not line.lower().startswith("connection:")]
+            kept = [(name, value) for name, value in fields if name.lower() != "connection"]
+            lines[1] = _field_block(tuple(kept))[0]
             connection = []
         tokens = _tokens(connection)
         if "close" in tokens:
@@ -621,6 +643,38 @@ class HTTPServerProtocol:
             lines.append("Connection: keep-alive\r\n")
         lines.append("\r\n")
         return "".join(lines).encode("latin-1")
+
+
+# Response heads are mostly the same few field lists (an endpoint's content type, its CORS
+# fields): each is turned into text once. Bounded: emptied when full.
+_FIELD_BLOCKS: dict[tuple[tuple[str, str], ...], tuple[str, bool, list[str]]] = {}
+_MAX_FIELD_BLOCKS = 256
+
+
+def _field_block(fields: tuple[tuple[str, str], ...]) -> tuple[str, bool, list[str]]:
+    """Return the response fields' lines, whether ``Content-Length`` is among them, and
+    the values of their ``Connection`` fields."""
+    try:
+        return _FIELD_BLOCKS[fields]
+    except KeyError:
+        pass
+    except TypeError:  # fields given as lists: nothing to cache them by
+        fields = tuple((name, value) for name, value in fields)
+    lines = []
+    has_length = False
+    connection: list[str] = []
+    for name, value in fields:
+        lowered = name.lower()
+        if lowered == "content-length":
+            has_length = True
+        elif lowered == "connection":
+            connection.append(value)
+        lines.append(f"{name}: {value}\r\n")
+    block = "".join(lines), has_length, connection
+    if len(_FIELD_BLOCKS) >= _MAX_FIELD_BLOCKS:
+        _FIELD_BLOCKS.clear()
+    _FIELD_BLOCKS[fields] = block
+    return block
 
 
 @functools.lru_cache(maxsize=64)

@@ -138,6 +138,16 @@ class Endpoint(abc.ABC):
     async def handle_http(self, exchange: HTTPExchange, path: str) -> None:
         """Answer one plain HTTP request."""
 
+    def handles_http_eagerly(self, path: str) -> bool:
+        """Whether `handle_http` for ``path`` may run outside any task.
+
+        fullduplex's server then runs it from loop callbacks, resuming it when each future
+        it awaits is done: cheaper than a task per request. Return True only if it never
+        needs ``asyncio.current_task()`` (``asyncio.timeout`` needs it). The default, False,
+        runs every request in a task.
+        """
+        return False
+
     def refuse_websocket(self, request: Request, path: str) -> Response | None:
         """Return a response refusing this WebSocket upgrade (404, 400...), or None to accept.
 

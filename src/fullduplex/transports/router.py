@@ -250,6 +250,17 @@ class Router(Endpoint):
         else:
             await _answer(exchange, 404, "Not Found")
 
+    def handles_http_eagerly(self, path: str) -> bool:
+        """Whether the endpoint mounted at ``path`` does (HTTP routes run in a task)."""
+        if path in self._http_routes:
+            return False
+        mounted = self._find_mount(path)
+        return mounted is not None and mounted[0].handles_http_eagerly(mounted[1])
+
+    def serves_http_eagerly(self, request: Request) -> bool:
+        """`handles_http_eagerly` for the request's whole path (see `HTTPApplication`)."""
+        return self.handles_http_eagerly(request_path(request.path))
+
     def refuse_websocket(self, request: Request, path: str) -> Response | None:
         """Accept an upgrade for a WebSocket route, ask the mounted endpoint, or refuse 404."""
         if path in self._websocket_routes:

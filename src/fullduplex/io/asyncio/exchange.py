@@ -8,7 +8,9 @@ what they use; fullduplex's own server implements it, and so does the ASGI adapt
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+import asyncio
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ...protocol.http11 import Request
@@ -73,3 +75,24 @@ class HTTPExchange(abc.ABC):
     @abc.abstractmethod
     async def wait_disconnected(self) -> None:
         """Return once the client has gone away (a held long-poll notices this way)."""
+
+    def call_on_disconnect(self, callback: Callable[[], object]) -> Callable[[], object]:
+        """Call ``callback()`` on the event loop once the client has gone away.
+
+        A held request (a long-poll) uses this to end early, without a task of its own
+        awaiting `wait_disconnected`. The base implementation runs such a task; an exchange
+        that knows when its connection ends overrides it with a plain callback.
+
+        Returns:
+            A function that cancels the call: call it once the callback is no longer wanted
+            (the request was answered), so that nothing keeps it.
+        """
+        watcher = asyncio.ensure_future(self.wait_disconnected())
+        watcher.add_done_callback(functools.partial(_call_unless_cancelled, callback))
+        return watcher.cancel
+
+
+def _call_unless_cancelled(callback: Callable[[], object], watcher: asyncio.Future[None]) -> None:
+    """Call ``callback`` if ``watcher`` (a `wait_disconnected` task) returned."""
+    if not watcher.cancelled() and watcher.exception() is None:
+        callback()

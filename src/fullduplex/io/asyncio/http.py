@@ -15,10 +15,11 @@ Without an application, `serve` never creates an `HTTPConnection`: nothing here 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from ...exceptions import HTTPDisconnect, HTTPError
 from ...protocol.http11 import Headers, Request, Response, serialize_request
@@ -28,6 +29,7 @@ from ...protocol.http_server import (
     RequestFailed,
     is_websocket_upgrade,
 )
+from .eager import rest_of
 from .exchange import HTTPExchange
 from .native_exchange import NativeExchange
 from .plumbing import _read_buffer
@@ -58,6 +60,12 @@ class HTTPApplication(Protocol):
     of this protocol, so that an application without it still passes ``isinstance`` (which
     `serve` uses to tell an application from a handler); without it, every connection runs
     with the server's options.
+
+    Likewise optional: ``serves_http_eagerly(request) -> bool``, True when `serve_http` for
+    this request may run outside any task: the server then runs it from loop callbacks,
+    resuming it when each future it awaits is done, which costs less than a task per
+    request. Such code must not need ``asyncio.current_task()`` (``asyncio.timeout`` does).
+    Without it, every request runs in a task.
     """
 
     def refuse_upgrade(self, request: Request) -> Response | None:
@@ -186,35 +194,96 @@ class HTTPConnection(asyncio.BufferedProtocol):
     # --- requests ------------------------------------------------------------------------
 
     def _advance(self) -> None:
-        """Start answering the next request, if one has arrived and none is being answered."""
-        if self._exchange is not None:
-            self._limit_reading()
-            return
-        if self._is_closed:
-            return
-        event = self.parser.next_event()
-        if event is None:
-            return
-        if isinstance(event, RequestFailed):
-            logger.info("%s: bad HTTP request: %s", self._describe_peer(), event.error)
-            self._write(self.parser.refuse(event.error))
-            self._close(has_unread_bytes=True)
-        elif isinstance(event, HTTPRequestReceived):
+        """Answer the requests that have arrived, in order, while none is being answered.
+
+        Requests whose handler finishes without waiting are answered here, one after the
+        other, in a loop rather than by recursion: a client may pipeline hundreds.
+        """
+        while True:
+            if self._exchange is not None:
+                self._limit_reading()
+                return
+            if self._is_closed:
+                return
+            event = self.parser.next_event()
+            if event is None:
+                return
+            if isinstance(event, RequestFailed):
+                logger.info("%s: bad HTTP request: %s", self._describe_peer(), event.error)
+                self._write(self.parser.refuse(event.error))
+                self._close(has_unread_bytes=True)
+                return
+            if not isinstance(event, HTTPRequestReceived):
+                return
             if is_websocket_upgrade(event.request):
                 self._upgrade(event)
-            else:
-                self._start_exchange(event)
+                return
+            if not self._start_exchange(event):
+                return
 
-    def _start_exchange(self, event: HTTPRequestReceived) -> None:
+    def _start_exchange(self, event: HTTPRequestReceived) -> bool:
+        """Run the application on a request; return whether it was answered at once and the
+        connection takes the next request.
+
+        When the application allows it (``serves_http_eagerly``), the request runs without
+        a task (`_drive`); otherwise in a task.
+        """
         exchange = self._exchange = NativeExchange(self, event)
         server = self.server
-        assert server.app is not None
-        task = self._loop.create_task(self._serve(server.app, exchange))
-        server._handlers.add(task)
-        task.add_done_callback(server._handlers.discard)
+        app = server.app
+        assert app is not None
+        serving = self._serve(app, exchange)
+        serves_eagerly = getattr(app, "serves_http_eagerly", None)
+        if serves_eagerly is None or not serves_eagerly(event.request):
+            self._run_in_task(self._serve_rest(serving))
+            return False
+        # From the loop rather than inside this read: the requests read in one turn of the
+        # loop are answered one after the other in the next, as tasks would be (measured
+        # cheaper for the load generator's long-polling than answering inside each read).
+        self._loop.call_soon(self._drive, serving, None)
+        return False
 
-    async def _serve(self, app: HTTPApplication, exchange: NativeExchange) -> None:
-        """Run the application on one request; answer for it when it did not."""
+    def _drive(self, serving: Coroutine[Any, Any, bool], _: object) -> None:
+        """Run a request's coroutine until it waits, and again each time what it waits for
+        is done: a task's job, without a task (``serves_http_eagerly``).
+
+        Only futures of this loop are waited for this way; anything else (a bare yield) is
+        handed to a task, which knows what to do with it.
+        """
+        try:
+            suspended_on = serving.send(None)
+        except StopIteration as done:
+            if done.value:
+                self._advance()
+            return
+        if getattr(suspended_on, "_asyncio_future_blocking", None) and (
+            suspended_on.get_loop() is self._loop
+        ):
+            # What a task does with a yielded future: wait for it, then send None (the
+            # future's __await__ takes its result or raises its exception).
+            suspended_on._asyncio_future_blocking = False
+            suspended_on.add_done_callback(functools.partial(self._drive, serving))
+            return
+        self._run_in_task(self._serve_rest(rest_of(serving, suspended_on)))
+
+    def _run_in_task(self, serving: Coroutine[Any, Any, None]) -> None:
+        """Run (the rest of) a request in a task that the server cancels when it closes."""
+        handlers = self.server._handlers
+        task = self._loop.create_task(serving)
+        handlers.add(task)
+        task.add_done_callback(handlers.discard)
+
+    async def _serve_rest(self, rest: Awaitable[bool]) -> None:
+        """Finish a request whose handler waited, then go on to the next request."""
+        if await rest:
+            self._advance()
+
+    async def _serve(self, app: HTTPApplication, exchange: NativeExchange) -> bool:
+        """Run the application on one request; answer for it when it did not.
+
+        Returns:
+            Whether the connection takes the next request now.
+        """
         try:
             await app.serve_http(exchange)
         except HTTPDisconnect:
@@ -240,15 +309,16 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if exchange._taken_writer is not None:
             # The handler took the stream over; the connection ends with it.
             exchange._taken_writer.close()
-            return
-        self._exchange_done(exchange)
+            return False
+        return self._exchange_done(exchange)
 
-    def _exchange_done(self, exchange: NativeExchange) -> None:
+    def _exchange_done(self, exchange: NativeExchange) -> bool:
+        """Close the connection or ready it for the next request; return whether it is ready."""
         self._exchange = None
         parser = self.parser
         transport = self.transport
         if self._is_closed or transport is None or transport.is_closing():
-            return
+            return False
         if (
             exchange._state != "done"
             or parser.must_close
@@ -256,14 +326,13 @@ class HTTPConnection(asyncio.BufferedProtocol):
             or self.server._closing is not None
         ):
             self._close()
-            return
+            return False
         parser.start_next_request()
         self._arm_idle_timer(self.server.http_keepalive_timeout)
         if self._reading_paused:
             self._reading_paused = False
-            assert self.transport is not None
-            self.transport.resume_reading()
-        self._advance()
+            transport.resume_reading()
+        return True
 
     def _upgrade(self, event: HTTPRequestReceived) -> None:
         """Hand the transport to a `ServerConnection` for a WebSocket upgrade request."""
@@ -349,16 +418,16 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._reading_paused = False
             self.transport.resume_reading()
         waiter = self._data_waiter = self._loop.create_future()
+        # A client trickling its body (slowloris) holds the request at most this long per
+        # wait. A timer rather than asyncio.timeout: a handler's first step runs outside any
+        # task (see `_start_exchange`), and asyncio.timeout needs one.
+        timeout_s = self.server.options.open_timeout
+        timer = None if timeout_s is None else self._loop.call_later(timeout_s, _time_out, waiter)
         try:
-            # A client trickling its body (slowloris) holds the request at most this long
-            # per wait.
-            async with asyncio.timeout(self.server.options.open_timeout):
-                await waiter
-        except TimeoutError:
-            error = HTTPError("the request body stopped arriving")
-            error.http_status = HTTPStatus.REQUEST_TIMEOUT
-            raise error from None
+            await waiter
         finally:
+            if timer is not None:
+                timer.cancel()
             self._data_waiter = None
 
     def _wake_reader(self) -> None:
@@ -476,3 +545,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if isinstance(address, tuple) and len(address) >= 2:
             return f"{address[0]}:{address[1]}"
         return str(address or "peer")
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    """End a wait for body bytes that lasted ``open_timeout``: the handler gets 408."""
+    if not waiter.done():
+        error = HTTPError("the request body stopped arriving")
+        error.http_status = HTTPStatus.REQUEST_TIMEOUT
+        waiter.set_exception(error)

@@ -9,7 +9,8 @@ raw byte stream after a response head.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ class NativeExchange(HTTPExchange):
         "_body",
         "_is_disconnected",
         "_gone",
+        "_disconnect_callbacks",
         "_taken_writer",
     )
 
@@ -44,6 +46,7 @@ class NativeExchange(HTTPExchange):
         self._body: bytes | None = None
         self._is_disconnected = False
         self._gone: asyncio.Future[None] | None = None
+        self._disconnect_callbacks: list[Callable[[], object]] | None = None
         # Kept so that the writer outlives the handler: the server closes it after.
         self._taken_writer: asyncio.StreamWriter | None = None
 
@@ -181,6 +184,26 @@ class NativeExchange(HTTPExchange):
             self._gone = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._gone)
 
+    def call_on_disconnect(self, callback: Callable[[], object]) -> Callable[[], object]:
+        """Call ``callback()`` on the event loop once the client has gone away (as
+        `wait_disconnected` would return), with no task: the connection calls it.
+
+        Returns:
+            A function that cancels the call.
+        """
+        if self._is_disconnected:
+            return self._connection._loop.call_soon(callback).cancel
+        if self._disconnect_callbacks is None:
+            self._disconnect_callbacks = [callback]
+        else:
+            self._disconnect_callbacks.append(callback)
+        return functools.partial(self._forget_disconnect_callback, callback)
+
+    def _forget_disconnect_callback(self, callback: Callable[[], object]) -> None:
+        callbacks = self._disconnect_callbacks
+        if callbacks is not None and callback in callbacks:
+            callbacks.remove(callback)
+
     async def take_over(
         self, status: int, headers: Iterable[tuple[str, str]]
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -213,6 +236,12 @@ class NativeExchange(HTTPExchange):
         self._is_disconnected = True
         if self._gone is not None and not self._gone.done():
             self._gone.set_result(None)
+        callbacks, self._disconnect_callbacks = self._disconnect_callbacks, None
+        if callbacks:
+            # Soon rather than now: the connection calls this from inside its own callbacks.
+            loop = self._connection._loop
+            for callback in callbacks:
+                loop.call_soon(callback)
 
     async def _fail(self, status: int) -> None:
         """Answer for a handler that failed: the status, or drop a response it had started."""

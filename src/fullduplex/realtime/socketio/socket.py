@@ -7,11 +7,12 @@ import inspect
 import logging
 import time
 import types
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...exceptions import ConnectionClosedError
+from ...io.asyncio.eager import rest_of
 from ...protocol.http11 import Headers
 from ..backends.base import Broadcast
 from ..hub import new_member_id
@@ -227,7 +228,7 @@ class Socket:
                 except StopIteration as done:
                     result = done.value
                 else:
-                    rest = _continue(result, suspended_on)
+                    rest = rest_of(result, suspended_on)
                     return self._connection._run_handler(self._finish_event(event, packet.id, rest))
             elif inspect.isawaitable(result):
                 return self._connection._run_handler(self._finish_event(event, packet.id, result))
@@ -304,29 +305,6 @@ class Socket:
 
 
 _COROUTINE = types.CoroutineType
-
-
-@types.coroutine
-def _continue(handler: Coroutine[Any, Any, Any], suspended_on: Any) -> Generator[Any, Any, Any]:
-    """The rest of ``handler``, whose first step already ran and suspended on
-    ``suspended_on``: hands what it awaits up to the task, what the task sends or throws
-    down, and returns what ``handler`` returns."""
-    while True:
-        try:
-            value = yield suspended_on
-        except GeneratorExit:
-            handler.close()
-            raise
-        except BaseException as exc:
-            try:
-                suspended_on = handler.throw(exc)
-            except StopIteration as done:
-                return done.value
-        else:
-            try:
-                suspended_on = handler.send(value)
-            except StopIteration as done:
-                return done.value
 
 
 # A client that said goodbye, or that the server sent away, has nothing to recover.

@@ -182,6 +182,11 @@ class EngineIOEndpoint(Endpoint):
         else:
             await _refuse(exchange, headers, ServerError.BAD_REQUEST)
 
+    def handles_http_eagerly(self, path: str) -> bool:
+        """True: a handshake, poll or POST only awaits futures (a held poll, the body's rest,
+        room in the inbox) and never a timeout; the session's handler has its own task."""
+        return True
+
     def refuse_websocket(self, request: Request, path: str) -> Response | None:
         """Refuse an upgrade request that `handle_http` would refuse, with the same answer."""
         headers = self._cors_headers(request)

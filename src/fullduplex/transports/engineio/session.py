@@ -425,12 +425,12 @@ class EngineIOSession(Session):
                 break
             poll: asyncio.Future[bool] = self._loop.create_future()
             self._pending_poll = poll
-            watcher = asyncio.ensure_future(exchange.wait_disconnected())
-            watcher.add_done_callback(functools.partial(_client_left, poll))
+            # The client leaving settles the poll with False: it ends without an answer.
+            forget = exchange.call_on_disconnect(functools.partial(_settle, poll, False))
             try:
                 is_woken = await poll
             finally:
-                watcher.cancel()
+                forget()
                 self._pending_poll = None
             if not is_woken:
                 return
@@ -813,11 +813,6 @@ class _Signal:
 async def _reraise(exc: Exception) -> None:
     """Raise, in `consume`'s task, what the consumer raised inside a read."""
     raise exc
-
-
-def _client_left(poll: asyncio.Future[bool], _: object) -> None:
-    """The held poll's client went away: the poll ends without an answer."""
-    _settle(poll, False)
 
 
 def _settle(poll: asyncio.Future[bool], is_woken: bool) -> None:
