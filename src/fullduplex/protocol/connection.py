@@ -492,13 +492,19 @@ class Connection:
             InvalidState: the connection is not open, a fragmented message is unfinished, or
                 it does not send plain frames.
         """
-        if self.state is not _OPEN or self.close_sent is not None:
+        if (
+            self.state is _OPEN  # and so no close frame was sent
+            and not self._sending_fragmented
+            and not self.is_client
+            and not self.extensions
+        ):
+            self._output.append(frame)  # the usual case, checked first: once per recipient
+        elif self.state is not _OPEN or self.close_sent is not None:
             raise InvalidState(f"cannot send a message: the connection is {self.state.name}")
-        if self._sending_fragmented:
+        elif self._sending_fragmented:
             raise InvalidState("a fragmented message is in progress; finish it first")
-        if not self.sends_plain_frames:
+        else:
             raise InvalidState("this connection masks or compresses its frames")
-        self._output.append(frame)
 
     def send_binary(self, data: Buffer, *, fin: bool = True) -> None:
         """Queue a binary message, or its first fragment when ``fin`` is False.

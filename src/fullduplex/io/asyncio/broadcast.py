@@ -47,15 +47,18 @@ def broadcast(connections: Iterable[_Connection], message: str | bytes) -> list[
     frame: bytes | None = None
     lagging: list[_Connection] = []
     for connection in connections:
+        # This loop runs for each of thousands of recipients: `can_send_now` and
+        # `sends_plain_frames` written out.
         protocol = connection.protocol
         if protocol.state is not _OPEN or protocol.close_sent is not None:
             continue
-        if not connection.can_send_now():
+        lock = connection._send_lock
+        if connection._writing_paused or (lock is not None and lock.locked()):
             lagging.append(connection)
-        elif protocol.sends_plain_frames:
+        elif protocol.is_client or protocol.extensions:
+            connection.send_nowait(message)
+        else:
             if frame is None:
                 frame = serialize_message(message)
             connection._send_serialized_nowait(frame)
-        else:
-            connection.send_nowait(message)
     return lagging
