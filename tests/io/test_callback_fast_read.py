@@ -16,8 +16,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from fullduplex import ServerConnection, serve
+from fullduplex import ServerConnection, connect, serve
 
+from ..conftest import TestCA
 from ..wire import close_payload
 from .peers import BINARY, CLOSE, CONTINUATION, MASK, PING, PONG, TEXT, RawPeer, encode_frame
 
@@ -229,3 +230,14 @@ async def test_a_peer_that_reads_no_replies_stops_being_read_until_it_does() -> 
         while not connection.transport.is_reading():
             assert (await peer.read_frame()).payload == big
         peer.writer.transport.abort()
+
+
+async def test_the_callback_api_answers_over_tls(tls: TestCA) -> None:
+    # TLS transports take the switch to a plain protocol (`on_message`) too.
+    async with (
+        serve(callback_echo, "127.0.0.1", 0, ssl=tls.server_context) as server,
+        connect(f"wss://127.0.0.1:{server.port}/", ssl=tls.client_context) as ws,
+    ):
+        for text in ("one", "two"):
+            await ws.send(text)
+            assert await ws.recv() == text
