@@ -745,11 +745,17 @@ def partial_section(
         f"start: {' '.join(machine['loadavg_at_start'])}.",
     ]
     if background:
-        out.append(
-            f"The machine was shared with other work (background CPU: median "
-            f"{statistics.median(background):.0f}% of a core, up to {max(background):.0f}%), so "
-            "judge by the ratios measured side by side in this run."
+        spread = (
+            f"background CPU: median {statistics.median(background):.0f}% of a core, up to "
+            f"{max(background):.0f}%"
         )
+        if statistics.median(background) < 5:
+            out.append(f"The machine was quiet during this run ({spread}).")
+        else:
+            out.append(
+                f"The machine was shared with other work ({spread}), so judge by the ratios "
+                "measured side by side in this run."
+            )
     out += ["", "| target | measured | met |", "|---|--:|:-:|"]
     for target in TARGETS:
         value, met = target.evaluate(results)

@@ -338,17 +338,17 @@ def tables(
 
 
 def targets(records: list[dict[str, Any]]) -> list[str]:
-    """The issue's bars, measured in this run: by events/s, and by server CPU per event."""
-    cell, key = "echo-websocket", "events_per_s"
-    ours, python, node = (_median(records, cell, s, key) for s in SERVERS)
-    cost = "server_cpu_us_per_event"
-    our_cost, python_cost, node_cost = (_median(records, cell, s, cost) for s in SERVERS)
+    """The issue's bars, measured in this run: by events/s, and by server CPU per event, for
+    echo with ack over each transport."""
     p99 = _median(records, "fanout-10000", "fullduplex", "latency_ms", "p99")
 
     def met(ok: bool | None) -> str:
         return "?" if ok is None else ("yes" if ok else "**no**")
 
-    def bar(factor: float, rate: float | None, theirs_cost: float | None) -> str:
+    def bar(cell: str, factor: float, theirs: str) -> str:
+        ours, rate = (_median(records, cell, s, "events_per_s") for s in ("fullduplex", theirs))
+        cost = "server_cpu_us_per_event"
+        our_cost, theirs_cost = (_median(records, cell, s, cost) for s in ("fullduplex", theirs))
         by_rate = None if not ours or not rate else ours >= factor * rate
         by_cpu = None if not our_cost or not theirs_cost else theirs_cost >= factor * our_cost
         return (
@@ -356,11 +356,16 @@ def targets(records: list[dict[str, Any]]) -> list[str]:
             f"{met(by_rate)} / {met(by_cpu)} |"
         )
 
+    lines = ["| target | measured: events/s / server CPU per event | met |", "|---|--:|:-:|"]
+    for transport in ("WebSocket", "long-polling"):
+        cell = "echo-websocket" if transport == "WebSocket" else "echo-polling"
+        lines += [
+            f"| echo with ack ({transport}) >= 3x python-socketio | "
+            + bar(cell, 3, "python-socketio"),
+            f"| echo with ack ({transport}) >= Node socket.io | " + bar(cell, 1, "node"),
+        ]
     return [
-        "| target | measured: events/s / server CPU per event | met |",
-        "|---|--:|:-:|",
-        f"| echo with ack (WebSocket) >= 3x python-socketio | {bar(3, python, python_cost)}",
-        f"| echo with ack (WebSocket) >= Node socket.io | {bar(1, node, node_cost)}",
+        *lines,
         f"| fan-out to 10,000 clients: p99 < 100 ms | {_number(p99, 1)} ms (server CPU per "
         f"broadcast: {_number(_cpu_per_broadcast(records, 'fullduplex'))} ms; Node "
         f"{_number(_cpu_per_broadcast(records, 'node'))} ms) | "
@@ -375,6 +380,20 @@ def _cpu_per_broadcast(records: list[dict[str, Any]], server: str) -> float | No
     return None
 
 
+def _load_note(background: list[float]) -> str:
+    """What the other processes on the machine did during the run, in one sentence."""
+    median = statistics.median(background) if background else 0.0
+    spread = (
+        f"background CPU: median {median:.0f}% of a core, up to {max(background, default=0):.0f}%"
+    )
+    if median < 5:
+        return f"The machine was quiet during this run ({spread})."
+    return (
+        f"**The machine was shared with other work during this run** ({spread}), so absolute "
+        "numbers are low and noisy: judge by the ratios, measured side by side in this run."
+    )
+
+
 def section(header: dict[str, Any], records: list[dict[str, Any]], elapsed: float) -> str:
     machine, params, found = header["machine"], header["params"], header["versions"]
     background = [r["background_cpu_pct"] for r in records if r["ok"]]
@@ -387,11 +406,7 @@ def section(header: dict[str, Any], records: list[dict[str, Any]], elapsed: floa
         "[`bench/results/realtime.jsonl`](../bench/results/realtime.jsonl). Machine: "
         f"{machine['cpu_model']}, {machine['cores']} cores ({machine['hypervisor'] or 'bare'}), "
         f"Python {machine['python']}, Node {machine['node']}; load average at start "
-        f"{' '.join(machine['loadavg_at_start'])}. **The machine was shared with other agents' "
-        "builds and tests during this run** (background CPU: median "
-        f"{statistics.median(background) if background else 0:.0f}% of a core, up to "
-        f"{max(background, default=0):.0f}%), so absolute numbers are low and noisy: judge by "
-        "the ratios, measured side by side in this run.",
+        f"{' '.join(machine['loadavg_at_start'])}. {_load_note(background)}",
         "",
         f"Servers: fullduplex {found['fullduplex']} "
         "(`bench/realtime/servers/fullduplex_server.py`, "
@@ -427,33 +442,36 @@ def section(header: dict[str, Any], records: list[dict[str, Any]], elapsed: floa
         *tables(records, params["servers"], params["fanout"], params["clients"]),
         "",
         "Where fullduplex's time goes (py-spy and in-process timing, 2026-12-06). Echo with "
-        "ack over WebSocket: an event runs in one chain of calls inside the read that brought "
-        "it (the WebSocket's message callback, Engine.IO, Socket.IO, then the handler's first "
-        "step; a task only if it suspends), and its ack leaves in that read's one write. "
-        "Engine.IO, Socket.IO, JSON and the handler took 9.0 µs per event measured in "
-        "process at `ac35960` and take 3.3 µs at `c26be46`: the handler is called as its "
-        "own coroutine (no wrapper coroutines) and its ack is written without one; an "
-        "EVENT or ACK for `/` is parsed without the regular expression and an ack written "
-        "without a `Packet`; packets are NamedTuples (a frozen dataclass took 0.6 µs to "
-        "build); enum members are read from module constants (0.3 µs a lookup on Python "
-        "3.11); JSON goes through orjson when the `speed` extra is installed. With the "
-        "core's fast read (`2fd07b5`) the server's CPU per event fell from 24.3 µs (run "
-        "`20261206T054927Z-17883f`) to about 10 µs in quick runs on the loaded machine. "
-        "What remains is mostly the kernel: the write system call is about a third of the "
-        "samples, the event loop (epoll and the read) a fifth. Both sides make one read and "
-        "one write system call per event, so the load generator needs about as much CPU per "
-        "event as fullduplex (see its CPU column): near 100,000 events/s both cores are "
-        "full, and the events/s ratio then understates fullduplex while the CPU ratio does "
-        "not. Over long-polling (two HTTP requests per event) the HTTP/1.1 server takes "
-        "about 60% of the samples (the write system call 16%, parsing heads, a task per "
-        "request); the query string is read without `urllib.parse` (2.6 µs to 0.9 µs) and "
-        "a POST's messages reach Socket.IO without a coroutine each. Fan-out: the realtime "
-        "and Engine.IO layers spend 0.5 µs per recipient (5 ms of a broadcast to 10,000, "
-        "timed in process); the rest is the connection's send path and one write system "
-        "call per recipient. At `f126702` a connection that wrote at once defers its next "
-        "write with `call_soon` to the end of the loop turn (py-spy: 22% of the samples in "
-        "scheduling them): every other broadcast, no recipient gets its message before the "
-        "broadcast loop has been through all 10,000.",
+        "ack over WebSocket: an event runs in one chain of calls inside the read that brought"
+        " it (the WebSocket's message callback, Engine.IO, Socket.IO, then the handler's "
+        "first step; a task only if it suspends), and its ack leaves in that read's one "
+        "write. Engine.IO, Socket.IO, JSON and the handler took 9.0 µs per event measured in "
+        "process at `ac35960` and take 3.3 µs at `c26be46`: the handler is called as its own "
+        "coroutine (no wrapper coroutines) and its ack is written without one; an EVENT or "
+        "ACK for `/` is parsed without the regular expression and an ack written without a "
+        "`Packet`; packets are NamedTuples (a frozen dataclass took 0.6 µs to build); enum "
+        "members are read from module constants (0.3 µs a lookup on Python 3.11); JSON goes "
+        "through orjson when the `speed` extra is installed. With the core's fast read "
+        "(`2fd07b5`) the server's CPU per event fell from 24.3 µs (run "
+        "`20261206T054927Z-17883f`) to about 10 µs in quick runs on the loaded machine. What "
+        "remains is mostly the kernel: the write system call is about a third of the samples,"
+        " the event loop (epoll and the read) a fifth. Both sides make one read and one write"
+        " system call per event, so the load generator needs about as much CPU per event as "
+        "fullduplex (see its CPU column): near 100,000 events/s both cores are full, and the "
+        "events/s ratio then understates fullduplex while the CPU ratio does not. Over "
+        "long-polling (two HTTP requests per event) the HTTP/1.1 server takes about 60% of "
+        "the samples (the write system call 16%, parsing heads about 7 µs a request); the "
+        "query string is read without `urllib.parse` (2.6 µs to 0.9 µs), a POST's messages "
+        "reach Socket.IO without a coroutine each, a held poll learns that its client left "
+        "from a callback rather than a watcher task (`call_on_disconnect`), and Engine.IO's "
+        "requests start without a task of their own (`6ee0017`). Fan-out: the realtime and "
+        "Engine.IO layers spend 0.5 µs per recipient (5 ms of a broadcast to 10,000, timed in"
+        " process); the rest is the connection's send path and one write system call per "
+        "recipient. Until `e199cd9` a connection that had written at once deferred its next "
+        "write with `call_soon` to the end of the loop turn (py-spy at `f126702`: 22% of the "
+        "samples in scheduling them), so every other broadcast reached no recipient before "
+        "the broadcast loop had been through all 10,000; since then loop turns are counted "
+        "per event loop, and each recipient's first send of a turn is written at once.",
         END,
     ]
     return "\n".join(lines) + "\n"
