@@ -1548,6 +1548,31 @@ def test_connection_refuses_a_serialized_frame_it_would_not_send_as_is() -> None
         assert conn.data_to_send() == []
 
 
+def test_server_frames_a_message_for_the_caller_to_write_only_when_nothing_is_queued() -> None:
+    conn = open_connection("server")
+    assert conn.frame_message_if_idle("hello") == serialize_message("hello")
+    assert conn.frame_message_if_idle(b"\x00\x01") == serialize_message(b"\x00\x01")
+    assert conn.data_to_send() == []  # handed to the caller, not queued
+    conn.send_message("queued")
+    assert conn.frame_message_if_idle("after") is None  # would overtake the queued frame
+    conn.data_to_send()
+    conn.send_text("first", fin=False)
+    assert conn.frame_message_if_idle("between fragments") is None
+    conn.send_continuation("", fin=True)
+    conn.data_to_send()
+    conn.send_close()
+    conn.data_to_send()
+    assert conn.frame_message_if_idle("late") is None
+
+
+def test_connection_frames_no_message_for_the_caller_when_it_masks_or_compresses() -> None:
+    client = open_connection("client")
+    _, compressing = open_deflate_pair()
+    for conn in (client, compressing):
+        assert conn.frame_message_if_idle("x") is None
+        assert conn.frame_message_if_idle(b"x" * 20_000) is None
+
+
 def test_server_refuses_a_serialized_frame_after_close_and_during_a_fragmented_message() -> None:
     conn = open_connection("server")
     conn.send_text("first", fin=False)

@@ -475,6 +475,31 @@ class Connection:
         else:
             raise TypeError(f"cannot send {type(message).__name__}; use str or bytes")
 
+    def frame_message_if_idle(self, message: str | bytes) -> bytes | None:
+        """Return the frame of one whole message for the I/O layer to write itself, or None
+        when the message must take `send_message`.
+
+        A frame is returned only when nothing is queued for the network (`data_to_send`
+        would return nothing), so that writing it at once keeps the frames in order, and
+        when `send_message` would frame it in one bytes object: OPEN, a server's, no
+        extension, no fragmented message in progress, ``str`` or a small ``bytes``. The
+        frame is not queued: the caller writes it. This spares the ordinary send its
+        round trip through ``data_to_send``.
+        """
+        if (
+            not self._output
+            and self.state is _OPEN  # and so no close frame was sent
+            and not self.is_client
+            and not self.extensions
+            and not self._sending_fragmented
+            and (
+                type(message) is str
+                or (type(message) is bytes and len(message) <= _COPY_BINARY_UP_TO)
+            )
+        ):
+            return serialize_message(message)
+        return None
+
     @property
     def sends_plain_frames(self) -> bool:
         """Whether this connection frames a message as `serialize_message` does: a server's

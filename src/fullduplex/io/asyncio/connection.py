@@ -217,6 +217,24 @@ class WebSocketConnection(Keepalive):
             # the read's end (`_PlainReads.data_received`).
             replies.append(serialize_message(message))
             return
+        if (
+            replies is None
+            and not self._flush_scheduled
+            and not self._messages
+            and self._direct_write_turn != (turns := self._turns).number
+            and (frame := self.protocol.frame_message_if_idle(message)) is not None
+        ):
+            # `_queued`'s direct write (writes.py), written out for the ordinary echo: the
+            # first send of this turn, with nothing queued before it and no received message
+            # waiting for an answer, is written at once without passing through the
+            # protocol's output queue (`send_message`, `_queued`, `_flush`, `data_to_send`).
+            self._direct_write_turn = turns.number
+            if not turns.is_counting and not self._is_replying:
+                turns.count()
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(frame)
+            return
         # The protocol is called directly, not through `_send`: this is the hottest path.
         try:
             self.protocol.send_message(message)
