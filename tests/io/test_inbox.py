@@ -11,7 +11,7 @@ import pytest
 
 from fullduplex import ConnectionClosedError, ConnectionClosedOK, ServerConnection, connect, serve
 
-from .peers import MASK, TEXT, RawPeer, encode_frame
+from .peers import CLOSE, MASK, PING, PONG, TEXT, RawPeer, close_payload, encode_frame
 
 
 async def callback_echo(ws: ServerConnection) -> None:
@@ -129,4 +129,34 @@ async def test_reading_pauses_while_a_callback_connections_writes_are_paused() -
         assert not connection.transport.is_reading()
         connection.resume_writing()
         assert connection.transport.is_reading()
+        await peer.close()
+
+
+async def test_server_queues_pipelined_messages_in_order_and_all_before_the_closure() -> None:
+    received: list[str | bytes] = []
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    was_reading: list[bool] = []
+
+    async def collect(ws: ServerConnection) -> None:
+        received.append(await ws.recv())  # the queue exists now: the fast read from here on
+        await asyncio.sleep(0.2)  # the burst below arrives meanwhile and fills the queue
+        assert ws.transport is not None
+        was_reading.append(ws.transport.is_reading())
+        async for message in ws:
+            received.append(message)
+        done.set_result(f"{ws.close_code}")
+
+    async with serve(collect, "127.0.0.1", 0, compression=None, max_queue=8) as server:
+        peer = await RawPeer.connected(server.port)
+        peer.write(encode_frame(TEXT, b"first", mask=MASK))
+        await asyncio.sleep(0.05)
+        burst = [encode_frame(TEXT, b"%d" % n, mask=MASK) for n in range(30)]
+        burst.insert(10, encode_frame(PING, b"p", mask=MASK))  # a control frame in between
+        burst.append(encode_frame(CLOSE, close_payload(1000, ""), mask=MASK))
+        peer.write(b"".join(burst))
+        assert await asyncio.wait_for(done, 5) == "1000"
+        assert received == ["first", *(str(n) for n in range(30))]
+        assert was_reading == [False]  # max_queue reached: reading paused until taken
+        frame = await peer.read_frame()
+        assert (frame.opcode, frame.payload) == (PONG, b"p")
         await peer.close()

@@ -10,7 +10,6 @@ no protocol decision itself.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 
@@ -340,7 +339,7 @@ class WebSocketConnection(Keepalive):
                         self._fail_internal()
         elif received:
             if messages is None:
-                messages = self._messages = collections.deque(received)
+                messages = self._new_queue(received)
             else:
                 messages.extend(received)
         events = self.protocol.events_received()
@@ -350,7 +349,7 @@ class WebSocketConnection(Keepalive):
                     self._call_back(callback, event.data)
                     continue
                 if messages is None:
-                    messages = self._messages = collections.deque()
+                    messages = self._new_queue(())
                 messages.append(event.data)
             elif type(event) is PongReceived:
                 self._acknowledge_pings(event.data)
@@ -374,23 +373,26 @@ class WebSocketConnection(Keepalive):
         if handshake is not None:
             for handshake_event in handshake:
                 self._handle_event(handshake_event)
-        if callback is not None:
+        if callback is not None or messages is not None:
             self._update_deliverer()
 
     def _update_deliverer(self) -> None:
-        """Take the callback API's fast read (`_PlainReads.data_received`) while the
-        connection allows it: a server's (a client masks its replies, which `send_nowait`
-        does not frame), with a callback, no fragmented message being sent, and a protocol
-        that has nothing partly received (`Connection.message_deliverer`)."""
+        """Take the fast read (`_PlainReads.data_received`, `_QueuedReads.data_received`)
+        while the connection allows it: a server's (a client masks its replies, which
+        `send_nowait` does not frame), whose protocol has nothing partly received
+        (`Connection.message_deliverer`); with a callback, no fragmented message being sent
+        either; without one, once the queue exists (an idle connection has none), whose
+        own ``append`` takes the messages: a C method, no Python call per message."""
         callback = self._callback
-        lock = self._send_lock
         deliver = None
-        if (
-            callback is not None
-            and not self.protocol.is_client
-            and (lock is None or not lock.locked())
-        ):
-            deliver = self.protocol.message_deliverer(callback)
+        if self.protocol.is_client:
+            pass
+        elif callback is not None:
+            lock = self._send_lock
+            if lock is None or not lock.locked():
+                deliver = self.protocol.message_deliverer(callback)
+        elif self._messages is not None:
+            deliver = self.protocol.message_deliverer(self._messages.append)
         self._deliver = deliver
 
     def _finish_read(self, taken: int | tuple[int, Exception], data: bytes) -> None:

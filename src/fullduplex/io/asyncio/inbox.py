@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ...exceptions import ConnectionClosedOK
 from ...protocol.connection import Connection, State
@@ -190,6 +190,14 @@ class MessageQueue(WriteBatching):
             ):
                 self.transport.resume_reading()
 
+    def _new_queue(self, messages: Iterable[Message]) -> collections.deque[Message]:
+        """Create the queue, which the first message needs, and read through
+        `_QueuedReads` from now on on a server connection (see `_update_deliverer`)."""
+        queue = self._messages = collections.deque(messages)
+        if self.transport is not None and not self.protocol.is_client:
+            self.transport.set_protocol(_QueuedReads(self))
+        return queue
+
     def _has_unanswered_messages(self) -> bool:
         return bool(self._messages)
 
@@ -261,3 +269,38 @@ class MessageQueue(WriteBatching):
         if self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
+
+
+class _QueuedReads(_PlainReads):
+    """The transport's protocol while a server connection's messages wait for `recv`.
+
+    `_PlainReads` for the message queue: each read appends its leading whole messages to
+    the queue from C (``deque.append`` as the `Connection.message_deliverer` callback), so
+    that the ordinary API's read costs one Python call where the general path
+    (`get_buffer`, `buffer_updated`, `_process_events`, ...) takes six. Then the receiver
+    wakes and the ``max_queue`` check runs, once per read; whatever follows those messages
+    takes the general path (`_finish_read`), as do reads while the connection does not
+    allow this one (``_deliver`` is None).
+    """
+
+    __slots__ = ("queue",)
+
+    def __init__(self, connection: MessageQueue) -> None:
+        super().__init__(connection)
+        self.queue = connection
+
+    def data_received(self, data: bytes) -> None:
+        queue = self.queue
+        deliver = queue._deliver
+        if deliver is None:
+            queue._receive(data)
+            return
+        taken = deliver(data, len(data))
+        messages = queue._messages
+        if messages:
+            queue._wake_receiver()
+            if len(messages) >= queue.max_queue:
+                # The deliverer ran only while OPEN: no close frame was sent before this read.
+                queue._limit_queue(waiting_for_close=False)
+        if taken != len(data):
+            queue._finish_read(taken, data)
