@@ -4,6 +4,11 @@ Reading pauses while ``max_queue`` messages wait, and resumes once the receiver 
 three quarters of them. A connection given a callback (`MessageQueue.on_message`) keeps no
 queue: each message is handed over inside the read that completed it, and reading pauses
 while writing is paused instead, since the callback answers without waiting.
+
+A server connection reads through a plain protocol once its queue exists (`_QueuedReads`,
+as callbacks read through `_PlainReads`): whole messages go from C straight into the queue,
+and only what is not one (control frames, fragments, the closing handshake) takes the
+general path, so the semantics are those of that path.
 """
 
 from __future__ import annotations

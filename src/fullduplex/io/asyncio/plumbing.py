@@ -2,7 +2,8 @@
 
 Bytes read from the socket go to the sans-I/O `Connection`; the end of the stream and the
 transport's loss are reported to it. While messages go to a callback, the transport reads
-through `_PlainReads`, a plain protocol, instead: the callback API's fast read. This layer
+through `_PlainReads`, a plain protocol, instead: the callback API's fast read (a server
+connection's queue has its own, `_QueuedReads` in inbox.py). This layer
 also owns the transport's lifetime: it closes the transport when the protocol asks for it,
 and bounds that close by ``close_timeout``.
 
