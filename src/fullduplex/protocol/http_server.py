@@ -435,6 +435,25 @@ class HTTPServerProtocol:
                 self._finish_body()
                 return BodyEnded()
 
+    def take_body(self) -> bytes | None:
+        """Return the whole body at once and end it, if it has all arrived and none of it was
+        taken yet (a ``Content-Length`` body, or none); else None: pull events instead."""
+        request = self._request
+        remaining = self._body_remaining
+        if (
+            request is None
+            or self._body_done
+            or self._failed
+            or remaining != request.body_length
+            or len(self._buffer) < remaining
+        ):
+            return None
+        buffer = self._buffer
+        body = bytes(buffer[:remaining])
+        del buffer[:remaining]
+        self._finish_body()
+        return body
+
     def _next_length_event(self) -> HTTPEvent | None:
         buffer = self._buffer
         if self._body_remaining == 0:
