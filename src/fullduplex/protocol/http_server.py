@@ -38,10 +38,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from http import HTTPStatus
 
 from ..exceptions import InvalidRequest, InvalidState
+from .events import _EventTuple
 from .http11 import (
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_HEADERS,
@@ -72,16 +72,15 @@ _CHUNKED = "chunked"
 # A chunk size wider than 16 hex digits exceeds any body this side could accept.
 _MAX_CHUNK_SIZE_DIGITS = 16
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
-# Request fields read to frame the body and decide on keep-alive.
-_FRAMING_FIELDS = tuple(
-    (name, f"\n{name}:") for name in ("transfer-encoding", "content-length", "connection", "expect")
-)
 # RFC 9110 §15: these statuses never carry content.
 _NO_CONTENT_STATUSES = frozenset({204, 304})
 
 
-@dataclass(frozen=True, slots=True)
-class HTTPRequestReceived:
+# Events are tuples with named fields, as the WebSocket events (`events._EventTuple`): one
+# is made per request, and a tuple costs less to make than a frozen dataclass.
+
+
+class HTTPRequestReceived(_EventTuple):
     """A request head arrived.
 
     Attributes:
@@ -91,32 +90,48 @@ class HTTPRequestReceived:
         expects_continue: the client sent ``Expect: 100-continue`` and waits before the body.
     """
 
+    __slots__ = ()
     request: Request
     http_version: str
     body_length: int | None
     expects_continue: bool
 
+    def __new__(
+        cls, request: Request, http_version: str, body_length: int | None, expects_continue: bool
+    ) -> HTTPRequestReceived:
+        return tuple.__new__(cls, (request, http_version, body_length, expects_continue))
 
-@dataclass(frozen=True, slots=True)
-class BodyReceived:
+
+class BodyReceived(_EventTuple):
     """Part of the request body (chunk framing removed)."""
 
+    __slots__ = ()
     data: bytes
 
+    def __new__(cls, data: bytes) -> BodyReceived:
+        return tuple.__new__(cls, (data,))
 
-@dataclass(frozen=True, slots=True)
-class BodyEnded:
+
+class BodyEnded(_EventTuple):
     """The request body is complete (also sent for a request without a body)."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class RequestFailed:
+    def __new__(cls) -> BodyEnded:
+        return tuple.__new__(cls, ())
+
+
+class RequestFailed(_EventTuple):
     """The request could not be parsed; answer with `HTTPServerProtocol.refuse`, then close.
 
     ``error.http_status`` is the status to answer with.
     """
 
+    __slots__ = ()
     error: InvalidRequest
+
+    def __new__(cls, error: InvalidRequest) -> RequestFailed:
+        return tuple.__new__(cls, (error,))
 
 
 HTTPEvent = HTTPRequestReceived | BodyReceived | BodyEnded | RequestFailed
@@ -166,11 +181,14 @@ def _body_framing(
         return None
     if not length_fields:
         return 0
-    # RFC 9110 §8.6: a list of identical values may be taken as that value.
-    values = {item.strip() for field in length_fields for item in field.split(",")}
-    if len(values) != 1:
-        raise InvalidRequest("conflicting Content-Length values")
-    (value,) = values
+    if len(length_fields) == 1 and "," not in length_fields[0]:
+        value = length_fields[0]  # the usual case; the parser stripped the value
+    else:
+        # RFC 9110 §8.6: a list of identical values may be taken as that value.
+        values = {item.strip() for field in length_fields for item in field.split(",")}
+        if len(values) != 1:
+            raise InvalidRequest("conflicting Content-Length values")
+        (value,) = values
     if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise InvalidRequest(f"invalid Content-Length: {value[:20]!r}")
     return int(value)
@@ -326,23 +344,24 @@ class HTTPServerProtocol:
         # The fields that frame the message. Each field line follows a CRLF, and no value
         # holds an LF (checked above): "\nname:" in the lowered head finds field "name".
         lowered = head.lower()
-        hosts = lowered.count("\nhost:")
-        framing: dict[str, list[str]] = {
-            name: headers.get_all(name) if marker in lowered else []
-            for name, marker in _FRAMING_FIELDS
-        }
         # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host.
-        if http_version == "1.1" and hosts != 1:
+        if http_version == "1.1" and lowered.count("\nhost:") != 1:
             raise InvalidRequest("an HTTP/1.1 request needs exactly one Host header")
         body_length = _body_framing(
-            framing["transfer-encoding"], framing["content-length"], http_version
+            headers.get_all("transfer-encoding") if "\ntransfer-encoding:" in lowered else [],
+            headers.get_all("content-length") if "\ncontent-length:" in lowered else [],
+            http_version,
         )
-        connection = _tokens(framing["connection"])
+        connection = _tokens(headers.get_all("connection")) if "\nconnection:" in lowered else []
         if http_version == "1.1":
             self._keep_alive = "close" not in connection
         else:  # RFC 9112 §9.3: HTTP/1.0 persists only when asked to
             self._keep_alive = "keep-alive" in connection
-        expects_continue = http_version == "1.1" and "100-continue" in _tokens(framing["expect"])
+        expects_continue = (
+            http_version == "1.1"
+            and "\nexpect:" in lowered
+            and "100-continue" in _tokens(headers.get_all("expect"))
+        )
         self._http_version = http_version
         self._head_method = method
         self._body_remaining = body_length or 0
