@@ -30,6 +30,8 @@ __all__ = [
     "seconds",
     "positive_int",
     "websocket_url",
+    "add_message_options",
+    "message_options",
     "add_client_options",
     "client_options",
     "connect_failure",
@@ -137,6 +139,41 @@ def websocket_url(text: str) -> str:
     return url
 
 
+def add_message_options(group: argparse._ArgumentGroup, no_compression_help: str) -> None:
+    """Add the options of every command about messages: --max-size, --no-compression (with
+    the command's own help, as a client offers compression and a server accepts it) and
+    --compression-threshold; `message_options` reads them."""
+    group.add_argument(
+        "--max-size",
+        metavar="BYTES",
+        type=byte_size,
+        default=DEFAULT_OPTIONS.max_size,
+        help="largest message accepted, e.g. 64K, 16M, none (default: 1M); "
+        "a larger one closes the connection with 1009",
+    )
+    group.add_argument(
+        "--no-compression", dest="compression", action="store_false", help=no_compression_help
+    )
+    group.add_argument(
+        "--compression-threshold",
+        metavar="BYTES",
+        type=byte_count,
+        default=DEFAULT_OPTIONS.compression_threshold,
+        help="with permessage-deflate, send messages shorter than this uncompressed "
+        "(default: 1K; 0 compresses every message)",
+    )
+
+
+def message_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The `Options` fields, also keyword arguments of `fullduplex.connect`, that
+    `add_message_options` asked for."""
+    return dict(
+        max_size=args.max_size,
+        compression="deflate" if args.compression else None,
+        compression_threshold=args.compression_threshold,
+    )
+
+
 def add_client_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """Add the options of every command that opens connections (handshake, TLS, limits);
     return their group, for a command to add its own."""
@@ -160,28 +197,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
         help="offer a subprotocol, by preference (repeatable)",
     )
     group.add_argument("--origin", metavar="ORIGIN", help="send this Origin header")
-    group.add_argument(
-        "--no-compression",
-        dest="compression",
-        action="store_false",
-        help="do not offer permessage-deflate (offered by default)",
-    )
-    group.add_argument(
-        "--compression-threshold",
-        metavar="BYTES",
-        type=byte_count,
-        default=DEFAULT_OPTIONS.compression_threshold,
-        help="with permessage-deflate, send messages shorter than this uncompressed "
-        "(default: 1K; 0 compresses every message)",
-    )
-    group.add_argument(
-        "--max-size",
-        metavar="BYTES",
-        type=byte_size,
-        default=DEFAULT_OPTIONS.max_size,
-        help="largest message accepted, e.g. 64K, 16M, none (default: 1M); "
-        "a larger one closes the connection with 1009",
-    )
+    add_message_options(group, "do not offer permessage-deflate (offered by default)")
     group.add_argument(
         "--cacert",
         metavar="FILE",
@@ -219,10 +235,8 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         extra_headers=args.headers,
         subprotocols=args.subprotocols,
         origin=args.origin,
-        compression="deflate" if args.compression else None,
-        compression_threshold=args.compression_threshold,
-        max_size=args.max_size,
         ssl=tls,
+        **message_options(args),
     )
 
 
