@@ -34,6 +34,7 @@ __all__ = [
     "message_options",
     "add_client_options",
     "client_options",
+    "trusting",
     "connect_failure",
     "StopSignals",
 ]
@@ -222,12 +223,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.cacert is not None or args.insecure:
         if not uri.secure:
             raise CommandError(ExitStatus.USAGE, "--cacert and --insecure need a wss:// URL")
-        try:
-            tls = ssl.create_default_context(cafile=args.cacert)
-        except (OSError, ssl.SSLError) as exc:
-            raise CommandError(
-                ExitStatus.USAGE, f"cannot load --cacert {args.cacert}: {exc}"
-            ) from None
+        tls = trusting("--cacert", args.cacert)
         if args.insecure:
             tls.check_hostname = False
             tls.verify_mode = ssl.CERT_NONE
@@ -238,6 +234,19 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         ssl=tls,
         **message_options(args),
     )
+
+
+def trusting(option: str, cafile: str | None) -> ssl.SSLContext:
+    """A TLS client context that trusts the certificate authorities of ``cafile`` (the
+    system's when None), which the command-line ``option`` named.
+
+    Raises:
+        CommandError: ``cafile`` cannot be read or holds no certificate.
+    """
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandError(ExitStatus.USAGE, f"cannot load {option} {cafile}: {exc}") from None
 
 
 def connect_failure(error: BaseException, url: str, open_timeout: float | None) -> CommandError:
