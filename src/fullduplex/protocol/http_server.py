@@ -73,17 +73,19 @@ _CHUNKED = "chunked"
 # A chunk size wider than 16 hex digits exceeds any body this side could accept.
 _MAX_CHUNK_SIZE_DIGITS = 16
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
-# The fields that frame a request's body and decide on keep-alive, as bits (the compiled
-# parser uses the same values).
+# The fields that frame a request's body, decide on keep-alive, or ask for an upgrade, as bits
+# (the compiled parser uses the same values).
 _FRAMING_TRANSFER_ENCODING = 1
 _FRAMING_CONTENT_LENGTH = 2
 _FRAMING_CONNECTION = 4
 _FRAMING_EXPECT = 8
+_FRAMING_UPGRADE = 16
 _FRAMING_MARKERS = (
     (_FRAMING_TRANSFER_ENCODING, "\ntransfer-encoding:"),
     (_FRAMING_CONTENT_LENGTH, "\ncontent-length:"),
     (_FRAMING_CONNECTION, "\nconnection:"),
     (_FRAMING_EXPECT, "\nexpect:"),
+    (_FRAMING_UPGRADE, "\nupgrade:"),
 )
 # RFC 9110 §15: these statuses never carry content.
 _NO_CONTENT_STATUSES = frozenset({204, 304})
@@ -101,6 +103,7 @@ class HTTPRequestReceived(_EventTuple):
         http_version: ``"1.1"`` or ``"1.0"``.
         body_length: the body's length from ``Content-Length``; None for a chunked body.
         expects_continue: the client sent ``Expect: 100-continue`` and waits before the body.
+        is_websocket_upgrade: the request asks for a WebSocket upgrade (`is_websocket_upgrade`).
     """
 
     __slots__ = ()
@@ -108,11 +111,19 @@ class HTTPRequestReceived(_EventTuple):
     http_version: str
     body_length: int | None
     expects_continue: bool
+    is_websocket_upgrade: bool
 
     def __new__(
-        cls, request: Request, http_version: str, body_length: int | None, expects_continue: bool
+        cls,
+        request: Request,
+        http_version: str,
+        body_length: int | None,
+        expects_continue: bool,
+        is_websocket_upgrade: bool,
     ) -> HTTPRequestReceived:
-        return tuple.__new__(cls, (request, http_version, body_length, expects_continue))
+        return tuple.__new__(
+            cls, (request, http_version, body_length, expects_continue, is_websocket_upgrade)
+        )
 
 
 class BodyReceived(_EventTuple):
@@ -426,7 +437,11 @@ class HTTPServerProtocol:
         self._continue_sent = False
         request = Request(target, headers, method)
         self._request = HTTPRequestReceived(
-            request, http_version, body_length, expects_continue and body_length != 0
+            request,
+            http_version,
+            body_length,
+            expects_continue and body_length != 0,
+            framing & _FRAMING_UPGRADE != 0 and is_websocket_upgrade(request),
         )
         return self._request
 
@@ -649,6 +664,16 @@ class HTTPServerProtocol:
         where it would be taken for the next request: when the body cannot be skipped
         (it has not all arrived), the connection closes after the response.
         """
+        if self._body_done or self._failed:
+            return self._body_done
+        if not self._body_chunked:
+            # A Content-Length body (or none): skipped at once, as far as it has arrived.
+            taken = min(len(self._buffer), self._body_remaining)
+            del self._buffer[:taken]
+            self._body_remaining -= taken
+            if self._body_remaining == 0:
+                self._finish_body()
+            return self._body_done
         while not self._body_done and not self._failed:
             event = self.next_event()
             if event is None or isinstance(event, RequestFailed):

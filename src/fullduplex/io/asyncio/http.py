@@ -26,7 +26,6 @@ from ...protocol.http_server import (
     HTTPRequestReceived,
     HTTPServerProtocol,
     RequestFailed,
-    is_websocket_upgrade,
 )
 from .exchange import HTTPExchange
 from .native_exchange import NativeExchange
@@ -211,7 +210,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._write(self.parser.refuse(event.error))
             self._close(has_unread_bytes=True)
         elif isinstance(event, HTTPRequestReceived):
-            if is_websocket_upgrade(event.request):
+            if event.is_websocket_upgrade:
                 self._upgrade(event)
             else:
                 self._start_exchange(event)
