@@ -391,11 +391,10 @@ class HTTPServerProtocol:
     def _next_head(self) -> HTTPEvent | None:
         buffer = self._buffer
         end = buffer.find(b"\r\n\r\n")
-        # Partial (None), or too large (HeadersTooLarge): `_split_head` says which.
-        if (end < 0 or end + 4 > self.max_header_bytes) and _split_head(
-            buffer, self.max_header_bytes, InvalidRequest
-        ) is None:
-            return None
+        if end < 0 and len(buffer) <= self.max_header_bytes:
+            return None  # partial
+        if end < 0 or end + 4 > self.max_header_bytes:
+            _split_head(buffer, self.max_header_bytes, InvalidRequest)  # raises HeadersTooLarge
         # A plainly valid head is parsed in C; the Python parser takes anything else, and
         # refuses what is wrong with it.
         parsed = (
@@ -733,12 +732,11 @@ class HTTPServerProtocol:
             kept = [(name, value) for name, value in fields if name.lower() != "connection"]
             lines[1] = _field_block(tuple(kept))[0]
             connection = []
-        tokens = _tokens(connection)
-        if "close" in tokens:
+        if "close" in connection:
             self._keep_alive = False
         elif not self._keep_alive:
             lines.append("Connection: close\r\n")
-        elif self._http_version == "1.0" and "keep-alive" not in tokens:
+        elif self._http_version == "1.0" and "keep-alive" not in connection:
             lines.append("Connection: keep-alive\r\n")
         lines.append("\r\n")
         return "".join(lines).encode("latin-1")
@@ -752,7 +750,7 @@ _MAX_FIELD_BLOCKS = 256
 
 def _field_block(fields: tuple[tuple[str, str], ...]) -> tuple[str, bool, list[str]]:
     """Return the response fields' lines, whether ``Content-Length`` is among them, and
-    the values of their ``Connection`` fields."""
+    the tokens of their ``Connection`` fields (lowercased)."""
     try:
         return _FIELD_BLOCKS[fields]
     except KeyError:
@@ -769,7 +767,7 @@ def _field_block(fields: tuple[tuple[str, str], ...]) -> tuple[str, bool, list[s
         elif lowered == "connection":
             connection.append(value)
         lines.append(f"{name}: {value}\r\n")
-    block = "".join(lines), has_length, connection
+    block = "".join(lines), has_length, _tokens(connection)
     if len(_FIELD_BLOCKS) >= _MAX_FIELD_BLOCKS:
         _FIELD_BLOCKS.clear()
     _FIELD_BLOCKS[fields] = block
