@@ -1,6 +1,7 @@
 """The one place that picks the compiled extension (`fullduplex.protocol._speedups`) or pure
 Python for the hot paths of the frame layer: masking (RFC 6455 §5.3), whole plain messages
-received (as events, or handed to a callback), and whole messages framed for sending.
+received (as events, or handed to a callback), and whole messages framed for sending; and of
+the HTTP server: request heads.
 
 The pure-Python code is complete on its own: it runs when the extension is not built, and when
 ``FULLDUPLEX_NO_SPEEDUPS=1`` asks for it at run time (the test suite's pure-Python pass).
@@ -13,7 +14,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["apply_mask", "unmask_payload", "parse_messages", "deliver_messages", "frame_message"]
+__all__ = [
+    "apply_mask",
+    "unmask_payload",
+    "parse_messages",
+    "deliver_messages",
+    "frame_message",
+    "parse_request_head",
+]
 
 
 def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
@@ -81,12 +89,23 @@ frame_message: Callable[[str | bytes], bytes] | None
 """The compiled `frames.serialize_message` (its Python twin is `frames._serialize_message_python`),
 or None where pure Python runs."""
 
+parse_request_head: (
+    Callable[
+        [bytes | bytearray | memoryview, int, int],
+        tuple[str, str, str, list[str], int, int] | None,
+    ]
+    | None
+)
+"""The compiled fast path of `http_server._parse_head_python` for plainly valid request heads
+(None for anything else), or None where pure Python runs."""
+
 if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
     apply_mask = _apply_mask_python
     unmask_payload = _unmask_payload_python
     parse_messages = None
     deliver_messages = None
     frame_message = None
+    parse_request_head = None
 else:
     try:
         from ._speedups import (
@@ -94,6 +113,7 @@ else:
             deliver_messages,
             frame_message,
             parse_messages,
+            parse_request_head,
             unmask_payload,
         )
     except ImportError:  # not built, or built from an older _speedups.c
@@ -102,3 +122,4 @@ else:
         parse_messages = None
         deliver_messages = None
         frame_message = None
+        parse_request_head = None
