@@ -24,9 +24,11 @@ case $URL in
 esac
 [ -x "$SUITES/node_modules/.bin/mocha" ] || usage "no suites in $SUITES: run scripts/install-socketio-suites.sh"
 OUTDIR=${2:-$(mktemp -d /tmp/socketio-suites.XXXXXX)}
-mkdir -p "$OUTDIR" && OUTDIR=$(cd "$OUTDIR" && pwd) || usage "cannot write to $OUTDIR"
+mkdir -p "$OUTDIR" || usage "cannot write to $OUTDIR"
+OUTDIR=$(cd "$OUTDIR" && pwd)
+read -ra suites <<< "${SOCKETIO_ONLY:-engine.io socket.io}"
 
-for suite in ${SOCKETIO_ONLY:-engine.io socket.io}; do
+for suite in "${suites[@]}"; do
   case $suite in engine.io|socket.io) ;; *) usage "SOCKETIO_ONLY: no suite '$suite'" ;; esac
   rm -f "$OUTDIR/$suite-suite.json"
   echo "=== $suite protocol suite against $URL"
@@ -39,7 +41,7 @@ for suite in ${SOCKETIO_ONLY:-engine.io socket.io}; do
 done
 
 # The closing line: a suite without results counts as one failure.
-node - "$OUTDIR" ${SOCKETIO_ONLY:-engine.io socket.io} <<'JS'
+node - "$OUTDIR" "${suites[@]}" <<'JS'
 const fs = require("fs");
 const [outdir, ...suites] = process.argv.slice(2);
 let passed = 0, failed = 0;
