@@ -575,6 +575,16 @@ class HTTPServerProtocol:
         """
         self._check_response_state("not_started")
         has_content = self._begin_response(status)
+        if has_content and self._keep_alive and self._http_version == "1.1":
+            # The usual answer: its head up to Content-Length is the same for every response
+            # with these status and fields, and made once.
+            prefix, has_length, connection = _response_prefix(status, tuple(headers))
+            if not has_length and "close" not in connection:
+                self._response_chunked = False
+                self._response_state = "done"
+                if self._head_method == "HEAD":
+                    return b"%bContent-Length: %d\r\n\r\n" % (prefix, len(body))
+                return b"%bContent-Length: %d\r\n\r\n%b" % (prefix, len(body), body)
         head = self._head(status, headers, len(body) if has_content else None, streamed=False)
         self._response_state = "done"
         return head + body if has_content and self._head_method != "HEAD" else head
@@ -772,6 +782,31 @@ def _field_block(fields: tuple[tuple[str, str], ...]) -> tuple[str, bool, list[s
         _FIELD_BLOCKS.clear()
     _FIELD_BLOCKS[fields] = block
     return block
+
+
+def _response_prefix(
+    status: int, fields: tuple[tuple[str, str], ...]
+) -> tuple[bytes, bool, list[str]]:
+    """`_field_block` with the status line before the fields, as bytes."""
+    key = (status, fields)
+    try:
+        return _RESPONSE_PREFIXES[key]
+    except KeyError:
+        pass
+    except TypeError:  # fields given as lists: nothing to cache them by
+        fields = tuple((name, value) for name, value in fields)
+        key = (status, fields)
+    block, has_length, connection = _field_block(fields)
+    prefix = (_status_line(status) + block).encode("latin-1"), has_length, connection
+    if len(_RESPONSE_PREFIXES) >= _MAX_FIELD_BLOCKS:
+        _RESPONSE_PREFIXES.clear()
+    _RESPONSE_PREFIXES[key] = prefix
+    return prefix
+
+
+_RESPONSE_PREFIXES: dict[
+    tuple[int, tuple[tuple[str, str], ...]], tuple[bytes, bool, list[str]]
+] = {}
 
 
 @functools.lru_cache(maxsize=64)
