@@ -92,7 +92,7 @@ or None where pure Python runs."""
 parse_request_head: (
     Callable[
         [bytes | bytearray | memoryview, int, int],
-        tuple[str, str, str, list[str], int, int] | None,
+        tuple[str, str, str, list[str], int, int, str | None] | None,
     ]
     | None
 )
