@@ -13,7 +13,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["apply_mask", "unmask_payload", "parse_messages", "deliver_messages", "frame_message"]
+__all__ = [
+    "apply_mask",
+    "unmask_payload",
+    "parse_messages",
+    "deliver_messages",
+    "frame_message",
+    "PlainReads",
+]
 
 
 def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
@@ -81,15 +88,22 @@ frame_message: Callable[[str | bytes], bytes] | None
 """The compiled `frames.serialize_message` (its Python twin is `frames._serialize_message_python`),
 or None where pure Python runs."""
 
+PlainReads: Callable[[Any], Any] | None
+"""The compiled `fullduplex.io.asyncio.plumbing._PlainReads` (the callback API's read, whose
+Python class defines its contract), or None where pure Python runs. It lives in the extension
+because the package has one; it calls only the connection's own methods and attributes."""
+
 if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
     apply_mask = _apply_mask_python
     unmask_payload = _unmask_payload_python
     parse_messages = None
     deliver_messages = None
     frame_message = None
+    PlainReads = None
 else:
     try:
         from ._speedups import (
+            PlainReads,
             apply_mask,
             deliver_messages,
             frame_message,
@@ -102,3 +116,4 @@ else:
         parse_messages = None
         deliver_messages = None
         frame_message = None
+        PlainReads = None

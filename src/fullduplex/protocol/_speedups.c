@@ -30,12 +30,19 @@
  * unmasked frame (a server's) in one bytes object, a str written as its UTF-8 without an
  * intermediate bytes object.
  *
+ * One type as well, PlainReads, the compiled twin of io/asyncio's _PlainReads (plumbing.py,
+ * which defines its contract): a transport's protocol whose data_received runs the callback
+ * API's read (the connection's deliverer, then one write of the replies) with no Python call
+ * of its own. It knows no event loop and no socket, only the connection's attributes and
+ * methods; it is here because this is the package's one compiled module.
+ *
  * The masking loop XORs 8 bytes at a time with a 64-bit word holding the mask twice. Words are
  * moved with memcpy, which compilers turn into plain (unaligned) loads and stores, so any
  * alignment of `data` is fine; the last 0-7 bytes are done one at a time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <limits.h>
 #include <stdint.h>
@@ -543,12 +550,57 @@ PyDoc_STRVAR(parse_messages_doc,
 "    TypeError, ValueError: an argument has the wrong type or value.\n"
 "    MemoryError: then events for the frames before may already be appended.\n");
 
+/* Where the slot (a `__slots__` member) `name` of `type` lives in its instances, or -1 when the
+   name is something else there (then it is looked up by name). Reading and writing a slot
+   at its offset is what its member descriptor does, without looking the name up through
+   the type's MRO and checking the instance's type against the descriptor's every time. */
+static Py_ssize_t
+slot_offset(PyTypeObject *type, PyObject *name, int writable)
+{
+    PyObject *descriptor = _PyType_Lookup(type, name);
+    if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+        if (member->type == T_OBJECT_EX && !(writable && (member->flags & READONLY))) {
+            return member->offset;
+        }
+    }
+    return -1;
+}
+
+/* The attribute `name` of `object` at `offset` (see slot_offset): a new reference, or NULL
+   with an exception set. */
+static PyObject *
+get_slot(PyObject *object, Py_ssize_t offset, PyObject *name)
+{
+    PyObject *value;
+    if (offset < 0) {
+        return PyObject_GetAttr(object, name);
+    }
+    value = *(PyObject **)((char *)object + offset);
+    if (value == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
+                     Py_TYPE(object)->tp_name, name);
+        return NULL;
+    }
+    return Py_NewRef(value);
+}
+
+static int
+set_slot(PyObject *object, Py_ssize_t offset, PyObject *name, PyObject *value)
+{
+    if (offset < 0) {
+        return PyObject_SetAttr(object, name, value);
+    }
+    Py_XSETREF(*(PyObject **)((char *)object + offset), Py_NewRef(value));
+    return 0;
+}
+
 static PyObject *
 deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static PyObject *state_name = NULL;
     PyObject *callback, *owner, *open_state, *result = NULL;
-    Py_ssize_t nbytes, position = 0;
+    Py_ssize_t nbytes, position = 0, state_offset;
     long mask_bit;
     long long max_payload;
     const unsigned char *data;
@@ -568,6 +620,7 @@ deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     callback = args[0];
     owner = args[1];
     open_state = args[2];
+    state_offset = slot_offset(Py_TYPE(owner), state_name, 0);
     if (frame_limits(args[3], args[4], &mask_bit, &max_payload) != 0) {
         return NULL;
     }
@@ -595,7 +648,7 @@ deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
         /* Checked before every message: the previous callback may have closed or failed the
            connection, and then the slow path decides what the rest of the bytes mean. */
-        state = PyObject_GetAttr(owner, state_name);
+        state = get_slot(owner, state_offset, state_name);
         if (state == NULL) {
             goto done;
         }
@@ -742,6 +795,328 @@ PyDoc_STRVAR(apply_mask_doc,
 "    TypeError: an argument is not bytes-like.\n"
 "    ValueError: the mask is not 4 bytes long.\n");
 
+/* --- PlainReads: the compiled twin of io/asyncio's _PlainReads -------------------------- */
+
+/* The names looked up on the connection, interned once by the module's exec slot. */
+static PyObject *name_deliver, *name_receive, *name_replies, *name_transport, *name_is_closing,
+    *name_write, *name_finish_read, *name_eof_received, *name_connection_lost,
+    *name_pause_writing, *name_resume_writing;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *connection;
+    /* The list that each read lends the connection as its ``_replies``: emptied, not freed,
+       after the read. */
+    PyObject *replies;
+    Py_ssize_t deliver_offset, replies_offset, transport_offset;
+} PlainReadsObject;
+
+static int
+plain_reads_init(PlainReadsObject *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *connection, *replies;
+    static char *keywords[] = {"connection", NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:PlainReads", keywords, &connection)) {
+        return -1;
+    }
+    if ((replies = PyList_New(0)) == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->replies, replies);
+    Py_XSETREF(self->connection, Py_NewRef(connection));
+    self->deliver_offset = slot_offset(Py_TYPE(connection), name_deliver, 0);
+    self->replies_offset = slot_offset(Py_TYPE(connection), name_replies, 1);
+    self->transport_offset = slot_offset(Py_TYPE(connection), name_transport, 0);
+    return 0;
+}
+
+static int
+plain_reads_traverse(PlainReadsObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->connection);
+    Py_VISIT(self->replies);
+    return 0;
+}
+
+static int
+plain_reads_clear(PlainReadsObject *self)
+{
+    Py_CLEAR(self->connection);
+    Py_CLEAR(self->replies);
+    return 0;
+}
+
+static void
+plain_reads_dealloc(PlainReadsObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    plain_reads_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The connection, or NULL with RuntimeError set when the object was never initialized. */
+static PyObject *
+plain_reads_connection(PlainReadsObject *self)
+{
+    if (self->connection == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "PlainReads was not initialized");
+    }
+    return self->connection;
+}
+
+/* Write the replies framed during a read: one bytes object, at once, unless the transport is
+   gone or closing (then they are dropped, as _flush drops what comes after the close). */
+static int
+write_replies(PlainReadsObject *self, PyObject *connection, PyObject *replies)
+{
+    PyObject *transport, *closing, *data, *written;
+    int is_closing;
+
+    transport = get_slot(connection, self->transport_offset, name_transport);
+    if (transport == NULL) {
+        return -1;
+    }
+    if (transport == Py_None) {
+        Py_DECREF(transport);
+        return 0;
+    }
+    closing = PyObject_CallMethodNoArgs(transport, name_is_closing);
+    if (closing == NULL) {
+        Py_DECREF(transport);
+        return -1;
+    }
+    is_closing = PyObject_IsTrue(closing);
+    Py_DECREF(closing);
+    if (is_closing != 0) {
+        Py_DECREF(transport);
+        return is_closing < 0 ? -1 : 0;
+    }
+    if (PyList_GET_SIZE(replies) == 1) {
+        data = Py_NewRef(PyList_GET_ITEM(replies, 0));
+    }
+    else {
+        /* Joined: they are small, and one buffer beats a writev of many. */
+        PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+        if (empty == NULL) {
+            Py_DECREF(transport);
+            return -1;
+        }
+        data = _PyBytes_Join(empty, replies);
+        Py_DECREF(empty);
+        if (data == NULL) {
+            Py_DECREF(transport);
+            return -1;
+        }
+    }
+    written = PyObject_CallMethodOneArg(transport, name_write, data);
+    Py_DECREF(data);
+    Py_DECREF(transport);
+    if (written == NULL) {
+        return -1;
+    }
+    Py_DECREF(written);
+    return 0;
+}
+
+static PyObject *
+plain_reads_data_received(PlainReadsObject *self, PyObject *data)
+{
+    PyObject *connection, *deliver, *replies, *lent, *taken = NULL, *nbytes_obj;
+    PyObject *result = NULL, *call_args[2];
+    Py_ssize_t nbytes, taken_bytes;
+    int failed;
+
+    if ((connection = plain_reads_connection(self)) == NULL) {
+        return NULL;
+    }
+    /* Held: a callback may replace this object as the transport's protocol. */
+    Py_INCREF(connection);
+    lent = Py_NewRef(self->replies);
+    deliver = get_slot(connection, self->deliver_offset, name_deliver);
+    if (deliver == NULL) {
+        goto done;
+    }
+    if (deliver == Py_None) {
+        result = PyObject_CallMethodOneArg(connection, name_receive, data);
+        goto done;
+    }
+    if ((nbytes = PyObject_Size(data)) < 0) {
+        goto done;
+    }
+    /* send_nowait frames the callback's replies into this list (_PlainReads.data_received). */
+    if (set_slot(connection, self->replies_offset, name_replies, lent) != 0) {
+        goto done;
+    }
+    nbytes_obj = PyLong_FromSsize_t(nbytes);
+    if (nbytes_obj != NULL) {
+        call_args[0] = data;
+        call_args[1] = nbytes_obj;
+        taken = PyObject_Vectorcall(deliver, call_args, 2, NULL);
+        Py_DECREF(nbytes_obj);
+    }
+    /* Read back: a write during the read (_flush) may have taken the replies already. */
+    replies = get_slot(connection, self->replies_offset, name_replies);
+    failed = replies == NULL
+             || set_slot(connection, self->replies_offset, name_replies, Py_None) != 0;
+    if (!failed && taken != NULL && replies == lent && PyList_GET_SIZE(lent) > 0) {
+        failed = write_replies(self, connection, lent) != 0;
+    }
+    Py_XDECREF(replies);
+    /* Emptied for the next read, whoever wrote its frames. */
+    if (PyList_GET_SIZE(lent) > 0 && PyList_SetSlice(lent, 0, PyList_GET_SIZE(lent), NULL) != 0) {
+        failed = 1;
+    }
+    if (failed || taken == NULL) {
+        Py_XDECREF(taken);
+        goto done;
+    }
+    if (PyLong_CheckExact(taken)) {
+        taken_bytes = PyLong_AsSsize_t(taken);
+        if (taken_bytes == -1 && PyErr_Occurred()) {
+            Py_DECREF(taken);
+            goto done;
+        }
+        if (taken_bytes == nbytes) {
+            Py_DECREF(taken);
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    result = PyObject_CallMethodObjArgs(connection, name_finish_read, taken, data, NULL);
+    Py_DECREF(taken);
+done:
+    Py_XDECREF(deliver);
+    Py_DECREF(lent);
+    Py_DECREF(connection);
+    return result;
+}
+
+/* The other protocol methods: the connection's own, called with the same arguments. */
+static PyObject *
+plain_reads_forward(PlainReadsObject *self, PyObject *name, PyObject *argument)
+{
+    PyObject *connection = plain_reads_connection(self);
+    if (connection == NULL) {
+        return NULL;
+    }
+    if (argument == NULL) {
+        return PyObject_CallMethodNoArgs(connection, name);
+    }
+    return PyObject_CallMethodOneArg(connection, name, argument);
+}
+
+static PyObject *
+plain_reads_eof_received(PlainReadsObject *self, PyObject *unused)
+{
+    (void)unused;
+    return plain_reads_forward(self, name_eof_received, NULL);
+}
+
+static PyObject *
+plain_reads_connection_lost(PlainReadsObject *self, PyObject *exc)
+{
+    return plain_reads_forward(self, name_connection_lost, exc);
+}
+
+static PyObject *
+plain_reads_pause_writing(PlainReadsObject *self, PyObject *unused)
+{
+    (void)unused;
+    return plain_reads_forward(self, name_pause_writing, NULL);
+}
+
+static PyObject *
+plain_reads_resume_writing(PlainReadsObject *self, PyObject *unused)
+{
+    (void)unused;
+    return plain_reads_forward(self, name_resume_writing, NULL);
+}
+
+static PyMethodDef plain_reads_methods[] = {
+    {"data_received", (PyCFunction)plain_reads_data_received, METH_O,
+     "Deliver the read's whole messages to the callback and write its replies."},
+    {"eof_received", (PyCFunction)plain_reads_eof_received, METH_NOARGS,
+     "``connection.eof_received()``."},
+    {"connection_lost", (PyCFunction)plain_reads_connection_lost, METH_O,
+     "``connection.connection_lost(exc)``."},
+    {"pause_writing", (PyCFunction)plain_reads_pause_writing, METH_NOARGS,
+     "``connection.pause_writing()``."},
+    {"resume_writing", (PyCFunction)plain_reads_resume_writing, METH_NOARGS,
+     "``connection.resume_writing()``."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef plain_reads_members[] = {
+    {"connection", T_OBJECT, offsetof(PlainReadsObject, connection), READONLY,
+     "The connection whose reads this object takes."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyDoc_STRVAR(plain_reads_doc,
+"PlainReads(connection)\n"
+"--\n"
+"\n"
+"A transport's plain protocol for a connection whose messages go to a callback: the\n"
+"compiled twin of ``fullduplex.io.asyncio.plumbing._PlainReads``, which defines its\n"
+"contract. It calls only methods and attributes of ``connection``; it knows no event loop\n"
+"and no socket.\n"
+"\n"
+"``data_received(data)``: with ``connection._deliver`` None, ``connection._receive(data)``.\n"
+"Otherwise sets ``connection._replies`` to a new list, calls\n"
+"``connection._deliver(data, len(data))``, resets ``connection._replies`` to None and, when\n"
+"the list it read back holds frames, writes them with ``connection.transport.write`` in one\n"
+"bytes object unless the transport is None or closing; then, unless every byte was taken,\n"
+"``connection._finish_read(taken, data)``. The other methods call the connection's own.\n");
+
+static PyTypeObject PlainReadsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "fullduplex.protocol._speedups.PlainReads",
+    .tp_basicsize = sizeof(PlainReadsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = plain_reads_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)plain_reads_init,
+    .tp_traverse = (traverseproc)plain_reads_traverse,
+    .tp_clear = (inquiry)plain_reads_clear,
+    .tp_dealloc = (destructor)plain_reads_dealloc,
+    .tp_methods = plain_reads_methods,
+    .tp_members = plain_reads_members,
+};
+
+static int
+speedups_exec(PyObject *module)
+{
+    struct {
+        PyObject **slot;
+        const char *text;
+    } names[] = {
+        {&name_deliver, "_deliver"},
+        {&name_receive, "_receive"},
+        {&name_replies, "_replies"},
+        {&name_transport, "transport"},
+        {&name_is_closing, "is_closing"},
+        {&name_write, "write"},
+        {&name_finish_read, "_finish_read"},
+        {&name_eof_received, "eof_received"},
+        {&name_connection_lost, "connection_lost"},
+        {&name_pause_writing, "pause_writing"},
+        {&name_resume_writing, "resume_writing"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (*names[i].slot == NULL
+            && (*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL) {
+            return -1;
+        }
+    }
+    if (PyType_Ready(&PlainReadsType) != 0) {
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, "PlainReads", (PyObject *)&PlainReadsType);
+}
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL | METH_KEYWORDS,
      apply_mask_doc},
@@ -756,6 +1131,7 @@ static PyMethodDef speedups_methods[] = {
 };
 
 static PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, speedups_exec},
     {0, NULL},
 };
 
