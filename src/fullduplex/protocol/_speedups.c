@@ -595,52 +595,42 @@ set_slot(PyObject *object, Py_ssize_t offset, PyObject *name, PyObject *value)
     return 0;
 }
 
-static PyObject *
-deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    static PyObject *state_name = NULL;
-    PyObject *callback, *owner, *open_state, *result = NULL;
-    Py_ssize_t nbytes, position = 0, state_offset;
+/* "state", interned once (deliver_messages, MessageDeliverer). */
+static PyObject *state_name = NULL;
+
+/* What deliver_messages binds before the buffer: the callback, the owner whose `state` is
+   checked (and where that slot lives, see slot_offset), and the frame limits. */
+typedef struct {
+    PyObject *callback, *owner, *open_state;
+    Py_ssize_t state_offset;
     long mask_bit;
     long long max_payload;
-    const unsigned char *data;
-    Py_buffer buffer;
-    scratch_t scratch;
+} delivery_t;
 
-    (void)module;
-    if (nargs != 7) {
-        PyErr_Format(PyExc_TypeError,
-                     "deliver_messages() takes 7 positional arguments but %zd were given",
-                     nargs);
-        return NULL;
-    }
+/* 0, or -1 with an exception set: the first five arguments of deliver_messages. */
+static int
+delivery_arguments(PyObject *const *args, delivery_t *delivery)
+{
     if (state_name == NULL && (state_name = PyUnicode_InternFromString("state")) == NULL) {
-        return NULL;
+        return -1;
     }
-    callback = args[0];
-    owner = args[1];
-    open_state = args[2];
-    state_offset = slot_offset(Py_TYPE(owner), state_name, 0);
-    if (frame_limits(args[3], args[4], &mask_bit, &max_payload) != 0) {
-        return NULL;
-    }
-    if ((nbytes = index_argument(args[6], "nbytes")) < 0) {
-        return NULL;
-    }
-    /* Pinned, as in parse_messages: the callback may run arbitrary code. */
-    if (PyObject_GetBuffer(args[5], &buffer, PyBUF_SIMPLE) != 0) {
-        return NULL;
-    }
-    if (nbytes > buffer.len) {
-        PyErr_Format(PyExc_ValueError, "nbytes %zd exceeds the buffer's %zd bytes", nbytes,
-                     buffer.len);
-        PyBuffer_Release(&buffer);
-        return NULL;
-    }
-    data = (const unsigned char *)buffer.buf;
+    delivery->callback = args[0];
+    delivery->owner = args[1];
+    delivery->open_state = args[2];
+    delivery->state_offset = slot_offset(Py_TYPE(args[1]), state_name, 0);
+    return frame_limits(args[3], args[4], &delivery->mask_bit, &delivery->max_payload);
+}
+
+/* deliver_messages over `nbytes` bytes at `data`, which the caller keeps from changing. */
+static PyObject *
+deliver_from(const delivery_t *delivery, const unsigned char *data, Py_ssize_t nbytes)
+{
+    Py_ssize_t position = 0;
+    scratch_t scratch;
+    PyObject *result = NULL;
+
     scratch.large = NULL;
     scratch.large_size = 0;
-
     while (nbytes - position >= 2) {
         PyObject *item, *state, *returned;
         Py_ssize_t frame_size;
@@ -648,17 +638,17 @@ deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
         /* Checked before every message: the previous callback may have closed or failed the
            connection, and then the slow path decides what the rest of the bytes mean. */
-        state = get_slot(owner, state_offset, state_name);
+        state = get_slot(delivery->owner, delivery->state_offset, state_name);
         if (state == NULL) {
             goto done;
         }
-        is_open = state == open_state;
+        is_open = state == delivery->open_state;
         Py_DECREF(state);
         if (!is_open) {
             break;
         }
-        taken = take_plain_frame(data + position, nbytes - position, mask_bit, max_payload,
-                                 &scratch, &item, &frame_size);
+        taken = take_plain_frame(data + position, nbytes - position, delivery->mask_bit,
+                                 delivery->max_payload, &scratch, &item, &frame_size);
         if (taken < 0) {
             goto done;
         }
@@ -666,7 +656,7 @@ deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
         position += frame_size;
-        returned = PyObject_CallOneArg(callback, item);
+        returned = PyObject_CallOneArg(delivery->callback, item);
         Py_DECREF(item);
         if (returned == NULL) {
             PyObject *type, *value, *traceback;
@@ -688,9 +678,162 @@ deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     result = PyLong_FromSsize_t(position);
 done:
     PyMem_Free(scratch.large);
+    return result;
+}
+
+/* deliver_messages' buffer and nbytes arguments: the buffer is pinned, as in
+   parse_messages, since the callback may run arbitrary code. */
+static PyObject *
+deliver_from_buffer(const delivery_t *delivery, PyObject *buffer_obj, PyObject *nbytes_obj)
+{
+    Py_ssize_t nbytes;
+    Py_buffer buffer;
+    PyObject *result;
+
+    if ((nbytes = index_argument(nbytes_obj, "nbytes")) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(buffer_obj, &buffer, PyBUF_SIMPLE) != 0) {
+        return NULL;
+    }
+    if (nbytes > buffer.len) {
+        PyErr_Format(PyExc_ValueError, "nbytes %zd exceeds the buffer's %zd bytes", nbytes,
+                     buffer.len);
+        PyBuffer_Release(&buffer);
+        return NULL;
+    }
+    result = deliver_from(delivery, (const unsigned char *)buffer.buf, nbytes);
     PyBuffer_Release(&buffer);
     return result;
 }
+
+static PyObject *
+deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    delivery_t delivery;
+
+    (void)module;
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError,
+                     "deliver_messages() takes 7 positional arguments but %zd were given",
+                     nargs);
+        return NULL;
+    }
+    if (delivery_arguments(args, &delivery) != 0) {
+        return NULL;
+    }
+    return deliver_from_buffer(&delivery, args[5], args[6]);
+}
+
+/* --- MessageDeliverer: deliver_messages with its first five arguments bound ------------- */
+
+typedef struct {
+    PyObject_HEAD
+    delivery_t delivery;  /* holds a reference to each of its objects */
+    vectorcallfunc vectorcall;
+} DelivererObject;
+
+static PyTypeObject DelivererType;
+
+static PyObject *
+deliverer_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_Format(PyExc_TypeError,
+                     "MessageDeliverer takes 2 positional arguments (buffer, nbytes)");
+        return NULL;
+    }
+    return deliver_from_buffer(&((DelivererObject *)self)->delivery, args[0], args[1]);
+}
+
+static PyObject *
+deliverer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    DelivererObject *self;
+    delivery_t delivery;
+
+    if ((kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) || PyTuple_GET_SIZE(args) != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "MessageDeliverer(callback, owner, open_state, mask_bit, max_payload)");
+        return NULL;
+    }
+    if (delivery_arguments(&PyTuple_GET_ITEM(args, 0), &delivery) != 0) {
+        return NULL;
+    }
+    self = (DelivererObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->delivery = delivery;
+    Py_INCREF(delivery.callback);
+    Py_INCREF(delivery.owner);
+    Py_INCREF(delivery.open_state);
+    self->vectorcall = deliverer_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+deliverer_traverse(DelivererObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->delivery.callback);
+    Py_VISIT(self->delivery.owner);
+    Py_VISIT(self->delivery.open_state);
+    return 0;
+}
+
+static int
+deliverer_clear(DelivererObject *self)
+{
+    Py_CLEAR(self->delivery.callback);
+    Py_CLEAR(self->delivery.owner);
+    Py_CLEAR(self->delivery.open_state);
+    return 0;
+}
+
+static void
+deliverer_dealloc(DelivererObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    deliverer_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The deliverer's own call on a bytes object, which needs no pinning: what PlainReads does
+   with the bytes of each read. */
+static PyObject *
+deliverer_take_bytes(PyObject *deliverer, PyObject *data)
+{
+    const delivery_t *delivery = &((DelivererObject *)deliverer)->delivery;
+    if (delivery->callback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "MessageDeliverer was cleared");
+        return NULL;
+    }
+    return deliver_from(delivery, (const unsigned char *)PyBytes_AS_STRING(data),
+                        PyBytes_GET_SIZE(data));
+}
+
+PyDoc_STRVAR(deliverer_doc,
+"MessageDeliverer(callback, owner, open_state, mask_bit, max_payload)\n"
+"--\n"
+"\n"
+"``deliver_messages`` with its first five arguments bound: calling it with\n"
+"``(buffer, nbytes)`` is ``deliver_messages(callback, owner, open_state, mask_bit,\n"
+"max_payload, buffer, nbytes)``, without checking those five again on every call.\n");
+
+static PyTypeObject DelivererType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "fullduplex.protocol._speedups.MessageDeliverer",
+    .tp_basicsize = sizeof(DelivererObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = deliverer_doc,
+    .tp_new = deliverer_new,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(DelivererObject, vectorcall),
+    .tp_traverse = (traverseproc)deliverer_traverse,
+    .tp_clear = (inquiry)deliverer_clear,
+    .tp_dealloc = (destructor)deliverer_dealloc,
+};
 
 PyDoc_STRVAR(deliver_messages_doc,
 "deliver_messages(callback, owner, open_state, mask_bit, max_payload, buffer, nbytes, /)\n"
@@ -948,8 +1091,10 @@ plain_reads_data_received(PlainReadsObject *self, PyObject *data)
     if (set_slot(connection, self->replies_offset, name_replies, lent) != 0) {
         goto done;
     }
-    nbytes_obj = PyLong_FromSsize_t(nbytes);
-    if (nbytes_obj != NULL) {
+    if (Py_IS_TYPE(deliver, &DelivererType) && PyBytes_CheckExact(data)) {
+        taken = deliverer_take_bytes(deliver, data);  /* the usual case, without the call */
+    }
+    else if ((nbytes_obj = PyLong_FromSsize_t(nbytes)) != NULL) {
         call_args[0] = data;
         call_args[1] = nbytes_obj;
         taken = PyObject_Vectorcall(deliver, call_args, 2, NULL);
@@ -1111,7 +1256,10 @@ speedups_exec(PyObject *module)
             return -1;
         }
     }
-    if (PyType_Ready(&PlainReadsType) != 0) {
+    if (PyType_Ready(&PlainReadsType) != 0 || PyType_Ready(&DelivererType) != 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "MessageDeliverer", (PyObject *)&DelivererType) != 0) {
         return -1;
     }
     return PyModule_AddObjectRef(module, "PlainReads", (PyObject *)&PlainReadsType);

@@ -27,6 +27,20 @@ def deliver_messages(
 ) -> int | tuple[int, Exception]: ...
 def frame_message(message: str | bytes, /) -> bytes: ...
 
+class MessageDeliverer:
+    def __init__(
+        self,
+        callback: Callable[[str | bytes], object],
+        owner: object,
+        open_state: object,
+        mask_bit: int,
+        max_payload: int,
+        /,
+    ) -> None: ...
+    def __call__(
+        self, buffer: bytes | bytearray | memoryview, nbytes: int, /
+    ) -> int | tuple[int, Exception]: ...
+
 class PlainReads:
     connection: Any
     def __init__(self, connection: Any) -> None: ...

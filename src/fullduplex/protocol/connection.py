@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import codecs
 import enum
-import functools
 import os
 from collections.abc import Callable, Sequence
 
@@ -67,7 +66,7 @@ from .frames import (
     Frame,
     FrameParser,
     Opcode,
-    deliver_messages,
+    bind_deliverer,
     parse_close_payload,
     serialize_close_payload,
     serialize_frame,
@@ -405,8 +404,7 @@ class Connection:
         ):
             return None
         # State OPEN implies that no frame was refused, so the parser skips no bytes either.
-        return functools.partial(
-            deliver_messages,
+        return bind_deliverer(
             callback,
             self,
             _OPEN,
