@@ -35,10 +35,6 @@ from cryptography.hazmat.primitives import serialization
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
-REPO = Path(__file__).resolve().parents[1]
-SOCKJS_SUITE_DIR = Path(
-    os.environ.get("SOCKJS_SUITE_DIR", REPO.parent / "shared" / "tools" / "sockjs")
-)
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a headless Chromium that makes no connection of its own: tests talk to
 # 127.0.0.1 only, and nothing is downloaded (never `playwright install`).
@@ -62,22 +58,24 @@ HOW_TO_INSTALL = {
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
     "socket.io-client": "npm ci --prefix tests (or make test)",
-    # The protocol suites below are public (github.com/sockjs/sockjs-protocol at fdf5b7d,
-    # ported to Python 3; github.com/socketio/engine.io-protocol and socket.io-protocol,
-    # test-suite/), but nothing installs them from this repository yet: this project's
-    # machines reach no GitHub. They are looked for in a runner folder beside it.
+    # The public protocol suites: the scripts fetch them, the runners beside them run them.
+    # The tests look for a runner in shared/tools beside the repository (CI's) unless told.
     "sockjs-suite": (
-        f"the SockJS protocol suite with its runner at SOCKJS_SUITE_DIR (now {SOCKJS_SUITE_DIR}), "
-        "set up by its setup.sh"
+        "scripts/install-sockjs-suite.sh, then run the tests with "
+        "SOCKJS_SUITE_DIR=scripts/sockjs-suite (and, to install elsewhere than "
+        "/tmp/sockjs-harness-venv, the same SOCKJS_VENV=DIR for both)"
     ),
     "sockjs-client": "make src/fullduplex/transports/sockjs/client/node_modules/.installed",
     "chat-client": "make examples/chat/node_modules/.installed",
     "engine.io-client": "npm ci --prefix tests (or make test)",
     "socketio-tools": (
-        "the engine.io-protocol and socket.io-protocol suites with their runner at "
-        "SOCKETIO_TOOLS=DIR (default: shared/tools/socketio beside the repository)"
+        "scripts/install-socketio-suites.sh, then run the tests with "
+        "SOCKETIO_TOOLS=scripts/socketio-suites"
     ),
-    "socketio-suites": "the setup.sh of the folder SOCKETIO_TOOLS names",
+    "socketio-suites": (
+        "scripts/install-socketio-suites.sh (to install elsewhere than /tmp/socketio-node, "
+        "the same SOCKETIO_NODE_DIR=DIR for it and the tests)"
+    ),
 }
 
 

@@ -4,8 +4,7 @@ answers the same requests identically there and on `fullduplex.serve`."""
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,20 +23,14 @@ from fullduplex import (
 from fullduplex.asgi import mount
 from fullduplex.transports import Endpoint, HTTPExchange, Router, Session
 
+from .uvicorn_server import uvicorn_serving
+
 uvicorn = pytest.importorskip("uvicorn", reason="pip install -e '.[test]'")
 starlette_applications = pytest.importorskip("starlette.applications")
 starlette_routing = pytest.importorskip("starlette.routing")
 
 
-def bounded(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """Fail a test that hangs instead of the whole run."""
-
-    @functools.wraps(test)
-    async def run(*args: Any, **kwargs: Any) -> None:
-        async with asyncio.timeout(15):
-            await test(*args, **kwargs)
-
-    return run
+pytestmark = pytest.mark.timeout_s(15)
 
 
 class Probe(Endpoint):
@@ -106,19 +99,8 @@ async def under_uvicorn(endpoint: Endpoint) -> AsyncIterator[str]:
     app = starlette_applications.Starlette(
         routes=[starlette_routing.Mount("/rt", app=mount(endpoint))]
     )
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:  # polled: uvicorn has no event for it
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
+    async with uvicorn_serving(app) as (_, port):
         yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 SERVERS = {"native": native, "uvicorn": under_uvicorn}
@@ -150,7 +132,6 @@ async def answers(address: str) -> list[tuple[int, bytes, str | None, str | None
     return results
 
 
-@bounded
 async def test_endpoint_answers_http_identically_natively_and_under_uvicorn() -> None:
     async with native(Probe()) as address:
         expected = await answers(address)
@@ -164,7 +145,6 @@ async def test_endpoint_answers_http_identically_natively_and_under_uvicorn() ->
 
 
 @pytest.mark.parametrize("kind", SERVERS)
-@bounded
 async def test_a_response_cut_short_by_a_failure_is_not_taken_for_complete(kind: str) -> None:
     async with (
         SERVERS[kind](Probe()) as address,
@@ -177,7 +157,6 @@ async def test_a_response_cut_short_by_a_failure_is_not_taken_for_complete(kind:
 
 
 @pytest.mark.parametrize("kind", SERVERS)
-@bounded
 async def test_held_request_notices_the_client_leaving(kind: str) -> None:
     probe = Probe()
     async with SERVERS[kind](probe) as address:
@@ -191,7 +170,6 @@ async def test_held_request_notices_the_client_leaving(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", SERVERS)
-@bounded
 async def test_endpoint_serves_websocket_sessions(kind: str) -> None:
     async with SERVERS[kind](Probe()) as address:
         async with connect(f"ws://{address}/rt/chat?id=7") as ws:
@@ -215,7 +193,6 @@ async def test_endpoint_serves_websocket_sessions(kind: str) -> None:
         assert refused.value.response.status == 403
 
 
-@bounded
 async def test_mount_answers_lifespan() -> None:
     app = mount(Probe())
     sent: list[dict[str, Any]] = []
@@ -253,14 +230,12 @@ def websocket_scope(path: str) -> dict[str, Any]:
     return {"type": "websocket", "path": path, "raw_path": path.encode(), "headers": []}
 
 
-@bounded
 async def test_mount_refuses_an_upgrade_with_a_close_without_the_response_extension() -> None:
     asgi = ScriptedASGI({"type": "websocket.connect"})
     await mount(Probe())(websocket_scope("/refused"), asgi.receive, asgi.send)
     assert asgi.sent == [{"type": "websocket.close", "code": 1008}]
 
 
-@bounded
 async def test_mount_reports_a_client_gone_while_sending_its_body() -> None:
     seen: list[BaseException] = []
 
@@ -282,7 +257,6 @@ async def test_mount_reports_a_client_gone_while_sending_its_body() -> None:
     assert asgi.sent == []
 
 
-@bounded
 async def test_session_send_after_the_server_refuses_raises_connection_closed() -> None:
     async def refusing_send(message: Any) -> None:
         if message["type"] == "websocket.send":

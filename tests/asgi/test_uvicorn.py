@@ -22,6 +22,9 @@ import uvicorn
 import fullduplex
 from fullduplex.asgi import WebSocketProtocol
 
+from ..io.peers import blocking_client, read_now, upgrade_request
+from .uvicorn_server import uvicorn_serving
+
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
@@ -33,22 +36,13 @@ Scope = dict[str, Any]
 
 @contextlib.asynccontextmanager
 async def serving(app: Any, **options: Any) -> AsyncIterator[tuple[uvicorn.Server, str]]:
-    """uvicorn serving ``app`` on 127.0.0.1 with fullduplex's WebSocket implementation."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    options = {"lifespan": "off", "log_level": "warning", **options}
-    server = uvicorn.Server(uvicorn.Config(app, ws=WebSocketProtocol, **options))
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:  # polled: uvicorn has no event for it
-                await asyncio.sleep(0.01)
+    """uvicorn serving ``app`` with fullduplex's WebSocket implementation; yields its URL."""
+    async with uvicorn_serving(app, ws=WebSocketProtocol, **options) as (server, port):
         yield server, f"ws://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-        listener.close()
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
 
 
 def the_connection(server: uvicorn.Server) -> WebSocketProtocol:
@@ -359,11 +353,8 @@ async def test_message_over_ws_max_size_closes_with_1009() -> None:
 
 async def test_unanswered_keepalive_ping_closes_with_1011() -> None:
     async with serving(accept_and_wait, ws_ping_interval=0.05, ws_ping_timeout=0.1) as (_, url):
-        reader, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
-        writer.write(
-            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(url))
+        writer.write(upgrade_request())
         # A client that never answers pings: read until the server closes.
         received = await asyncio.wait_for(reader.read(-1), 10)
         writer.close()
@@ -377,12 +368,41 @@ async def test_invalid_upgrade_is_refused_without_calling_the_app() -> None:
         raise AssertionError("the app must not run")
 
     async with serving(app) as (_, url):
-        reader, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
-        writer.write(
-            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Version: 11\r\n\r\n"
-        )
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(url))
+        writer.write(upgrade_request(headers={"Sec-WebSocket-Version": "11"}))
         response = await asyncio.wait_for(reader.read(-1), 10)
         writer.close()
     assert response.startswith(b"HTTP/1.1 426 ")
     assert b"Sec-WebSocket-Version: 13" in response
+
+
+async def test_app_first_send_of_a_turn_is_written_at_once_and_the_rest_at_its_end() -> None:
+    """The core's write batching (tests/io/test_writes.py), read the same way: the blocking
+    read only returns what was written before the sending coroutine yielded."""
+    sends: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        sends.put_nowait(send)
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with serving(app) as (_, url):
+        sock = await blocking_client(port_of(url))
+        try:
+            send = await asyncio.wait_for(sends.get(), 5)
+            await send({"type": "websocket.send", "text": "first"})
+            assert read_now(sock) == b"first"
+            await send({"type": "websocket.send", "text": "second"})
+            await send({"type": "websocket.send", "bytes": b"third"})
+            with pytest.raises(BlockingIOError):  # coalesced, not written yet
+                sock.recv(1, socket.MSG_PEEK)
+            await asyncio.sleep(0)
+            assert read_now(sock) == b"second"
+            assert read_now(sock) == b"third"
+            await asyncio.sleep(0)
+            await send({"type": "websocket.send", "text": "fourth"})  # a new turn: at once
+            assert read_now(sock) == b"fourth"
+        finally:
+            sock.close()

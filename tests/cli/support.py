@@ -38,21 +38,8 @@ async def run_cli(
     *args: str, stdin: bytes = b"", cwd: str | None = None, timeout: float = TIMEOUT_S
 ) -> Result:
     """Run ``fullduplex ARGS`` with ``stdin`` piped in; return its status and output."""
-    process = await asyncio.create_subprocess_exec(
-        *CLI,
-        *args,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=_env(),
-    )
-    try:
+    async with started_cli(*args, cwd=cwd) as process:
         stdout, stderr = await asyncio.wait_for(process.communicate(stdin), timeout)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     assert process.returncode is not None
     return Result(process.returncode, stdout, stderr.decode())
 

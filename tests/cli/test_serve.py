@@ -4,13 +4,14 @@ origins, subprotocols, limits, its log lines, and how it stops."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -311,12 +312,18 @@ async def handler(ws):
 """
 
 
-async def test_serve_exits_within_its_deadline_whatever_the_handlers_do(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def stubborn_server(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`fullduplex serve` running STUBBORN_APP; yields the process and its URL."""
     (tmp_path / "stubborn.py").write_text(STUBBORN_APP)
     async with started_cli(
         "serve", "--app", "stubborn:handler", "--port", "0", cwd=str(tmp_path)
     ) as server:
-        url = f"ws://127.0.0.1:{await read_banner(server)}/"
+        yield server, f"ws://127.0.0.1:{await read_banner(server)}/"
+
+
+async def test_serve_exits_within_its_deadline_whatever_the_handlers_do(tmp_path: Path) -> None:
+    async with stubborn_server(tmp_path) as (server, url):
         async with fullduplex.connect(url) as ws:
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -330,16 +337,11 @@ async def test_serve_exits_within_its_deadline_whatever_the_handlers_do(tmp_path
 
 
 async def test_serve_exits_at_once_on_a_second_signal(tmp_path: Path) -> None:
-    (tmp_path / "stubborn.py").write_text(STUBBORN_APP)
-    async with started_cli(
-        "serve", "--app", "stubborn:handler", "--port", "0", cwd=str(tmp_path)
-    ) as server:
-        url = f"ws://127.0.0.1:{await read_banner(server)}/"
-        async with fullduplex.connect(url):
-            server.send_signal(signal.SIGINT)
-            await stderr_line_containing(server, "stopping: closing 1 connections")
-            server.send_signal(signal.SIGINT)
-            assert await asyncio.wait_for(server.wait(), 3) == 130
+    async with stubborn_server(tmp_path) as (server, url), fullduplex.connect(url):
+        server.send_signal(signal.SIGINT)
+        await stderr_line_containing(server, "stopping: closing 1 connections")
+        server.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(server.wait(), 3) == 130
 
 
 class RecordingDeflate(ClientPerMessageDeflateFactory):

@@ -624,47 +624,103 @@ async def test_process_request_sees_the_upgrades_an_application_accepted() -> No
     assert seen == ["/ws?token=bad", "/ws?token=good"]
 
 
-class EagerApp(App):
-    """An `App` whose requests run without a task (``serves_http_eagerly``)."""
+class NowaitApp(App):
+    """An `App` that answers ``/now...`` synchronously (``serve_http_nowait``), holds
+    ``/held`` until `release` is called, and leaves every other path to `serve_http`."""
 
-    def serves_http_eagerly(self, request: Request) -> bool:
-        return True
+    def __init__(self, handler: ExchangeHandler) -> None:
+        super().__init__(handler)
+        self.held: list[NativeExchange] = []
+        self.tasks: list[asyncio.Task[object] | None] = []
+
+    def serve_http_nowait(self, exchange: NativeExchange) -> bool:
+        path = exchange.request.path
+        if path.startswith("/now"):
+            body = exchange.body_nowait(1000)
+            if body is None:
+                return False  # still arriving: serve_http reads it
+            exchange.respond_nowait(200, [], path.encode() + body)
+            return True
+        if path == "/held":
+            self.held.append(exchange)
+            return True
+        return False
+
+    async def serve_http(self, exchange: HTTPExchange) -> None:
+        self.tasks.append(asyncio.current_task())
+        await super().serve_http(exchange)
+
+    def release(self, body: bytes) -> None:
+        self.held.pop(0).respond_nowait(200, [], body)
 
 
-async def test_eager_application_answers_pipelined_requests_in_order() -> None:
-    # Hundreds of pipelined requests answered without a task: each starts from the loop
+async def test_nowait_application_answers_pipelined_requests_in_order() -> None:
+    # Hundreds of pipelined requests answered without a coroutine: each starts from the loop
     # once the one before it was answered, never nested inside it.
-    async with serve(EagerApp(hello), "127.0.0.1", 0) as server:
+    app = NowaitApp(hello)
+    async with serve(app, "127.0.0.1", 0) as server:
         peer = await RawPeer.open(server.port)
-        peer.write(b"".join(get(f"/{i}") for i in range(500)))
+        peer.write(b"".join(get(f"/now{i}") for i in range(500)))
         for i in range(500):
-            assert (await read_response(peer)).body == f"/{i}".encode()
+            assert (await read_response(peer)).body == f"/now{i}".encode()
+        await peer.close()
+    assert app.tasks == []
+
+
+async def test_nowait_application_leaves_a_body_still_arriving_to_serve_http() -> None:
+    app = NowaitApp(echo_body)
+    async with serve(app, "127.0.0.1", 0) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(b"POST /now HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab")
+        while not app.tasks:  # polled, bounded by the test's timeout
+            await asyncio.sleep(0.01)
+        peer.write(b"cd")
+        assert (await read_response(peer)).body == b"abcd"
+        peer.write(b"POST /now HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nef")
+        assert (await read_response(peer)).body == b"/nowef"
+        await peer.close()
+    assert len(app.tasks) == 1 and app.tasks[0] is not None
+
+
+async def test_held_nowait_request_answered_later_lets_the_next_one_through() -> None:
+    app = NowaitApp(hello)
+    async with serve(app, "127.0.0.1", 0) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(get("/held") + get("/now-after"))
+        while not app.held:
+            await asyncio.sleep(0.01)
+        app.release(b"late")
+        assert (await read_response(peer)).body == b"late"
+        assert (await read_response(peer)).body == b"/now-after"
         await peer.close()
 
 
-async def test_eager_application_runs_outside_tasks_and_resumes_after_waiting() -> None:
-    tasks: list[asyncio.Task[object] | None] = []
-    release: asyncio.Future[bytes] | None = None
-
-    async def wait_then_echo(exchange: HTTPExchange) -> None:
-        nonlocal release
-        tasks.append(asyncio.current_task())
-        body = await exchange.read_body(1000)  # the body arrives in two pieces
-        release = asyncio.get_running_loop().create_future()
-        tasks.append(asyncio.current_task())
-        await exchange.respond(200, [], body + await release)
-
-    async with serve(EagerApp(wait_then_echo), "127.0.0.1", 0) as server:
+async def test_held_nowait_request_is_dropped_when_its_client_half_closes() -> None:
+    app = NowaitApp(hello)
+    async with serve(app, "127.0.0.1", 0) as server:
         peer = await RawPeer.open(server.port)
-        peer.write(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab")
-        while not tasks:  # polled, bounded by the test's timeout
+        peer.write(get("/held"))
+        while not app.held:
             await asyncio.sleep(0.01)
-        peer.write(b"cd")
-        while release is None:
+        peer.writer.write_eof()
+        # Nothing will answer the held request: the server closes the connection.
+        assert await peer.reader.read() == b""
+        assert app.held[0].is_disconnected
+        await peer.close()
+
+
+async def test_server_shutdown_closes_a_connection_holding_a_nowait_request() -> None:
+    app = NowaitApp(hello)
+    async with serve(app, "127.0.0.1", 0) as server:
+        peer = await RawPeer.open(server.port)
+        peer.write(get("/held"))
+        while not app.held:
             await asyncio.sleep(0.01)
-        release.set_result(b"!")
-        assert (await read_response(peer)).body == b"abcd!"
-        assert tasks == [None, None]
+        started = asyncio.get_running_loop().time()
+        server.close()
+        await server.wait_closed()
+        assert asyncio.get_running_loop().time() - started < 1
+        assert await peer.reader.read() == b""
         await peer.close()
 
 

@@ -6,24 +6,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
-from fullduplex import ConnectionClosedError, ConnectionClosedOK, ServerConnection, connect, serve
+from fullduplex import ConnectionClosedError, ConnectionClosedOK, ServerConnection, serve
 
-from .peers import CLOSE, MASK, PING, PONG, TEXT, RawPeer, close_payload, encode_frame
+from .peers import (
+    CLOSE,
+    MASK,
+    PING,
+    PONG,
+    TEXT,
+    Holder,
+    RawPeer,
+    close_payload,
+    encode_frame,
+    ws_pair,
+)
 
 
-async def callback_echo(ws: ServerConnection) -> None:
-    ws.on_message(ws.send_nowait)
-    await ws.wait_closed()
+@asynccontextmanager
+async def callback_echo_and_raw_peer(
+    **options: Any,
+) -> AsyncIterator[tuple[ServerConnection, RawPeer]]:
+    """Serve with ``options``; yield the server's connection, which echoes through a message
+    callback, and the raw peer at its other end."""
+    hold = Holder()
+    async with serve(hold, "127.0.0.1", 0, **options) as server:
+        peer = await RawPeer.connected(server.port)
+        connection = await hold.next()
+        connection.on_message(connection.send_nowait)
+        try:
+            yield connection, peer
+        finally:
+            await peer.close()
 
 
 async def test_server_answers_through_a_message_callback() -> None:
-    async with (
-        serve(callback_echo, "127.0.0.1", 0) as server,
-        connect(f"ws://127.0.0.1:{server.port}/") as ws,
-    ):
+    async with ws_pair() as (server_ws, ws):
+        server_ws.on_message(server_ws.send_nowait)
         await ws.send("hello")
         assert await ws.recv() == "hello"
         await ws.send(b"\x00\x01")
@@ -31,41 +55,29 @@ async def test_server_answers_through_a_message_callback() -> None:
 
 
 async def test_callback_replies_to_one_read_go_out_in_order_and_together() -> None:
-    async with serve(callback_echo, "127.0.0.1", 0, compression=None) as server:
-        peer = await RawPeer.connected(server.port)
+    async with callback_echo_and_raw_peer(compression=None) as (_, peer):
         peer.write(b"".join(encode_frame(TEXT, b"%d" % n, mask=MASK) for n in range(50)))
         for n in range(50):
             frame = await peer.read_frame()
             assert frame.payload == b"%d" % n
-        await peer.close()
 
 
 async def test_messages_queued_before_the_callback_are_handed_over_first() -> None:
     received: list[str | bytes] = []
-    callback_set = asyncio.Event()
     done = asyncio.Event()
 
-    async def late(ws: ServerConnection) -> None:
-        while len(ws._messages or ()) < 2:  # bounded by the test's timeout
-            await asyncio.sleep(0.01)
+    def record(message: str | bytes) -> None:
+        received.append(message)
+        if len(received) == 3:
+            done.set()
 
-        def record(message: str | bytes) -> None:
-            received.append(message)
-            if len(received) == 3:
-                done.set()
-
-        ws.on_message(record)
-        callback_set.set()
-        await ws.wait_closed()
-
-    async with (
-        serve(late, "127.0.0.1", 0) as server,
-        connect(f"ws://127.0.0.1:{server.port}/") as ws,
-    ):
+    async with ws_pair() as (server_ws, ws):
         await ws.send("one")
         await ws.send("two")
-        await callback_set.wait()  # "three" arrives after the queued two were handed over
-        await ws.send("three")
+        while len(server_ws._messages or ()) < 2:  # bounded by the test's timeout
+            await asyncio.sleep(0.01)
+        server_ws.on_message(record)
+        await ws.send("three")  # arrives after the queued two were handed over
         await asyncio.wait_for(done.wait(), 5)
     assert received == ["one", "two", "three"]
 
@@ -74,15 +86,8 @@ async def test_a_failing_callback_fails_the_connection_with_1011(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.ERROR, logger="fullduplex")
-
-    async def broken(ws: ServerConnection) -> None:
-        ws.on_message(lambda message: 1 / 0)  # type: ignore[func-returns-value]
-        await ws.wait_closed()
-
-    async with (
-        serve(broken, "127.0.0.1", 0) as server,
-        connect(f"ws://127.0.0.1:{server.port}/") as ws,
-    ):
+    async with ws_pair() as (server_ws, ws):
+        server_ws.on_message(lambda message: 1 / 0)  # type: ignore[func-returns-value]
         await ws.send("boom")
         with pytest.raises(ConnectionClosedError) as caught:
             await ws.recv()
@@ -91,28 +96,14 @@ async def test_a_failing_callback_fails_the_connection_with_1011(
 
 
 async def test_recv_refuses_to_run_beside_a_callback() -> None:
-    outcome: list[BaseException] = []
-
-    async def mixed(ws: ServerConnection) -> None:
-        ws.on_message(ws.send_nowait)
-        try:
-            await ws.recv()
-        except RuntimeError as exc:
-            outcome.append(exc)
-
-    async with (
-        serve(mixed, "127.0.0.1", 0) as server,
-        connect(f"ws://127.0.0.1:{server.port}/") as ws,
-    ):
-        await ws.wait_closed()
-    assert len(outcome) == 1
+    async with ws_pair() as (server_ws, _):
+        server_ws.on_message(server_ws.send_nowait)
+        with pytest.raises(RuntimeError):
+            await server_ws.recv()
 
 
 async def test_send_nowait_refuses_other_types_and_a_closed_connection() -> None:
-    async with (
-        serve(callback_echo, "127.0.0.1", 0) as server,
-        connect(f"ws://127.0.0.1:{server.port}/") as ws,
-    ):
+    async with ws_pair() as (_, ws):
         with pytest.raises(TypeError):
             ws.send_nowait(bytearray(b"x"))  # type: ignore[arg-type]
         await ws.close()
@@ -121,15 +112,12 @@ async def test_send_nowait_refuses_other_types_and_a_closed_connection() -> None
 
 
 async def test_reading_pauses_while_a_callback_connections_writes_are_paused() -> None:
-    async with serve(callback_echo, "127.0.0.1", 0, write_limit=1024) as server:
-        peer = await RawPeer.connected(server.port)
-        connection = next(iter(server.connections))
+    async with callback_echo_and_raw_peer(write_limit=1024) as (connection, _):
         assert connection.transport is not None
         connection.pause_writing()
         assert not connection.transport.is_reading()
         connection.resume_writing()
         assert connection.transport.is_reading()
-        await peer.close()
 
 
 async def test_server_queues_pipelined_messages_in_order_and_all_before_the_closure() -> None:

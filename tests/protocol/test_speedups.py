@@ -431,3 +431,147 @@ def test_deliver_messages_rejects_invalid_arguments(speedups: ModuleType) -> Non
         speedups.deliver_messages(*good[:5], "text", 0)
     with pytest.raises(AttributeError):
         speedups.deliver_messages(print, object(), "open", 0x80, 100, masked_stream((1, b"x")), 7)
+
+
+# --- parse_request_head: the compiled fast path of http_server._parse_head_python ---------
+
+PLAIN_HEADS = [
+    b"GET / HTTP/1.1\r\nHost: a",
+    b"GET /socket.io/?EIO=4&transport=polling&sid=Ab-_9 HTTP/1.1\r\nHost: 127.0.0.1:8000",
+    b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: 20",
+    b"POST /p HTTP/1.1\r\nhOsT:  a \t\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue",
+    b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nX-Empty:\r\nX-Tabs:\t\tv\t",
+    b"GET / HTTP/1.0",
+    b"OPTIONS * HTTP/1.1\r\nHost: a\r\nX-Latin: caf\xe9 \x80\xff",
+    b"GET /a%20b?c=d#e HTTP/1.1\r\nHost: a\r\nhost: b\r\nCONNECTION: close, Upgrade",
+]
+
+REFUSED_HEADS = [
+    b"GET / HTTP/1.1\r\nHost : a",  # space before the colon
+    b"GET / HTTP/1.1\r\nHost: a\r\n folded",  # obs-fold
+    b"GET / HTTP/1.1\r\nHost: a\nX: b",  # bare LF
+    b"GET / HTTP/1.1\r\nHost: a\rX: b",  # bare CR
+    b"GET / HTTP/1.1\r\nHost: a\x00b",  # NUL
+    b"GET / HTTP/1.1\r\nHost: a\x7f",  # DEL
+    b"GET / HTTP/1.1\r\n: a",  # empty name
+    b"GET / HTTP/1.1\r\nHost: a\r\n",  # an empty line inside the head
+    b"GET / HTTP/2.0\r\nHost: a",
+    b"GET / HTTP/1.1 \r\nHost: a",
+    b"GET /  HTTP/1.1\r\nHost: a",
+    b"GET\t/ HTTP/1.1\r\nHost: a",
+    b" GET / HTTP/1.1\r\nHost: a",
+    b"GET / HTTP/1.1\rX\r\nHost: a",
+    b"G(T / HTTP/1.1\r\nHost: a",
+]
+
+
+def _python_head(head: bytes, max_headers: int) -> object:
+    from fullduplex.exceptions import InvalidRequest
+    from fullduplex.protocol.http_server import _parse_head_python
+
+    try:
+        return _parse_head_python(bytearray(head), len(head), max_headers)
+    except InvalidRequest:
+        return None
+
+
+@pytest.mark.parametrize("head", PLAIN_HEADS)
+def test_parse_request_head_matches_pure_python(speedups: ModuleType, head: bytes) -> None:
+    buffer = bytearray(head + b"\r\n\r\nbody")
+    expected = _python_head(head, 100)
+    assert expected is not None
+    assert speedups.parse_request_head(buffer, len(head), 100) == expected
+
+
+@pytest.mark.parametrize("head", REFUSED_HEADS)
+def test_parse_request_head_leaves_what_python_refuses_to_python(
+    speedups: ModuleType, head: bytes
+) -> None:
+    assert _python_head(head, 100) is None
+    assert speedups.parse_request_head(bytearray(head), len(head), 100) is None
+
+
+def test_parse_request_head_leaves_too_many_fields_to_python(speedups: ModuleType) -> None:
+    head = b"GET / HTTP/1.1\r\n" + b"\r\n".join(b"X-%d: v" % i for i in range(5))
+    assert speedups.parse_request_head(head, len(head), 5) == _python_head(head, 5)
+    assert speedups.parse_request_head(head, len(head), 4) is None
+    assert _python_head(head, 4) is None
+
+
+_HEAD_PIECES = st.sampled_from(
+    [
+        b"GET",
+        b"POST",
+        b" ",
+        b"/",
+        b"?a=b",
+        b"HTTP/1.1",
+        b"HTTP/1.0",
+        b"\r\n",
+        b"\r",
+        b"\n",
+        b"Host",
+        b"Content-Length",
+        b"content-length",
+        b"Transfer-Encoding",
+        b"Connection",
+        b"Expect",
+        b":",
+        b": ",
+        b"\t",
+        b"5",
+        b"chunked",
+        b"close",
+        b"\x00",
+        b"\x7f",
+        b"\xe9",
+        b"x",
+    ]
+)
+
+
+@given(pieces=st.lists(_HEAD_PIECES, max_size=40), max_headers=st.integers(0, 6))
+def test_parse_request_head_never_disagrees_with_pure_python(
+    speedups: ModuleType, pieces: list[bytes], max_headers: int
+) -> None:
+    head = b"".join(pieces)
+    compiled = speedups.parse_request_head(bytearray(head), len(head), max_headers)
+    if compiled is not None:
+        assert compiled == _python_head(head, max_headers)
+
+
+def test_parse_request_head_reads_only_up_to_end(speedups: ModuleType) -> None:
+    buffer = bytearray(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\n")
+    assert speedups.parse_request_head(buffer, 23, 100)[3] == ["Host", "a"]
+    with pytest.raises(ValueError):
+        speedups.parse_request_head(buffer, len(buffer) + 1, 100)
+
+
+@given(
+    method=st.sampled_from(["GET", "POST", "G T", ""]),
+    target=st.sampled_from(["/", "/a?b=c", "/\xe9", "*", ""]),
+    version=st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "http/1.1", "HTTP/1.1 "]),
+    fields=st.lists(
+        st.tuples(
+            st.sampled_from(["Host", "hOST", "Content-Length", "Expect", "Connection", "X y", ""]),
+            st.text(alphabet=st.sampled_from(" \tab5,:\xe9\x00\x7f\r\n"), max_size=6),
+        ),
+        max_size=5,
+    ),
+    max_headers=st.integers(0, 6),
+)
+def test_parse_request_head_agrees_with_pure_python_on_structured_heads(
+    speedups: ModuleType,
+    method: str,
+    target: str,
+    version: str,
+    fields: list[tuple[str, str]],
+    max_headers: int,
+) -> None:
+    text = f"{method} {target} {version}" + "".join(f"\r\n{n}:{v}" for n, v in fields)
+    head = text.encode("latin-1")
+    expected = _python_head(head, max_headers)
+    compiled = speedups.parse_request_head(bytearray(head), len(head), max_headers)
+    assert compiled is None or compiled == expected
+    if expected is None:
+        assert compiled is None

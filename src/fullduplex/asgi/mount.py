@@ -148,8 +148,7 @@ class ASGIExchange(HTTPExchange):
     @property
     def remote_address(self) -> Any:
         """The client's ``(host, port)`` as the ASGI server gives it, or None."""
-        client = self._scope.get("client")
-        return tuple(client) if client is not None else None
+        return _client_address(self._scope)
 
     @property
     def is_disconnected(self) -> bool:
@@ -319,8 +318,7 @@ class ASGISession(Session):
     @property
     def remote_address(self) -> Any:
         """The peer's ``(host, port)`` as the ASGI server gives it, or None."""
-        client = self._scope.get("client")
-        return tuple(client) if client is not None else None
+        return _client_address(self._scope)
 
     @property
     def close_code(self) -> int | None:
@@ -408,6 +406,12 @@ def _request(scope: Scope) -> Request:
         (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
     )
     return Request(path, headers, scope.get("method", "GET"))
+
+
+def _client_address(scope: Scope) -> Any:
+    """The client's ``(host, port)`` as the ASGI server gives it, or None."""
+    client = scope.get("client")
+    return tuple(client) if client is not None else None
 
 
 def _relative_path(scope: Scope) -> str:

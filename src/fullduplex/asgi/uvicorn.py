@@ -27,9 +27,11 @@ ready for (an app busy elsewhere), or when ``ws_max_queue`` messages wait, and r
 the app has taken them all: the peer's TCP window then pushes back, as in uvicorn's other
 implementations. ``send()`` waits while the transport's write buffer is full.
 
-Replies are written at once when the app has no received message left to handle, and
-otherwise gathered until it has: an app answering a burst of pipelined messages makes one
-system call for all its replies instead of one each.
+Sends are written as the core's connections write them (`fullduplex.io.asyncio.writes`),
+with the same per-loop turn counter: the app's first send of a loop turn is written at once
+when it has no received message left to handle; later sends of the turn, and the replies to a
+burst of pipelined messages, are gathered and written together at the turn's end (or once
+``_WRITE_THRESHOLD`` bytes wait), in one system call instead of one each.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from ..exceptions import FullDuplexError, InvalidRequest, InvalidState
+from ..io.asyncio.writes import _LoopTurns as LoopTurns
 from ..protocol.events import (
     BinaryReceived,
     CloseReceived,
@@ -136,6 +139,10 @@ class WebSocketProtocol(asyncio.Protocol):
         "_write_paused",
         "_write_waiter",
         "_flush_scheduled",
+        "_unflushed",
+        "_turns",
+        "_direct_write_turn",
+        "_is_replying",
         "_response",
         "_response_chunked",
     )
@@ -187,7 +194,14 @@ class WebSocketProtocol(asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
+        # Whether a write at the turn's end is scheduled, the bytes it will write, the loop's
+        # turn counter, the turn of this connection's last direct write, and whether the app
+        # took a message and has not waited for the next since (see the module docstring).
         self._flush_scheduled = False
+        self._unflushed = 0
+        self._turns = LoopTurns.of(self.loop)
+        self._direct_write_turn = -1
+        self._is_replying = False
         # A denial response: (status, headers) until its head is written, then None.
         self._response: tuple[int, list[tuple[str, str]]] | None = None
         self._response_chunked = False
@@ -298,12 +312,18 @@ class WebSocketProtocol(asyncio.Protocol):
         """ASGI ``receive``: the next message for the app."""
         messages = self._messages
         if not messages:
+            # Only a later loop turn can bring the next message: this turn's sends are over.
+            self._direct_write_turn = -1
+            self._is_replying = False
             waiter: asyncio.Future[ASGIMessage] = self.loop.create_future()
             self._waiter = waiter
             try:
-                return await waiter
+                message = await waiter
             finally:
                 self._waiter = None
+            self._is_replying = True
+            return message
+        self._is_replying = True
         message = messages.popleft()
         if self._read_paused and not messages:
             self._read_paused = False
@@ -333,18 +353,13 @@ class WebSocketProtocol(asyncio.Protocol):
                     if data is not None:
                         self.conn.send_binary(data)
                     else:
-                        text = message.get("text")
-                        if text is None:
+                        data = message.get("text")
+                        if data is None:
                             raise RuntimeError("'websocket.send' needs 'bytes' or 'text'")
-                        self.conn.send_text(text)
+                        self.conn.send_text(data)
                 except InvalidState:
                     raise ClientDisconnected() from None
-                if not self._messages:
-                    self._flush()
-                elif not self._flush_scheduled:
-                    # More received messages wait for the app: gather the replies to them.
-                    self._flush_scheduled = True
-                    self.loop.call_soon(self._scheduled_flush)
+                self._queued(len(data))
             elif kind == "websocket.close":
                 self._app_close(message.get("code", 1000), message.get("reason") or "")
             else:
@@ -606,14 +621,35 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # --- output ----------------------------------------------------------------------------
 
+    def _queued(self, nbytes: int) -> None:
+        """The protocol queued a message of ``nbytes``: write it now or at the turn's end,
+        as `WriteBatching._queued` decides for the core's connections."""
+        self._unflushed += nbytes
+        if self._unflushed >= _WRITE_THRESHOLD:
+            self._flush()
+        elif self._flush_scheduled:
+            return  # goes out with the write already due
+        elif self._direct_write_turn != (turns := self._turns).number and not self._messages:
+            self._direct_write_turn = turns.number
+            # The app's reply between two `receive` calls needs no count: its next `receive`
+            # ends this connection's turn.
+            if not turns.is_counting and not self._is_replying:
+                turns.count()
+            self._flush()
+        else:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush)
+
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
+        self._direct_write_turn = -1
         self._flush()
 
     def _flush(self) -> None:
         """Write what the protocol queued; close the transport when it asks."""
         conn = self.conn
         output = conn.data_to_send()
+        self._unflushed = 0
         transport = self.transport
         if output:
             if transport.is_closing():

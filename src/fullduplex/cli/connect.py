@@ -13,7 +13,6 @@ import asyncio
 import base64
 import json
 import os
-import ssl
 import sys
 import threading
 from collections.abc import AsyncIterator, Coroutine
@@ -34,6 +33,7 @@ from .options import (
     connect_failure,
     positive_int,
     seconds,
+    trusting,
     websocket_url,
 )
 from .terminal import LineEditor, Style, line_editor
@@ -217,12 +217,7 @@ class _Connect:
             proxy = None
         proxy_ssl = None
         if args.proxy_cacert is not None:
-            try:
-                proxy_ssl = ssl.create_default_context(cafile=args.proxy_cacert)
-            except (OSError, ssl.SSLError) as exc:
-                raise CommandError(
-                    ExitStatus.USAGE, f"cannot load --proxy-cacert {args.proxy_cacert}: {exc}"
-                ) from None
+            proxy_ssl = trusting("--proxy-cacert", args.proxy_cacert)
         try:
             self.ws = await connect(
                 args.url,

@@ -30,8 +30,11 @@ __all__ = [
     "seconds",
     "positive_int",
     "websocket_url",
+    "add_message_options",
+    "message_options",
     "add_client_options",
     "client_options",
+    "trusting",
     "connect_failure",
     "StopSignals",
 ]
@@ -137,6 +140,41 @@ def websocket_url(text: str) -> str:
     return url
 
 
+def add_message_options(group: argparse._ArgumentGroup, no_compression_help: str) -> None:
+    """Add the options of every command about messages: --max-size, --no-compression (with
+    the command's own help, as a client offers compression and a server accepts it) and
+    --compression-threshold; `message_options` reads them."""
+    group.add_argument(
+        "--max-size",
+        metavar="BYTES",
+        type=byte_size,
+        default=DEFAULT_OPTIONS.max_size,
+        help="largest message accepted, e.g. 64K, 16M, none (default: 1M); "
+        "a larger one closes the connection with 1009",
+    )
+    group.add_argument(
+        "--no-compression", dest="compression", action="store_false", help=no_compression_help
+    )
+    group.add_argument(
+        "--compression-threshold",
+        metavar="BYTES",
+        type=byte_count,
+        default=DEFAULT_OPTIONS.compression_threshold,
+        help="with permessage-deflate, send messages shorter than this uncompressed "
+        "(default: 1K; 0 compresses every message)",
+    )
+
+
+def message_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The `Options` fields, also keyword arguments of `fullduplex.connect`, that
+    `add_message_options` asked for."""
+    return dict(
+        max_size=args.max_size,
+        compression="deflate" if args.compression else None,
+        compression_threshold=args.compression_threshold,
+    )
+
+
 def add_client_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """Add the options of every command that opens connections (handshake, TLS, limits);
     return their group, for a command to add its own."""
@@ -160,28 +198,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
         help="offer a subprotocol, by preference (repeatable)",
     )
     group.add_argument("--origin", metavar="ORIGIN", help="send this Origin header")
-    group.add_argument(
-        "--no-compression",
-        dest="compression",
-        action="store_false",
-        help="do not offer permessage-deflate (offered by default)",
-    )
-    group.add_argument(
-        "--compression-threshold",
-        metavar="BYTES",
-        type=byte_count,
-        default=DEFAULT_OPTIONS.compression_threshold,
-        help="with permessage-deflate, send messages shorter than this uncompressed "
-        "(default: 1K; 0 compresses every message)",
-    )
-    group.add_argument(
-        "--max-size",
-        metavar="BYTES",
-        type=byte_size,
-        default=DEFAULT_OPTIONS.max_size,
-        help="largest message accepted, e.g. 64K, 16M, none (default: 1M); "
-        "a larger one closes the connection with 1009",
-    )
+    add_message_options(group, "do not offer permessage-deflate (offered by default)")
     group.add_argument(
         "--cacert",
         metavar="FILE",
@@ -206,12 +223,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.cacert is not None or args.insecure:
         if not uri.secure:
             raise CommandError(ExitStatus.USAGE, "--cacert and --insecure need a wss:// URL")
-        try:
-            tls = ssl.create_default_context(cafile=args.cacert)
-        except (OSError, ssl.SSLError) as exc:
-            raise CommandError(
-                ExitStatus.USAGE, f"cannot load --cacert {args.cacert}: {exc}"
-            ) from None
+        tls = trusting("--cacert", args.cacert)
         if args.insecure:
             tls.check_hostname = False
             tls.verify_mode = ssl.CERT_NONE
@@ -219,11 +231,22 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         extra_headers=args.headers,
         subprotocols=args.subprotocols,
         origin=args.origin,
-        compression="deflate" if args.compression else None,
-        compression_threshold=args.compression_threshold,
-        max_size=args.max_size,
         ssl=tls,
+        **message_options(args),
     )
+
+
+def trusting(option: str, cafile: str | None) -> ssl.SSLContext:
+    """A TLS client context that trusts the certificate authorities of ``cafile`` (the
+    system's when None), which the command-line ``option`` named.
+
+    Raises:
+        CommandError: ``cafile`` cannot be read or holds no certificate.
+    """
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandError(ExitStatus.USAGE, f"cannot load {option} {cafile}: {exc}") from None
 
 
 def connect_failure(error: BaseException, url: str, open_timeout: float | None) -> CommandError:

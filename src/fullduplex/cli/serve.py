@@ -23,10 +23,16 @@ from urllib.parse import unquote, urlsplit
 
 from ..exceptions import ConnectionClosed
 from ..io.asyncio import Handler, Message, RequestHook, Server, ServerConnection, serve
-from ..io.options import DEFAULT_OPTIONS, Options
+from ..io.options import Options
 from ..protocol import Request, Response
 from ..protocol.frames import CloseCode
-from .options import CommandError, ExitStatus, StopSignals, byte_count, byte_size
+from .options import (
+    CommandError,
+    ExitStatus,
+    StopSignals,
+    add_message_options,
+    message_options,
+)
 
 __all__ = ["add_parser", "run", "static_files", "load_app"]
 
@@ -129,28 +135,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="append",
         help="support this subprotocol, by preference (repeatable)",
     )
-    policy.add_argument(
-        "--max-size",
-        metavar="BYTES",
-        type=byte_size,
-        default=DEFAULT_OPTIONS.max_size,
-        help="largest message accepted, e.g. 64K, 16M, none (default: 1M); "
-        "a larger one closes the connection with 1009",
-    )
-    policy.add_argument(
-        "--no-compression",
-        dest="compression",
-        action="store_false",
-        help="refuse permessage-deflate (accepted by default)",
-    )
-    policy.add_argument(
-        "--compression-threshold",
-        metavar="BYTES",
-        type=byte_count,
-        default=DEFAULT_OPTIONS.compression_threshold,
-        help="with permessage-deflate, send messages shorter than this uncompressed "
-        "(default: 1K; 0 compresses every message)",
-    )
+    add_message_options(policy, "refuse permessage-deflate (accepted by default)")
     parser.set_defaults(run=run, mode="echo")
 
 
@@ -177,12 +162,7 @@ async def run(args: argparse.Namespace) -> int:
             origins=origins,
             subprotocols=args.subprotocols,
             process_request=hook,
-            options=Options(
-                close_timeout=CLOSE_TIMEOUT_S,
-                max_size=args.max_size,
-                compression="deflate" if args.compression else None,
-                compression_threshold=args.compression_threshold,
-            ),
+            options=Options(close_timeout=CLOSE_TIMEOUT_S, **message_options(args)),
         )
     except OSError as exc:
         detail = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()

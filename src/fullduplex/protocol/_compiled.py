@@ -1,6 +1,7 @@
 """The one place that picks the compiled extension (`fullduplex.protocol._speedups`) or pure
 Python for the hot paths of the frame layer: masking (RFC 6455 §5.3), whole plain messages
-received (as events, or handed to a callback), and whole messages framed for sending.
+received (as events, or handed to a callback), and whole messages framed for sending; and of
+the HTTP server: request heads.
 
 The pure-Python code is complete on its own: it runs when the extension is not built, and when
 ``FULLDUPLEX_NO_SPEEDUPS=1`` asks for it at run time (the test suite's pure-Python pass).
@@ -21,6 +22,7 @@ __all__ = [
     "frame_message",
     "MessageDeliverer",
     "PlainReads",
+    "parse_request_head",
 ]
 
 
@@ -105,6 +107,16 @@ PlainReads: Callable[[Any], Any] | None
 Python class defines its contract), or None where pure Python runs. It lives in the extension
 because the package has one; it calls only the connection's own methods and attributes."""
 
+parse_request_head: (
+    Callable[
+        [bytes | bytearray | memoryview, int, int],
+        tuple[str, str, str, list[str], int, int] | None,
+    ]
+    | None
+)
+"""The compiled fast path of `http_server._parse_head_python` for plainly valid request heads
+(None for anything else), or None where pure Python runs."""
+
 if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
     apply_mask = _apply_mask_python
     unmask_payload = _unmask_payload_python
@@ -113,6 +125,7 @@ if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
     frame_message = None
     MessageDeliverer = None
     PlainReads = None
+    parse_request_head = None
 else:
     try:
         from ._speedups import (
@@ -122,6 +135,7 @@ else:
             deliver_messages,
             frame_message,
             parse_messages,
+            parse_request_head,
             unmask_payload,
         )
     except ImportError:  # not built, or built from an older _speedups.c
@@ -132,3 +146,4 @@ else:
         frame_message = None
         MessageDeliverer = None
         PlainReads = None
+        parse_request_head = None

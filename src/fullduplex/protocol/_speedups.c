@@ -1,6 +1,6 @@
 /* fullduplex.protocol._speedups: the compiled receive path of fullduplex.protocol.
  *
- * Five functions, each with a pure-Python twin that defines its contract:
+ * Six functions, each with a pure-Python twin that defines its contract:
  *
  *     apply_mask(data, mask) -> bytes                          _apply_mask_python (_compiled.py)
  *     unmask_payload(buffer, key_offset, start, end) -> bytes  _unmask_payload_python (_compiled.py)
@@ -12,6 +12,8 @@
  *                                                              (frames.py)
  *     frame_message(message) -> bytes                          _serialize_message_python
  *                                                              (frames.py)
+ *     parse_request_head(buffer, end, max_headers) -> tuple    _parse_head_python
+ *                                                              (http_server.py)
  *
  * apply_mask returns `data` XORed with the repeating 4-byte `mask` (RFC 6455 §5.3). `data` is
  * any bytes-like object (bytes, bytearray, memoryview, also non-contiguous); `mask` is a
@@ -30,11 +32,13 @@
  * unmasked frame (a server's) in one bytes object, a str written as its UTF-8 without an
  * intermediate bytes object.
  *
- * One type as well, PlainReads, the compiled twin of io/asyncio's _PlainReads (plumbing.py,
- * which defines its contract): a transport's protocol whose data_received runs the callback
- * API's read (the connection's deliverer, then one write of the replies) with no Python call
- * of its own. It knows no event loop and no socket, only the connection's attributes and
- * methods; it is here because this is the package's one compiled module.
+ * Two types as well. MessageDeliverer is deliver_messages with its first five arguments bound
+ * and checked once (the twin of functools.partial(deliver_messages, ...), see
+ * frames.bind_deliverer). PlainReads is the compiled twin of io/asyncio's _PlainReads
+ * (plumbing.py, which defines its contract): a transport's protocol whose data_received runs
+ * the callback API's read (the connection's deliverer, then one write of the replies) with no
+ * Python call of its own. It knows no event loop and no socket, only the connection's
+ * attributes and methods; it is here because this is the package's one compiled module.
  *
  * The masking loop XORs 8 bytes at a time with a 64-bit word holding the mask twice. Words are
  * moved with memcpy, which compilers turn into plain (unaligned) loads and stores, so any
@@ -1265,6 +1269,248 @@ speedups_exec(PyObject *module)
     return PyModule_AddObjectRef(module, "PlainReads", (PyObject *)&PlainReadsType);
 }
 
+/* --- HTTP/1.1 request heads (protocol/http_server.py) ------------------------------------
+ *
+ * parse_request_head(buffer, end, max_headers) parses the request head buffer[:end] (without
+ * the empty line that ends it) when it is plainly valid, and returns what
+ * `http_server._parse_head_python` returns for it: (method, target, http_version, items,
+ * host_count, framing). Anything else (a malformed line, another HTTP version, more than
+ * max_headers fields) returns None, and the Python parser parses the head again to refuse it
+ * with the right status and message: this code never has to say what is wrong, only never
+ * accept what the Python parser refuses.
+ */
+
+/* RFC 9110 §5.6.2: tchar. */
+static const unsigned char TOKEN_CHARS[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+/* The framing fields' bits, as http_server.py's _FRAMING_* constants. */
+#define FRAMING_TRANSFER_ENCODING 1
+#define FRAMING_CONTENT_LENGTH 2
+#define FRAMING_CONNECTION 4
+#define FRAMING_EXPECT 8
+
+static int
+field_value_char(unsigned char c)
+{
+    /* RFC 9110 §5.5: field-vchar / SP / HTAB, obs-text included; no CTL, no DEL. */
+    return (c >= 0x20 && c != 0x7f) || c == '\t';
+}
+
+static int
+name_is(const unsigned char *name, Py_ssize_t length, const char *lowered)
+{
+    Py_ssize_t i;
+    if ((size_t)length != strlen(lowered)) {
+        return 0;
+    }
+    for (i = 0; i < length; i++) {
+        unsigned char c = name[i];
+        if (c >= 'A' && c <= 'Z') {
+            c += 'a' - 'A';
+        }
+        if (c != (unsigned char)lowered[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+framing_bit(const unsigned char *name, Py_ssize_t length)
+{
+    switch (length) {
+    case 6:
+        return name_is(name, length, "expect") ? FRAMING_EXPECT : 0;
+    case 10:
+        return name_is(name, length, "connection") ? FRAMING_CONNECTION : 0;
+    case 14:
+        return name_is(name, length, "content-length") ? FRAMING_CONTENT_LENGTH : 0;
+    case 17:
+        return name_is(name, length, "transfer-encoding") ? FRAMING_TRANSFER_ENCODING : 0;
+    default:
+        return 0;
+    }
+}
+
+/* Append a latin-1 str of [start, stop) to items; -1 on a Python error. */
+static int
+append_text(PyObject *items, const unsigned char *start, const unsigned char *stop)
+{
+    PyObject *text = PyUnicode_DecodeLatin1((const char *)start, stop - start, NULL);
+    int appended;
+    if (text == NULL) {
+        return -1;
+    }
+    appended = PyList_Append(items, text);
+    Py_DECREF(text);
+    return appended;
+}
+
+/* Parse the field lines in [p, stop) into items (name, value, name, value...); return 1 when
+   they are plainly valid, 0 when not, -1 on a Python error. */
+static int
+parse_fields(const unsigned char *p, const unsigned char *stop, Py_ssize_t max_headers,
+             PyObject *items, long *host_count, long *framing)
+{
+    Py_ssize_t count = 0;
+    while (p < stop) {
+        const unsigned char *name = p, *colon, *value, *value_end;
+        while (p < stop && TOKEN_CHARS[*p]) {
+            p++;
+        }
+        if (p == name || p == stop || *p != ':') {
+            return 0;
+        }
+        colon = p;
+        value = ++p;
+        while (p < stop && field_value_char(*p)) {
+            p++;
+        }
+        value_end = p;
+        if (p < stop) {
+            /* Only a CRLF ends a line, and another field follows it: the head's last CRLF is
+               not in buffer[:end]. */
+            if (stop - p < 3 || p[0] != '\r' || p[1] != '\n') {
+                return 0;
+            }
+            p += 2;
+        }
+        if (++count > max_headers) {
+            return 0;
+        }
+        while (value < value_end && (*value == ' ' || *value == '\t')) {
+            value++;
+        }
+        while (value_end > value && (value_end[-1] == ' ' || value_end[-1] == '\t')) {
+            value_end--;
+        }
+        if (name_is(name, colon - name, "host")) {
+            (*host_count)++;
+        }
+        else {
+            *framing |= framing_bit(name, colon - name);
+        }
+        if (append_text(items, name, colon) < 0 || append_text(items, value, value_end) < 0) {
+            return -1;
+        }
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(parse_request_head_doc,
+"parse_request_head(buffer, end, max_headers, /)\n--\n\n"
+"Return (method, target, http_version, items, host_count, framing) for the plainly valid\n"
+"request head buffer[:end], else None (see http_server._parse_head_python).");
+
+static PyObject *
+parse_request_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t end, max_headers;
+    const unsigned char *start, *p, *stop, *method_end, *target, *target_end, *line_end;
+    const char *version;
+    PyObject *items = NULL, *result = NULL;
+    long host_count = 0, framing = 0;
+    int fields;
+
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "parse_request_head expects 3 arguments");
+        return NULL;
+    }
+    end = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    if (end == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    max_headers = PyNumber_AsSsize_t(args[2], PyExc_OverflowError);
+    if (max_headers == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (end < 0 || end > view.len) {
+        PyErr_SetString(PyExc_ValueError, "end lies outside the buffer");
+        goto done;
+    }
+    start = p = (const unsigned char *)view.buf;
+    stop = start + end;
+
+    /* request-line = method SP request-target SP HTTP-version (RFC 9112 §3) */
+    while (p < stop && TOKEN_CHARS[*p]) {
+        p++;
+    }
+    if (p == start || p == stop || *p != ' ') {
+        goto invalid;
+    }
+    method_end = p;
+    target = ++p;
+    while (p < stop && *p >= 0x21 && *p <= 0x7e) {
+        p++;
+    }
+    if (p == target || p == stop || *p != ' ') {
+        goto invalid;
+    }
+    target_end = p++;
+    line_end = p;
+    while (line_end < stop && *line_end != '\r') {
+        line_end++;
+    }
+    if (line_end - p != 8 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '1' && p[7] != '0')) {
+        goto invalid;
+    }
+    version = p[7] == '1' ? "1.1" : "1.0";
+    if (line_end < stop && (stop - line_end < 3 || line_end[1] != '\n')) {
+        goto invalid;
+    }
+
+    items = PyList_New(0);
+    if (items == NULL) {
+        goto done;
+    }
+    fields = line_end < stop
+        ? parse_fields(line_end + 2, stop, max_headers, items, &host_count, &framing)
+        : 1;
+    if (fields < 0) {
+        goto done;
+    }
+    if (fields == 0) {
+        goto invalid;
+    }
+    {
+        PyObject *method = PyUnicode_DecodeLatin1((const char *)start, method_end - start, NULL);
+        PyObject *path = method == NULL ? NULL
+            : PyUnicode_DecodeLatin1((const char *)target, target_end - target, NULL);
+        if (path != NULL) {
+            result = Py_BuildValue("(O O s O l l)", method, path, version, items, host_count,
+                                   framing);
+        }
+        Py_XDECREF(method);
+        Py_XDECREF(path);
+    }
+    goto done;
+
+invalid:
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(items);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL | METH_KEYWORDS,
      apply_mask_doc},
@@ -1275,6 +1521,8 @@ static PyMethodDef speedups_methods[] = {
     {"deliver_messages", (PyCFunction)(void (*)(void))deliver_messages, METH_FASTCALL,
      deliver_messages_doc},
     {"frame_message", (PyCFunction)frame_message, METH_O, frame_message_doc},
+    {"parse_request_head", (PyCFunction)(void (*)(void))parse_request_head, METH_FASTCALL,
+     parse_request_head_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -26,6 +26,9 @@ def deliver_messages(
     /,
 ) -> int | tuple[int, Exception]: ...
 def frame_message(message: str | bytes, /) -> bytes: ...
+def parse_request_head(
+    buffer: bytes | bytearray | memoryview, end: int, max_headers: int, /
+) -> tuple[str, str, str, list[str], int, int] | None: ...
 
 class MessageDeliverer:
     def __init__(

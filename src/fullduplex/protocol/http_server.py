@@ -38,10 +38,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from http import HTTPStatus
 
 from ..exceptions import InvalidRequest, InvalidState
+from ._compiled import parse_request_head
+from .events import _EventTuple
 from .http11 import (
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_HEADERS,
@@ -72,16 +73,27 @@ _CHUNKED = "chunked"
 # A chunk size wider than 16 hex digits exceeds any body this side could accept.
 _MAX_CHUNK_SIZE_DIGITS = 16
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
-# Request fields read to frame the body and decide on keep-alive.
-_FRAMING_FIELDS = tuple(
-    (name, f"\n{name}:") for name in ("transfer-encoding", "content-length", "connection", "expect")
+# The fields that frame a request's body and decide on keep-alive, as bits (the compiled
+# parser uses the same values).
+_FRAMING_TRANSFER_ENCODING = 1
+_FRAMING_CONTENT_LENGTH = 2
+_FRAMING_CONNECTION = 4
+_FRAMING_EXPECT = 8
+_FRAMING_MARKERS = (
+    (_FRAMING_TRANSFER_ENCODING, "\ntransfer-encoding:"),
+    (_FRAMING_CONTENT_LENGTH, "\ncontent-length:"),
+    (_FRAMING_CONNECTION, "\nconnection:"),
+    (_FRAMING_EXPECT, "\nexpect:"),
 )
 # RFC 9110 §15: these statuses never carry content.
 _NO_CONTENT_STATUSES = frozenset({204, 304})
 
 
-@dataclass(frozen=True, slots=True)
-class HTTPRequestReceived:
+# Events are tuples with named fields, as the WebSocket events (`events._EventTuple`): one
+# is made per request, and a tuple costs less to make than a frozen dataclass.
+
+
+class HTTPRequestReceived(_EventTuple):
     """A request head arrived.
 
     Attributes:
@@ -91,32 +103,48 @@ class HTTPRequestReceived:
         expects_continue: the client sent ``Expect: 100-continue`` and waits before the body.
     """
 
+    __slots__ = ()
     request: Request
     http_version: str
     body_length: int | None
     expects_continue: bool
 
+    def __new__(
+        cls, request: Request, http_version: str, body_length: int | None, expects_continue: bool
+    ) -> HTTPRequestReceived:
+        return tuple.__new__(cls, (request, http_version, body_length, expects_continue))
 
-@dataclass(frozen=True, slots=True)
-class BodyReceived:
+
+class BodyReceived(_EventTuple):
     """Part of the request body (chunk framing removed)."""
 
+    __slots__ = ()
     data: bytes
 
+    def __new__(cls, data: bytes) -> BodyReceived:
+        return tuple.__new__(cls, (data,))
 
-@dataclass(frozen=True, slots=True)
-class BodyEnded:
+
+class BodyEnded(_EventTuple):
     """The request body is complete (also sent for a request without a body)."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class RequestFailed:
+    def __new__(cls) -> BodyEnded:
+        return tuple.__new__(cls, ())
+
+
+class RequestFailed(_EventTuple):
     """The request could not be parsed; answer with `HTTPServerProtocol.refuse`, then close.
 
     ``error.http_status`` is the status to answer with.
     """
 
+    __slots__ = ()
     error: InvalidRequest
+
+    def __new__(cls, error: InvalidRequest) -> RequestFailed:
+        return tuple.__new__(cls, (error,))
 
 
 HTTPEvent = HTTPRequestReceived | BodyReceived | BodyEnded | RequestFailed
@@ -166,14 +194,67 @@ def _body_framing(
         return None
     if not length_fields:
         return 0
-    # RFC 9110 §8.6: a list of identical values may be taken as that value.
-    values = {item.strip() for field in length_fields for item in field.split(",")}
-    if len(values) != 1:
-        raise InvalidRequest("conflicting Content-Length values")
-    (value,) = values
+    if len(length_fields) == 1 and "," not in length_fields[0]:
+        value = length_fields[0]  # the usual case; the parser stripped the value
+    else:
+        # RFC 9110 §8.6: a list of identical values may be taken as that value.
+        values = {item.strip() for field in length_fields for item in field.split(",")}
+        if len(values) != 1:
+            raise InvalidRequest("conflicting Content-Length values")
+        (value,) = values
     if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise InvalidRequest(f"invalid Content-Length: {value[:20]!r}")
     return int(value)
+
+
+def _parse_head_python(
+    buffer: bytearray, end: int, max_headers: int
+) -> tuple[str, str, str, list[str], int, int]:
+    """Parse the request head ``buffer[:end]`` (without its final empty line).
+
+    Returns:
+        The method, the target, the HTTP version (``"1.1"`` or ``"1.0"``), the fields as a flat
+        list (name, value, name, value...; values without surrounding whitespace), how many
+        ``Host`` fields there are, and which framing fields are there (``_FRAMING_*`` bits).
+
+    Raises:
+        InvalidRequest: the head is malformed (400), has another HTTP version (505), or too
+            many fields (431).
+    """
+    # The head is decoded once and checked with one regular expression per line kind: fewer
+    # Python operations per field than checking each line on its own.
+    head = buffer[:end].decode("latin-1")
+    request_line, _, fields = head.partition("\r\n")
+    match = _REQUEST_LINE.fullmatch(request_line)
+    if match is None:
+        raise InvalidRequest(f"invalid request line: {request_line[:80].encode('latin-1')!r}")
+    method, target, version = match.groups()
+    if version == "HTTP/1.1":
+        http_version = "1.1"
+    elif version == "HTTP/1.0":
+        http_version = "1.0"
+    else:
+        raise InvalidRequest(
+            f"unsupported HTTP version {version[:16].encode('latin-1')!r}",
+            HTTPStatus.HTTP_VERSION_NOT_SUPPORTED,
+        )
+    items: list[str] = []
+    if fields:
+        lines = fields.split("\r\n")
+        if len(lines) > max_headers or not _FIELD_LINES.fullmatch(fields):
+            # Refused: the line-by-line parser tells what is wrong.
+            _parse_fields([line.encode("latin-1") for line in lines], max_headers, InvalidRequest)
+        for line in lines:
+            name, _, value = line.partition(":")
+            items += (name, value.strip(" \t"))
+    # Each field line follows a CRLF, and no value holds an LF (checked above): "\nname:" in
+    # the lowered head finds the field "name".
+    lowered = head.lower()
+    framing = 0
+    for bit, marker in _FRAMING_MARKERS:
+        if marker in lowered:
+            framing |= bit
+    return method, target, http_version, items, lowered.count("\nhost:"), framing
 
 
 def _tokens(values: list[str]) -> list[str]:
@@ -304,45 +385,37 @@ class HTTPServerProtocol:
             buffer, self.max_header_bytes, InvalidRequest
         ) is None:
             return None
-        # The head is decoded once and checked with one regular expression per line kind:
-        # fewer Python operations per field than checking each line on its own.
-        head = buffer[:end].decode("latin-1")
-        request_line, _, fields = head.partition("\r\n")
-        match = _REQUEST_LINE.fullmatch(request_line)
-        if match is None:
-            raise InvalidRequest(f"invalid request line: {request_line[:80].encode('latin-1')!r}")
-        method, target, version = match.groups()
-        if version == "HTTP/1.1":
-            http_version = "1.1"
-        elif version == "HTTP/1.0":
-            http_version = "1.0"
-        else:
-            raise InvalidRequest(
-                f"unsupported HTTP version {version[:16].encode('latin-1')!r}",
-                HTTPStatus.HTTP_VERSION_NOT_SUPPORTED,
-            )
-        headers = self._parse_fields(fields)
+        # A plainly valid head is parsed in C; the Python parser takes anything else, and
+        # refuses what is wrong with it.
+        parsed = (
+            None
+            if parse_request_head is None
+            else parse_request_head(buffer, end, self.max_headers)
+        )
+        if parsed is None:
+            parsed = _parse_head_python(buffer, end, self.max_headers)
+        method, target, http_version, items, hosts, framing = parsed
         del buffer[: end + 4]
-        # The fields that frame the message. Each field line follows a CRLF, and no value
-        # holds an LF (checked above): "\nname:" in the lowered head finds field "name".
-        lowered = head.lower()
-        hosts = lowered.count("\nhost:")
-        framing: dict[str, list[str]] = {
-            name: headers.get_all(name) if marker in lowered else []
-            for name, marker in _FRAMING_FIELDS
-        }
+        headers = Headers.__new__(Headers)
+        headers._items = items
         # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host.
         if http_version == "1.1" and hosts != 1:
             raise InvalidRequest("an HTTP/1.1 request needs exactly one Host header")
         body_length = _body_framing(
-            framing["transfer-encoding"], framing["content-length"], http_version
+            headers.get_all("transfer-encoding") if framing & _FRAMING_TRANSFER_ENCODING else [],
+            headers.get_all("content-length") if framing & _FRAMING_CONTENT_LENGTH else [],
+            http_version,
         )
-        connection = _tokens(framing["connection"])
+        connection = _tokens(headers.get_all("connection")) if framing & _FRAMING_CONNECTION else []
         if http_version == "1.1":
             self._keep_alive = "close" not in connection
         else:  # RFC 9112 §9.3: HTTP/1.0 persists only when asked to
             self._keep_alive = "keep-alive" in connection
-        expects_continue = http_version == "1.1" and "100-continue" in _tokens(framing["expect"])
+        expects_continue = (
+            http_version == "1.1"
+            and framing & _FRAMING_EXPECT != 0
+            and "100-continue" in _tokens(headers.get_all("expect"))
+        )
         self._http_version = http_version
         self._head_method = method
         self._body_remaining = body_length or 0
@@ -356,24 +429,6 @@ class HTTPServerProtocol:
             request, http_version, body_length, expects_continue and body_length != 0
         )
         return self._request
-
-    def _parse_fields(self, fields: str) -> Headers:
-        """The header fields of a request head (its lines after the request line)."""
-        if not fields:
-            return Headers()
-        lines = fields.split("\r\n")
-        if len(lines) > self.max_headers or not _FIELD_LINES.fullmatch(fields):
-            # Refused: the line-by-line parser tells what is wrong.
-            _parse_fields(
-                [line.encode("latin-1") for line in lines], self.max_headers, InvalidRequest
-            )
-        items: list[str] = []
-        for line in lines:
-            name, _, value = line.partition(":")
-            items += (name, value.strip(" \t"))
-        headers = Headers.__new__(Headers)
-        headers._items = items
-        return headers
 
     def _next_body_event(self) -> HTTPEvent | None:
         if not self._body_chunked:
@@ -434,6 +489,25 @@ class HTTPServerProtocol:
                 del buffer[: end + 4]
                 self._finish_body()
                 return BodyEnded()
+
+    def take_body(self) -> bytes | None:
+        """Return the whole body at once and end it, if it has all arrived and none of it was
+        taken yet (a ``Content-Length`` body, or none); else None: pull events instead."""
+        request = self._request
+        remaining = self._body_remaining
+        if (
+            request is None
+            or self._body_done
+            or self._failed
+            or remaining != request.body_length
+            or len(self._buffer) < remaining
+        ):
+            return None
+        buffer = self._buffer
+        body = bytes(buffer[:remaining])
+        del buffer[:remaining]
+        self._finish_body()
+        return body
 
     def _next_length_event(self) -> HTTPEvent | None:
         buffer = self._buffer

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..exceptions import ConnectionClosed, ConnectionClosedOK
 from ..io.asyncio.exchange import HTTPExchange
+from ..io.asyncio.native_exchange import NativeExchange
 from ..io.options import OptionOverrides
 from ..protocol.http11 import Request, Response
 
@@ -138,13 +139,15 @@ class Endpoint(abc.ABC):
     async def handle_http(self, exchange: HTTPExchange, path: str) -> None:
         """Answer one plain HTTP request."""
 
-    def handles_http_eagerly(self, path: str) -> bool:
-        """Whether `handle_http` for ``path`` may run outside any task.
+    def handle_http_nowait(self, exchange: NativeExchange, path: str) -> bool:
+        """Answer one plain HTTP request synchronously, if that needs no waiting; return
+        whether it was taken.
 
-        fullduplex's server then runs it from loop callbacks, resuming it when each future
-        it awaits is done: cheaper than a task per request. Return True only if it never
-        needs ``asyncio.current_task()`` (``asyncio.timeout`` needs it). The default, False,
-        runs every request in a task.
+        fullduplex's own server asks this first, with no coroutine and no task: the cheap
+        way for requests that are answered at once (`NativeExchange.body_nowait`,
+        `NativeExchange.respond_nowait`) or held and answered later from a callback. Return
+        False having done nothing to have `handle_http` answer it in a task; the default
+        does so for every request. Under ASGI only `handle_http` runs.
         """
         return False
 

@@ -34,6 +34,7 @@ from os import PathLike
 from typing import TYPE_CHECKING, overload
 
 from ..io.asyncio.exchange import HTTPExchange
+from ..io.asyncio.native_exchange import NativeExchange
 from ..io.options import DEFAULT_OPTIONS, OptionOverrides
 from ..protocol.http11 import Request, Response
 from .base import Endpoint, Session
@@ -250,16 +251,13 @@ class Router(Endpoint):
         else:
             await _answer(exchange, 404, "Not Found")
 
-    def handles_http_eagerly(self, path: str) -> bool:
-        """Whether the endpoint mounted at ``path`` does (HTTP routes run in a task)."""
+    def handle_http_nowait(self, exchange: NativeExchange, path: str) -> bool:
+        """Let the endpoint mounted at ``path`` answer at once if it can; everything else
+        (HTTP routes, static files, 404...) is answered by `handle_http`."""
         if path in self._http_routes:
             return False
         mounted = self._find_mount(path)
-        return mounted is not None and mounted[0].handles_http_eagerly(mounted[1])
-
-    def serves_http_eagerly(self, request: Request) -> bool:
-        """`handles_http_eagerly` for the request's whole path (see `HTTPApplication`)."""
-        return self.handles_http_eagerly(request_path(request.path))
+        return mounted is not None and mounted[0].handle_http_nowait(exchange, mounted[1])
 
     def refuse_websocket(self, request: Request, path: str) -> Response | None:
         """Accept an upgrade for a WebSocket route, ask the mounted endpoint, or refuse 404."""
@@ -311,6 +309,10 @@ class Router(Endpoint):
     def serve_http(self, exchange: HTTPExchange) -> Awaitable[None]:
         """`handle_http` for the request's whole path."""
         return self.handle_http(exchange, request_path(exchange.request.path))
+
+    def serve_http_nowait(self, exchange: NativeExchange) -> bool:
+        """`handle_http_nowait` for the request's whole path (see `HTTPApplication`)."""
+        return self.handle_http_nowait(exchange, request_path(exchange.request.path))
 
     # --- internals -----------------------------------------------------------------------
 

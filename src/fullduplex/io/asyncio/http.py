@@ -15,7 +15,6 @@ Without an application, `serve` never creates an `HTTPConnection`: nothing here 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Coroutine
 from http import HTTPStatus
@@ -29,7 +28,6 @@ from ...protocol.http_server import (
     RequestFailed,
     is_websocket_upgrade,
 )
-from .eager import rest_of
 from .exchange import HTTPExchange
 from .native_exchange import NativeExchange
 from .plumbing import _read_buffer
@@ -61,11 +59,11 @@ class HTTPApplication(Protocol):
     `serve` uses to tell an application from a handler); without it, every connection runs
     with the server's options.
 
-    Likewise optional: ``serves_http_eagerly(request) -> bool``, True when `serve_http` for
-    this request may run outside any task: the server then runs it from loop callbacks,
-    resuming it when each future it awaits is done, which costs less than a task per
-    request. Such code must not need ``asyncio.current_task()`` (``asyncio.timeout`` does).
-    Without it, every request runs in a task.
+    Likewise optional: ``serve_http_nowait(exchange: NativeExchange) -> bool``, which answers
+    a request synchronously when it can (`NativeExchange.body_nowait`, `respond_nowait`, now
+    or later from a callback) and returns True, or returns False having done nothing, and the
+    server runs `serve_http` in a task as for any request. It costs no coroutine and no task:
+    Engine.IO's polls and POSTs take this way. Without it, every request runs in a task.
     """
 
     def refuse_upgrade(self, request: Request) -> Response | None:
@@ -166,6 +164,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
         # away; a response already being written still goes out on the half-open stream,
         # except over TLS, which has no half-open state (asyncio closes it and warns).
         exchange._mark_disconnected()
+        if exchange._is_held:
+            return False  # nothing will be answered: asyncio closes the transport
         assert self.transport is not None
         return self.transport.get_extra_info("sslcontext") is None
 
@@ -190,12 +190,15 @@ class HTTPConnection(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._writing_paused = False
         self._wake_writer()
+        if self._exchange is None:
+            self._advance()  # a response answered without waiting was taken by the client
 
     # --- requests ------------------------------------------------------------------------
 
     def _advance(self) -> None:
-        """Start answering the next request, if one has arrived and none is being answered."""
-        if self._exchange is not None:
+        """Start answering the next request, if one has arrived, none is being answered and
+        the client reads what it was sent."""
+        if self._exchange is not None or self._writing_paused:
             self._limit_reading()
             return
         if self._is_closed:
@@ -214,48 +217,48 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 self._start_exchange(event)
 
     def _start_exchange(self, event: HTTPRequestReceived) -> None:
-        """Run the application on a request: without a task (`_drive`) when it allows that
-        (``serves_http_eagerly``), else in a task.
+        """Answer a request: synchronously when the application can (``serve_http_nowait``),
+        else in a task.
 
         Either way it starts from the loop, not inside this read, and the next request is
         parsed once it has been answered: pipelined requests never nest.
         """
         exchange = self._exchange = NativeExchange(self, event)
-        server = self.server
-        app = server.app
+        app = self.server.app
         assert app is not None
-        serving = self._serve(app, exchange)
-        serves_eagerly = getattr(app, "serves_http_eagerly", None)
-        if serves_eagerly is None or not serves_eagerly(event.request):
-            self._run_in_task(self._serve_rest(serving))
+        if hasattr(app, "serve_http_nowait"):
+            # From the loop rather than inside this read: the requests read in one turn of the
+            # loop are answered one after the other in the next (measured: answering inside
+            # each read costs the benchmark's long-polling a quarter more CPU per event).
+            self._loop.call_soon(self._serve_nowait, app, exchange)
+        else:
+            self._run_in_task(self._serve_rest(self._serve(app, exchange)))
+
+    def _serve_nowait(self, app: Any, exchange: NativeExchange) -> None:
+        """Let the application answer a request synchronously; in a task if it declines."""
+        if self._is_closed:
             return
-        # From the loop rather than inside this read: the requests read in one turn of the
-        # loop are answered one after the other in the next, as tasks would be (measured
-        # cheaper for the benchmark's long-polling than answering inside each read).
-        self._loop.call_soon(self._drive, serving, None)
-
-    def _drive(self, serving: Coroutine[Any, Any, bool], _: object) -> None:
-        """Run a request's coroutine until it waits, and again each time what it waits for
-        is done: a task's job, without a task (``serves_http_eagerly``).
-
-        Only futures of this loop are waited for this way; anything else (a bare yield) is
-        handed to a task, which knows what to do with it.
-        """
         try:
-            suspended_on = serving.send(None)
-        except StopIteration as done:
-            if done.value:
-                self._advance()
-            return
-        if getattr(suspended_on, "_asyncio_future_blocking", None) and (
-            suspended_on.get_loop() is self._loop
-        ):
-            # What a task does with a yielded future: wait for it, then send None (the
-            # future's __await__ takes its result or raises its exception).
-            suspended_on._asyncio_future_blocking = False
-            suspended_on.add_done_callback(functools.partial(self._drive, serving))
-            return
-        self._run_in_task(self._serve_rest(rest_of(serving, suspended_on)))
+            is_taken = app.serve_http_nowait(exchange)
+        except HTTPError as error:
+            logger.info("%s: %s", self._describe_peer(), error)
+            exchange._fail(int(error.http_status))
+            is_taken = True
+        except Exception:
+            logger.exception("HTTP handler failed")
+            exchange._fail(500)
+            is_taken = True
+        if not is_taken:
+            self._run_in_task(self._serve_rest(self._serve(app, exchange)))
+        elif exchange._state != "done":
+            exchange._is_held = True  # answered later, from a callback
+        elif self._exchange_done(exchange):
+            self._advance()
+
+    def _held_exchange_answered(self, exchange: NativeExchange) -> None:
+        """A request held by ``serve_http_nowait`` has been answered: go on to the next."""
+        if self._exchange is exchange and self._exchange_done(exchange):
+            self._advance()
 
     def _run_in_task(self, serving: Coroutine[Any, Any, None]) -> None:
         """Run (the rest of) a request in a task that the server cancels when it closes."""
@@ -282,7 +285,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         except HTTPError as error:
             # BodyTooLarge (413), a malformed body (400): the peer's fault, answered.
             logger.info("%s: %s", self._describe_peer(), error)
-            await exchange._fail(int(error.http_status))
+            exchange._fail(int(error.http_status))
         except asyncio.CancelledError:
             self._abort()
             if exchange._taken_writer is not None:
@@ -290,11 +293,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
             raise
         except Exception:
             logger.exception("HTTP handler failed")
-            await exchange._fail(500)
+            exchange._fail(500)
         else:
             if exchange._state == "new":
                 logger.error("HTTP handler returned without responding to %s", exchange.request)
-                await exchange._fail(500)
+                exchange._fail(500)
             elif exchange._state == "streaming":
                 await exchange.end()
         if exchange._taken_writer is not None:
@@ -496,6 +499,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self.parser.close_after_response()
             # A held request (a long-poll, a stream) ends as if the client had left.
             self._exchange._mark_disconnected()
+            if self._exchange._is_held:
+                # Nothing will answer it. Its body, if any, was read: only pipelined bytes
+                # would make the close linger.
+                self.parser.discard_body()
+                self._close()
         return lost
 
     def _arm_idle_timer(self, delay: float | None) -> None:

@@ -1,9 +1,10 @@
 """`NativeExchange`: fullduplex's own `HTTPExchange`, one request on an `HTTPConnection`.
 
 The exchange turns the endpoint's calls into the sans-I/O protocol's response bytes and the
-connection's writes; the connection tells it when the client went away. It adds one thing the
+connection's writes; the connection tells it when the client went away. It adds what the
 `HTTPExchange` interface cannot promise under every server: `NativeExchange.take_over`, the
-raw byte stream after a response head.
+raw byte stream after a response head, and the synchronous `body_nowait` and
+`respond_nowait` that `Endpoint.handle_http_nowait` answers with, without a coroutine.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class NativeExchange(HTTPExchange):
         "_gone",
         "_disconnect_callbacks",
         "_taken_writer",
+        "_is_held",
     )
 
     def __init__(self, connection: HTTPConnection, event: HTTPRequestReceived) -> None:
@@ -49,6 +51,9 @@ class NativeExchange(HTTPExchange):
         self._disconnect_callbacks: list[Callable[[], object]] | None = None
         # Kept so that the writer outlives the handler: the server closes it after.
         self._taken_writer: asyncio.StreamWriter | None = None
+        # True once `handle_http_nowait` returned without answering: the connection takes
+        # its next request when the answer comes.
+        self._is_held = False
 
     @property
     def request(self) -> Request:
@@ -82,13 +87,9 @@ class NativeExchange(HTTPExchange):
             HTTPDisconnect: the client went away.
             HTTPError: the chunked framing is malformed (the server answers 400).
         """
-        if self._body is not None:
-            if len(self._body) > max_bytes:
-                raise BodyTooLarge(f"request body exceeds {max_bytes} bytes")
-            return self._body
-        length = self._event.body_length
-        if length is not None and length > max_bytes:
-            raise BodyTooLarge(f"request body of {length} bytes exceeds {max_bytes}")
+        body = self.body_nowait(max_bytes)
+        if body is not None:
+            return body
         connection = self._connection
         parser = connection.parser
         connection._write(parser.continue_response())
@@ -114,6 +115,25 @@ class NativeExchange(HTTPExchange):
         body = self._body = b"".join(chunks)
         return body
 
+    def body_nowait(self, max_bytes: int) -> bytes | None:
+        """Return the whole request body if all of it has arrived, else None (`read_body`
+        waits for it). A later `read_body` returns the same body.
+
+        Raises:
+            BodyTooLarge: the body exceeds ``max_bytes``.
+        """
+        body = self._body
+        if body is None:
+            length = self._event.body_length
+            if length is not None and length > max_bytes:
+                raise BodyTooLarge(f"request body of {length} bytes exceeds {max_bytes}")
+            body = self._body = self._connection.parser.take_body()
+            if body is None:
+                return None
+        if len(body) > max_bytes:
+            raise BodyTooLarge(f"request body exceeds {max_bytes} bytes")
+        return body
+
     async def respond(
         self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b""
     ) -> None:
@@ -124,12 +144,24 @@ class NativeExchange(HTTPExchange):
         Raises:
             InvalidState: a response was already started.
         """
+        self.respond_nowait(status, headers, body)
+        await self._connection._drain()
+
+    def respond_nowait(
+        self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b""
+    ) -> None:
+        """`respond` without waiting while the client reads slowly: what
+        `Endpoint.handle_http_nowait` answers with, then or later. The connection reads no
+        further request until the client has taken most of it.
+
+        Raises:
+            InvalidState: a response was already started.
+        """
         self._check_state("new")
         connection = self._connection
         data = connection.parser.respond(status, headers, body)
-        self._state = "done"
         connection._write(data)
-        await connection._drain()
+        self._finish()
 
     async def start(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
         """Start a streamed response: chunked (HTTP/1.1) unless ``Content-Length`` is given.
@@ -168,9 +200,8 @@ class NativeExchange(HTTPExchange):
         """
         self._check_state("streaming")
         connection = self._connection
-        data = connection.parser.end_response()
-        self._state = "done"
-        connection._write(data)
+        connection._write(connection.parser.end_response())
+        self._finish()
 
     async def wait_disconnected(self) -> None:
         """Return once the client has gone away (connection closed, or its end of the stream).
@@ -243,11 +274,16 @@ class NativeExchange(HTTPExchange):
             for callback in callbacks:
                 loop.call_soon(callback)
 
-    async def _fail(self, status: int) -> None:
+    def _finish(self) -> None:
+        self._state = "done"
+        if self._is_held:
+            self._connection._held_exchange_answered(self)
+
+    def _fail(self, status: int) -> None:
         """Answer for a handler that failed: the status, or drop a response it had started."""
         if self._state == "new":
             body = f"{status} {_phrase(status)}\n".encode()
-            await self.respond(status, [("Content-Type", "text/plain; charset=utf-8")], body)
+            self.respond_nowait(status, [("Content-Type", "text/plain; charset=utf-8")], body)
         elif self._state == "streaming":
             # The body is cut short; the client must not take it for complete.
             self._state = "done"

@@ -49,11 +49,20 @@ from types import MappingProxyType
 from urllib.parse import unquote
 
 from ...exceptions import ConnectionClosed
+from ...io.asyncio.native_exchange import NativeExchange
 from ...io.options import OptionOverrides
 from ...protocol.http11 import Request, Response
 from ..base import Endpoint, HTTPExchange, Session
 from .codec import Packet, ServerError, encode_packet, encode_payload, open_packet
-from .session import POLLING, TEXT_HEADERS, WEBSOCKET, EngineIOSession, SessionOptions, _refuse
+from .session import (
+    POLLING,
+    TEXT_HEADERS,
+    WEBSOCKET,
+    EngineIOSession,
+    SessionOptions,
+    _Answer,
+    _refusal,
+)
 
 __all__ = ["EngineIOEndpoint", "SessionHandler", "AllowRequest"]
 
@@ -157,35 +166,28 @@ class EngineIOEndpoint(Endpoint):
 
     async def handle_http(self, exchange: HTTPExchange, path: str) -> None:
         """Answer a handshake, a poll (GET), a POST, or a CORS preflight (OPTIONS)."""
-        request = exchange.request
-        headers = self._cors_headers(request)
-        if path not in ("", "/"):
-            await exchange.respond(404, TEXT_HEADERS, b"not found")
+        routed = self._route(exchange, path)
+        if isinstance(routed, _Answer):
+            await exchange.respond(*routed)
             return
-        if request.method == "OPTIONS" and self._cors is not None:
-            await exchange.respond(204, [*headers, *self._preflight_headers(request)])
-            return
-        query = _query(request)
-        error = self._check(request, query, POLLING)
-        if error is not None:
-            await _refuse(exchange, headers, error)
-            return
-        sid = query.get("sid")
-        if sid is None:
-            await self._open_polling(exchange, headers)
-            return
-        session = self._sessions[sid]
-        if request.method == "GET":
+        session, headers = routed
+        if exchange.request.method == "GET":
             await session._serve_poll(exchange, headers)
-        elif request.method == "POST":
-            await session._serve_post(exchange, headers)
         else:
-            await _refuse(exchange, headers, ServerError.BAD_REQUEST)
+            await session._serve_post(exchange, headers)
 
-    def handles_http_eagerly(self, path: str) -> bool:
-        """True: a handshake, poll or POST only awaits futures (a held poll, the body's rest,
-        room in the inbox) and never a timeout; the session's handler has its own task."""
-        return True
+    def handle_http_nowait(self, exchange: NativeExchange, path: str) -> bool:
+        """`handle_http` with no coroutine: all but a POST whose body is still arriving or
+        whose messages may have to wait for room in the inbox (False: `handle_http` then)."""
+        routed = self._route(exchange, path)
+        if isinstance(routed, _Answer):
+            exchange.respond_nowait(*routed)
+            return True
+        session, headers = routed
+        if exchange.request.method == "GET":
+            session._serve_poll_nowait(exchange, headers)
+            return True
+        return session._serve_post_nowait(exchange, headers)
 
     def refuse_websocket(self, request: Request, path: str) -> Response | None:
         """Refuse an upgrade request that `handle_http` would refuse, with the same answer."""
@@ -304,13 +306,36 @@ class EngineIOEndpoint(Endpoint):
             options.max_payload_bytes,
         )
 
-    async def _open_polling(self, exchange: HTTPExchange, headers: list[tuple[str, str]]) -> None:
+    def _route(
+        self, exchange: HTTPExchange, path: str
+    ) -> _Answer | tuple[EngineIOSession, list[tuple[str, str]]]:
+        """The answer to a request that no session takes (a handshake opens one), or the
+        session whose poll or POST it is, with the CORS fields for its answer."""
+        request = exchange.request
+        headers = self._cors_headers(request)
+        if path not in ("", "/"):
+            return _Answer(404, TEXT_HEADERS, b"not found")
+        method = request.method
+        if method == "OPTIONS" and self._cors is not None:
+            return _Answer(204, [*headers, *self._preflight_headers(request)])
+        query = _query(request)
+        error = self._check(request, query, POLLING)
+        if error is not None:
+            return _refusal(headers, error)
+        sid = query.get("sid")
+        if sid is None:
+            return self._open_polling(exchange, headers)
+        if method != "GET" and method != "POST":
+            return _refusal(headers, ServerError.BAD_REQUEST)
+        return self._sessions[sid], headers
+
+    def _open_polling(self, exchange: HTTPExchange, headers: list[tuple[str, str]]) -> _Answer:
         session = self._new_session(exchange.request, exchange.remote_address, POLLING)
         upgrades = [WEBSOCKET] if WEBSOCKET in self._transports else []
         opening = encode_payload((self._open_packet(session, upgrades),))
         session._start()
         self._run_handler(session)
-        await exchange.respond(200, [*TEXT_HEADERS, *headers], opening)
+        return _Answer(200, [*TEXT_HEADERS, *headers], opening)
 
     async def _open_websocket(self, websocket: Session) -> None:
         session = self._new_session(websocket.request, websocket.remote_address, WEBSOCKET)

@@ -54,9 +54,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...exceptions import (
     BodyTooLarge,
@@ -65,6 +65,7 @@ from ...exceptions import (
     ConnectionClosedOK,
     HTTPDisconnect,
 )
+from ...io.asyncio.native_exchange import NativeExchange
 from ...protocol.http11 import Request
 from ..base import HTTPExchange, Session
 from .codec import (
@@ -401,28 +402,8 @@ class EngineIOSession(Session):
 
     async def _serve_poll(self, exchange: HTTPExchange, headers: list[tuple[str, str]]) -> None:
         """Answer one GET: queued packets now, or hold it until there are some."""
-        if self._pending_poll is not None:
-            # engine.io-protocol: overlapping polls are an error; the held one gets CLOSE.
-            self._end(1008, "transport error")
-            await _refuse(exchange, headers, ServerError.BAD_REQUEST)
-            return
-        # The answer is taken from the state when the poll runs, not when it was woken: the
-        # WebSocket's probe and UPGRADE may have been read meanwhile (a held poll then gets
-        # 400, like any poll after the upgrade), or the session may have ended.
-        while True:
-            if self._transport == WEBSOCKET:
-                await _refuse(exchange, headers, ServerError.BAD_REQUEST)
-                return
-            if self._state is _CLOSED:
-                body = self._take_payload(self._last_packet)
-                break
-            if self._state is _CLOSING:
-                body = self._take_payload(_CLOSE)
-                self._end(self._ending_code, self._ending_reason)
-                break
-            if self._is_poll_answerable():
-                body = self._take_payload(None)
-                break
+        answer = self._overlapping_poll(headers) or self._poll_answer(headers)
+        while answer is None:
             poll: asyncio.Future[bool] = self._loop.create_future()
             self._pending_poll = poll
             # The client leaving settles the poll with False: it ends without an answer.
@@ -434,28 +415,81 @@ class EngineIOSession(Session):
                 self._pending_poll = None
             if not is_woken:
                 return
-        await exchange.respond(200, [*TEXT_HEADERS, *headers], body)
+            answer = self._poll_answer(headers)
+        await exchange.respond(*answer)
+
+    def _serve_poll_nowait(self, exchange: NativeExchange, headers: list[tuple[str, str]]) -> None:
+        """`_serve_poll` with no coroutine: a held poll is answered from the callback of the
+        future that wakes it."""
+        answer = self._overlapping_poll(headers) or self._poll_answer(headers)
+        if answer is not None:
+            exchange.respond_nowait(*answer)
+            return
+        poll: asyncio.Future[bool] = self._loop.create_future()
+        self._pending_poll = poll
+        forget = exchange.call_on_disconnect(functools.partial(_settle, poll, False))
+        poll.add_done_callback(functools.partial(self._poll_settled, exchange, headers, forget))
+
+    def _poll_settled(
+        self,
+        exchange: NativeExchange,
+        headers: list[tuple[str, str]],
+        forget: Callable[[], object],
+        poll: asyncio.Future[bool],
+    ) -> None:
+        forget()
+        self._pending_poll = None
+        if poll.result():
+            answer = self._poll_answer(headers)
+            if answer is None:
+                self._serve_poll_nowait(exchange, headers)
+            else:
+                exchange.respond_nowait(*answer)
+
+    def _overlapping_poll(self, headers: list[tuple[str, str]]) -> _Answer | None:
+        """engine.io-protocol: overlapping polls are an error; the held one gets CLOSE."""
+        if self._pending_poll is None:
+            return None
+        self._end(1008, "transport error")
+        return _refusal(headers, ServerError.BAD_REQUEST)
+
+    def _poll_answer(self, headers: list[tuple[str, str]]) -> _Answer | None:
+        """What a poll gets now, or None while it waits for packets.
+
+        Taken when the poll runs, not when it was woken: the WebSocket's probe and UPGRADE
+        may have been read meanwhile (a held poll then gets 400, like any poll after the
+        upgrade), or the session may have ended.
+        """
+        if self._transport == WEBSOCKET:
+            return _refusal(headers, ServerError.BAD_REQUEST)
+        if self._state is _CLOSED:
+            body = self._take_payload(self._last_packet)
+        elif self._state is _CLOSING:
+            body = self._take_payload(_CLOSE)
+            self._end(self._ending_code, self._ending_reason)
+        elif self._is_poll_answerable():
+            body = self._take_payload(None)
+        else:
+            return None
+        return _Answer(200, [*TEXT_HEADERS, *headers], body)
 
     async def _serve_post(self, exchange: HTTPExchange, headers: list[tuple[str, str]]) -> None:
         """Take one POST's payload and answer ``ok`` once the inbox has taken every message."""
         if self._is_posting:
-            self._end(1008, "transport error")
-            await _refuse(exchange, headers, ServerError.BAD_REQUEST)
+            await exchange.respond(*self._overlapping_post(headers))
             return
         self._is_posting = True
         try:
             try:
                 body = await exchange.read_body(self._options.max_payload_bytes)
-                packets = decode_payload(body)
             except BodyTooLarge:
-                self._end(1009, "transport error")
-                await exchange.respond(413, [*TEXT_HEADERS, *headers], b"payload too large")
-                return
-            except InvalidPacket:
-                self._end(1002, "parse error")
-                await _refuse(exchange, headers, ServerError.BAD_REQUEST)
+                await exchange.respond(*self._too_large(headers))
                 return
             except HTTPDisconnect:
+                return
+            packets = self._posted_packets(body, headers)
+            if isinstance(packets, _Answer):
+                await exchange.respond(*packets)
                 return
             for packet in packets:
                 if self._state is _CLOSED:
@@ -465,6 +499,52 @@ class EngineIOSession(Session):
         finally:
             self._is_posting = False
         await exchange.respond(200, [*TEXT_HEADERS, *headers], b"ok")
+
+    def _serve_post_nowait(self, exchange: NativeExchange, headers: list[tuple[str, str]]) -> bool:
+        """`_serve_post` with no coroutine, if the whole body is here and the inbox has room
+        for every message in it; else False, having changed nothing."""
+        if self._is_posting:
+            exchange.respond_nowait(*self._overlapping_post(headers))
+            return True
+        try:
+            body = exchange.body_nowait(self._options.max_payload_bytes)
+        except BodyTooLarge:
+            exchange.respond_nowait(*self._too_large(headers))
+            return True
+        if body is None:
+            return False
+        packets = self._posted_packets(body, headers)
+        if isinstance(packets, _Answer):
+            exchange.respond_nowait(*packets)
+            return True
+        if len(self._inbox) + len(packets) > self._options.max_queue_messages:
+            return False
+        for packet in packets:
+            if self._state is _CLOSED:
+                break
+            self._receive_nowait(packet)  # room was checked: it takes each packet
+        exchange.respond_nowait(200, [*TEXT_HEADERS, *headers], b"ok")
+        return True
+
+    def _overlapping_post(self, headers: list[tuple[str, str]]) -> _Answer:
+        """A second concurrent POST is an error, as a second poll is."""
+        self._end(1008, "transport error")
+        return _refusal(headers, ServerError.BAD_REQUEST)
+
+    def _too_large(self, headers: list[tuple[str, str]]) -> _Answer:
+        self._end(1009, "transport error")
+        return _Answer(413, [*TEXT_HEADERS, *headers], b"payload too large")
+
+    def _posted_packets(
+        self, body: bytes, headers: list[tuple[str, str]]
+    ) -> list[Packet] | _Answer:
+        """The packets of a POST's payload, or the answer to an invalid one (which ends the
+        session)."""
+        try:
+            return decode_payload(body)
+        except InvalidPacket:
+            self._end(1002, "parse error")
+            return _refusal(headers, ServerError.BAD_REQUEST)
 
     async def _serve_websocket(self, websocket: Session) -> None:
         """Run a session that opened over WebSocket (the OPEN packet is sent already)."""
@@ -828,10 +908,14 @@ def _sendable(code: int) -> int:
     return 1000
 
 
-async def _refuse(
-    exchange: HTTPExchange, headers: list[tuple[str, str]], error: ServerError
-) -> None:
-    """Answer ``exchange`` with ``error``'s status and JSON body."""
-    await exchange.respond(
-        error.http_status, [("Content-Type", "application/json"), *headers], error.body
-    )
+class _Answer(NamedTuple):
+    """An HTTP response for an exchange's ``respond`` or ``respond_nowait``."""
+
+    status: int
+    headers: Sequence[tuple[str, str]]
+    body: bytes = b""
+
+
+def _refusal(headers: list[tuple[str, str]], error: ServerError) -> _Answer:
+    """``error``'s status and JSON body."""
+    return _Answer(error.http_status, [("Content-Type", "application/json"), *headers], error.body)
