@@ -443,7 +443,7 @@ PLAIN_HEADS = [
     b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nX-Empty:\r\nX-Tabs:\t\tv\t",
     b"GET / HTTP/1.0",
     b"OPTIONS * HTTP/1.1\r\nHost: a\r\nX-Latin: caf\xe9 \x80\xff",
-    b"GET /a%20b?c=d#e HTTP/1.1\r\nHost: a\r\nhost: b\r\nCONNECTION: close, Upgrade",
+    b"GET /a%20b?c=d#e HTTP/1.1\r\nHost: a\r\nhost: b\r\nCONNECTION: close, Upgrade\r\nUPGRADE: x",
 ]
 
 REFUSED_HEADS = [
@@ -553,7 +553,9 @@ def test_parse_request_head_reads_only_up_to_end(speedups: ModuleType) -> None:
     version=st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "http/1.1", "HTTP/1.1 "]),
     fields=st.lists(
         st.tuples(
-            st.sampled_from(["Host", "hOST", "Content-Length", "Expect", "Connection", "X y", ""]),
+            st.sampled_from(
+                ["Host", "hOST", "Content-Length", "Expect", "Connection", "Upgrade", "X y", ""]
+            ),
             st.text(alphabet=st.sampled_from(" \tab5,:\xe9\x00\x7f\r\n"), max_size=6),
         ),
         max_size=5,

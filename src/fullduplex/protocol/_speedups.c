@@ -1301,6 +1301,7 @@ static const unsigned char TOKEN_CHARS[256] = {
 #define FRAMING_CONTENT_LENGTH 2
 #define FRAMING_CONNECTION 4
 #define FRAMING_EXPECT 8
+#define FRAMING_UPGRADE 16
 
 static int
 field_value_char(unsigned char c)
@@ -1334,6 +1335,8 @@ framing_bit(const unsigned char *name, Py_ssize_t length)
     switch (length) {
     case 6:
         return name_is(name, length, "expect") ? FRAMING_EXPECT : 0;
+    case 7:
+        return name_is(name, length, "upgrade") ? FRAMING_UPGRADE : 0;
     case 10:
         return name_is(name, length, "connection") ? FRAMING_CONNECTION : 0;
     case 14:

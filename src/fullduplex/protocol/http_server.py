@@ -73,17 +73,19 @@ _CHUNKED = "chunked"
 # A chunk size wider than 16 hex digits exceeds any body this side could accept.
 _MAX_CHUNK_SIZE_DIGITS = 16
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
-# The fields that frame a request's body and decide on keep-alive, as bits (the compiled
-# parser uses the same values).
+# The fields that frame a request's body, decide on keep-alive, or ask for an upgrade, as bits
+# (the compiled parser uses the same values).
 _FRAMING_TRANSFER_ENCODING = 1
 _FRAMING_CONTENT_LENGTH = 2
 _FRAMING_CONNECTION = 4
 _FRAMING_EXPECT = 8
+_FRAMING_UPGRADE = 16
 _FRAMING_MARKERS = (
     (_FRAMING_TRANSFER_ENCODING, "\ntransfer-encoding:"),
     (_FRAMING_CONTENT_LENGTH, "\ncontent-length:"),
     (_FRAMING_CONNECTION, "\nconnection:"),
     (_FRAMING_EXPECT, "\nexpect:"),
+    (_FRAMING_UPGRADE, "\nupgrade:"),
 )
 # RFC 9110 §15: these statuses never carry content.
 _NO_CONTENT_STATUSES = frozenset({204, 304})
@@ -101,6 +103,7 @@ class HTTPRequestReceived(_EventTuple):
         http_version: ``"1.1"`` or ``"1.0"``.
         body_length: the body's length from ``Content-Length``; None for a chunked body.
         expects_continue: the client sent ``Expect: 100-continue`` and waits before the body.
+        is_websocket_upgrade: the request asks for a WebSocket upgrade (`is_websocket_upgrade`).
     """
 
     __slots__ = ()
@@ -108,11 +111,19 @@ class HTTPRequestReceived(_EventTuple):
     http_version: str
     body_length: int | None
     expects_continue: bool
+    is_websocket_upgrade: bool
 
     def __new__(
-        cls, request: Request, http_version: str, body_length: int | None, expects_continue: bool
+        cls,
+        request: Request,
+        http_version: str,
+        body_length: int | None,
+        expects_continue: bool,
+        is_websocket_upgrade: bool,
     ) -> HTTPRequestReceived:
-        return tuple.__new__(cls, (request, http_version, body_length, expects_continue))
+        return tuple.__new__(
+            cls, (request, http_version, body_length, expects_continue, is_websocket_upgrade)
+        )
 
 
 class BodyReceived(_EventTuple):
@@ -380,11 +391,10 @@ class HTTPServerProtocol:
     def _next_head(self) -> HTTPEvent | None:
         buffer = self._buffer
         end = buffer.find(b"\r\n\r\n")
-        # Partial (None), or too large (HeadersTooLarge): `_split_head` says which.
-        if (end < 0 or end + 4 > self.max_header_bytes) and _split_head(
-            buffer, self.max_header_bytes, InvalidRequest
-        ) is None:
-            return None
+        if end < 0 and len(buffer) <= self.max_header_bytes:
+            return None  # partial
+        if end < 0 or end + 4 > self.max_header_bytes:
+            _split_head(buffer, self.max_header_bytes, InvalidRequest)  # raises HeadersTooLarge
         # A plainly valid head is parsed in C; the Python parser takes anything else, and
         # refuses what is wrong with it.
         parsed = (
@@ -426,7 +436,11 @@ class HTTPServerProtocol:
         self._continue_sent = False
         request = Request(target, headers, method)
         self._request = HTTPRequestReceived(
-            request, http_version, body_length, expects_continue and body_length != 0
+            request,
+            http_version,
+            body_length,
+            expects_continue and body_length != 0,
+            framing & _FRAMING_UPGRADE != 0 and is_websocket_upgrade(request),
         )
         return self._request
 
@@ -649,6 +663,16 @@ class HTTPServerProtocol:
         where it would be taken for the next request: when the body cannot be skipped
         (it has not all arrived), the connection closes after the response.
         """
+        if self._body_done or self._failed:
+            return self._body_done
+        if not self._body_chunked:
+            # A Content-Length body (or none): skipped at once, as far as it has arrived.
+            taken = min(len(self._buffer), self._body_remaining)
+            del self._buffer[:taken]
+            self._body_remaining -= taken
+            if self._body_remaining == 0:
+                self._finish_body()
+            return self._body_done
         while not self._body_done and not self._failed:
             event = self.next_event()
             if event is None or isinstance(event, RequestFailed):
@@ -708,12 +732,11 @@ class HTTPServerProtocol:
             kept = [(name, value) for name, value in fields if name.lower() != "connection"]
             lines[1] = _field_block(tuple(kept))[0]
             connection = []
-        tokens = _tokens(connection)
-        if "close" in tokens:
+        if "close" in connection:
             self._keep_alive = False
         elif not self._keep_alive:
             lines.append("Connection: close\r\n")
-        elif self._http_version == "1.0" and "keep-alive" not in tokens:
+        elif self._http_version == "1.0" and "keep-alive" not in connection:
             lines.append("Connection: keep-alive\r\n")
         lines.append("\r\n")
         return "".join(lines).encode("latin-1")
@@ -727,7 +750,7 @@ _MAX_FIELD_BLOCKS = 256
 
 def _field_block(fields: tuple[tuple[str, str], ...]) -> tuple[str, bool, list[str]]:
     """Return the response fields' lines, whether ``Content-Length`` is among them, and
-    the values of their ``Connection`` fields."""
+    the tokens of their ``Connection`` fields (lowercased)."""
     try:
         return _FIELD_BLOCKS[fields]
     except KeyError:
@@ -744,7 +767,7 @@ def _field_block(fields: tuple[tuple[str, str], ...]) -> tuple[str, bool, list[s
         elif lowered == "connection":
             connection.append(value)
         lines.append(f"{name}: {value}\r\n")
-    block = "".join(lines), has_length, connection
+    block = "".join(lines), has_length, _tokens(connection)
     if len(_FIELD_BLOCKS) >= _MAX_FIELD_BLOCKS:
         _FIELD_BLOCKS.clear()
     _FIELD_BLOCKS[fields] = block

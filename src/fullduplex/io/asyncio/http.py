@@ -26,7 +26,6 @@ from ...protocol.http_server import (
     HTTPRequestReceived,
     HTTPServerProtocol,
     RequestFailed,
-    is_websocket_upgrade,
 )
 from .exchange import HTTPExchange
 from .native_exchange import NativeExchange
@@ -90,6 +89,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         "server",
         "parser",
         "transport",
+        "_read_view",
         "_loop",
         "_exchange",
         "_idle_handle",
@@ -112,6 +112,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
             max_header_bytes=options.max_header_bytes, max_headers=options.max_headers
         )
         self.transport: asyncio.Transport | None = None
+        self._read_view = _read_buffer()
         self._loop = asyncio.get_running_loop()
         self._exchange: NativeExchange | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
@@ -142,12 +143,12 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._arm_idle_timer(server.options.open_timeout)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return _read_buffer()
+        return self._read_view
 
     def buffer_updated(self, nbytes: int) -> None:
         if self._is_lingering:
             return  # closing: what the client still sends is dropped
-        self.parser.receive_data(_read_buffer()[:nbytes])
+        self.parser.receive_data(self._read_view[:nbytes])
         self._wake_reader()
         self._advance()
 
@@ -211,7 +212,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._write(self.parser.refuse(event.error))
             self._close(has_unread_bytes=True)
         elif isinstance(event, HTTPRequestReceived):
-            if is_websocket_upgrade(event.request):
+            if event.is_websocket_upgrade:
                 self._upgrade(event)
             else:
                 self._start_exchange(event)
