@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/profile.py                    # about 4 minutes
     .venv/bin/python bench/profile.py --cells b --servers fullduplex
+    .venv/bin/python bench/profile.py --cells a --servers fullduplex-callbacks,picows
 
 For each server (bench/servers/*_server.py, started as bench/run.py starts them: pinned to
 core 1, the C load generator on core 0) and each of the cells (b) 100 connections, 32 B
-text, K=1; (c) 100 connections, 256 B text, K=16; (e) 1 connection, 1 MiB binary, K=1, it
+text, K=1; (c) 100 connections, 256 B text, K=16; (e) 1 connection, 1 MiB binary, K=1
+(or, on request, (a) 1 connection, 32 B text, K=1), it
 measures what the server spends per echoed message, in five separate windows, each under a
 fresh run of the load generator:
 
@@ -16,7 +18,7 @@ fresh run of the load generator:
    server, which changes how many messages one epoll wakeup finds, so only the counts are
    kept; in another window ``perf stat`` counts the raw_syscalls:sys_enter and epoll
    tracepoints, which does not stop the server: the totals as they are without strace.
-3. Python functions (fullduplex only): ``py-spy record -r 500 -f raw``; the share of
+3. Python functions (fullduplex's servers only): ``py-spy record -r 500 -f raw``; the share of
    samples in which each function is the innermost Python frame (self time). Time in C
    code is charged to the Python function that called it, and idle samples are dropped.
 4. Instructions: the server runs under ``valgrind --tool=callgrind --instr-atstart=no``;
@@ -62,8 +64,12 @@ import run
 from run import BenchError, Cell
 
 RESULTS = run.BENCH / "results" / "profile.jsonl"
-CELLS = ("b", "c", "e")
-SERVERS = ("fullduplex", "picows")
+CELLS = ("a", "b", "c", "e")
+SERVERS = ("fullduplex", "fullduplex-callbacks", "picows")
+# What a run without --cells and --servers profiles (what bench/report.py renders); cell (a)
+# and the callback API server are there to be asked for.
+DEFAULT_CELLS = ("b", "c", "e")
+DEFAULT_SERVERS = ("fullduplex", "picows")
 
 WARMUP_S = 1.5
 NATIVE_S = 3.0
@@ -503,7 +509,7 @@ def profile(cell: Cell, server_name: str, scratch: Path) -> dict[str, Any]:
         record["native"] = native_window(cell, server, port)
         record["syscalls"] = syscall_window(cell, server, port, scratch)
         record["syscalls_counted"] = counted_syscall_window(cell, server, port, scratch)
-        if server_name == "fullduplex":
+        if server_name.startswith("fullduplex"):
             record["python"] = python_window(cell, server, port, scratch)
     record["instructions"] = instruction_window(cell, server_name, scratch)
     return record
@@ -534,8 +540,14 @@ def git_revision() -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Profile the echo servers (see bench/profile.py).")
-    parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated, of b,c,e")
-    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated")
+    parser.add_argument(
+        "--cells", default=",".join(DEFAULT_CELLS), help=f"comma-separated, of {','.join(CELLS)}"
+    )
+    parser.add_argument(
+        "--servers",
+        default=",".join(DEFAULT_SERVERS),
+        help=f"comma-separated, of {','.join(SERVERS)}",
+    )
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="JSON Lines file to append to"
     )

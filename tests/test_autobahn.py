@@ -1,11 +1,12 @@
 """RFC 6455 / RFC 7692 conformance: Autobahn|Testsuite, as a server and as a client.
 
 wstest (installed by scripts/install-autobahn.sh into $AUTOBAHN_PREFIX, /opt/autobahn by
-default) runs as a fuzzing client against tests/autobahn/echo_server.py and as a fuzzing server
-for tests/autobahn/client.py, and each test requires every case of its mode to pass: no FAILED,
-no UNIMPLEMENTED, and a clean closing handshake.
-The two runs go on at the same time: each spends most of its time waiting on the other side
-of a connection, so together they take little longer than one.
+default) runs as a fuzzing client against tests/autobahn/echo_server.py, twice (the ordinary
+API, ``async for`` and ``send``; and the callback API, ``on_message`` and ``send_nowait``,
+which reads another way), and as a fuzzing server for tests/autobahn/client.py, and each test
+requires every case of its mode to pass: no FAILED, no UNIMPLEMENTED, and a clean closing
+handshake. The three runs go on at the same time: each spends most of its time waiting on the
+other side of a connection, so together they take little longer than one.
 
 Which cases run depends on the pass (`COMPILED`, `PURE`, `QUICK` below); each test asserts
 how many cases of each group ran, so that a selection cannot shrink unnoticed:
@@ -26,9 +27,9 @@ how many cases of each group ran, so that a selection cannot shrink unnoticed:
 
 Each run also checks that the echo server and the client used the compiled extension
 (fullduplex.protocol._speedups) in the compiled pass, and pure Python in the pure-Python pass.
-Reports go to build/autobahn/{server,client}/ (build/autobahn/pure/… in the pure-Python
-pass; open index.html there), with wstest's spec.json and its output in run.log; a summary
-of the verdicts is written beside those folders as {server,client}-summary.md.
+Reports go to build/autobahn/{server,callback-server,client}/ (build/autobahn/pure/… in the
+pure-Python pass; open index.html there), with wstest's spec.json and its output in run.log;
+a summary of the verdicts is written beside those folders as {mode}-summary.md.
 """
 
 from __future__ import annotations
@@ -182,12 +183,12 @@ def fresh_outdir(mode: str) -> Path:
     return outdir
 
 
-def start_server_run(url: str, echo_server_log: Path) -> SuiteRun:
+def start_server_run(url: str, echo_server_log: Path, mode: str) -> SuiteRun:
     """wstest's fuzzing client against the echo server at ``url``."""
-    outdir = fresh_outdir("server")
+    outdir = fresh_outdir(mode)
     spec = write_spec(outdir, servers=[{"url": url, "agent": agent_name()}])
     process = start([str(WSTEST), "-m", "fuzzingclient", "-s", str(spec)], outdir / "run.log")
-    return SuiteRun("server", outdir, process, echo_server_log)
+    return SuiteRun(mode, outdir, process, echo_server_log)
 
 
 def start_client_run() -> SuiteRun:
@@ -239,34 +240,39 @@ def summarize(run: SuiteRun, cases: dict[str, dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_echo_server(log: Path) -> tuple[str, subprocess.Popen[bytes]]:
+def start_echo_server(log: Path, *arguments: str) -> tuple[str, subprocess.Popen[bytes]]:
     """Start tests/autobahn/echo_server.py; return its URL once it listens, and its process."""
     port = free_port()
     echo_server = REPO / "tests" / "autobahn" / "echo_server.py"
-    server = start([sys.executable, str(echo_server), str(port)], log)
+    server = start([sys.executable, str(echo_server), str(port), *arguments], log)
     wait_until_listening(port, server, log, "echo_server.py")
     return f"ws://127.0.0.1:{port}", server
 
 
 @pytest.fixture(scope="module")
 def autobahn_runs(require_tool: RequireTool) -> Iterator[dict[str, SuiteRun]]:
-    """Both runs of the suite, started together; the echo server lives as long as they do."""
+    """The three runs of the suite, started together; the echo servers live as long as they
+    do."""
     require_tool("wstest", WSTEST)
     REPORTS.mkdir(parents=True, exist_ok=True)
-    echo_server_log = REPORTS / "echo_server.log"
+    runs: dict[str, SuiteRun] = {}
+    servers: dict[str, subprocess.Popen[bytes]] = {}
     with contextlib.ExitStack() as cleanup:
-        url, server = start_echo_server(echo_server_log)
-        cleanup.callback(stop, server)
-        runs = {"server": start_server_run(url, echo_server_log)}
-        cleanup.callback(stop, runs["server"].process)
+        for mode, arguments in (("server", ()), ("callback-server", ("callbacks",))):
+            log = REPORTS / f"{mode.replace('-', '_')}_echo_server.log"
+            url, servers[mode] = start_echo_server(log, *arguments)
+            cleanup.callback(stop, servers[mode])
+            runs[mode] = start_server_run(url, log, mode)
+            cleanup.callback(stop, runs[mode].process)
         runs["client"] = start_client_run()
         for process in (runs["client"].process, runs["client"].stop_when_done):
             assert process is not None
             cleanup.callback(stop, process)
         yield runs
-        if server.poll() is not None:
-            log = (REPORTS / "echo_server.log").read_text(errors="replace")
-            pytest.fail(f"echo_server.py died during the run:\n{log}")
+        for mode, server in servers.items():
+            if server.poll() is not None:
+                log_text = runs[mode].peer_log.read_text(errors="replace")
+                pytest.fail(f"echo_server.py ({mode}) died during the run:\n{log_text}")
 
 
 def check_report(run: SuiteRun) -> None:
@@ -304,6 +310,13 @@ def test_server_passes_every_autobahn_case(
 ) -> None:
     with capsys.disabled():
         check_report(autobahn_runs["server"])
+
+
+def test_callback_server_passes_every_autobahn_case(
+    autobahn_runs: dict[str, SuiteRun], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with capsys.disabled():
+        check_report(autobahn_runs["callback-server"])
 
 
 def test_client_passes_every_autobahn_case(

@@ -1,9 +1,11 @@
 """Echo server tested by Autobahn|Testsuite's fuzzingclient.
 
-Usage: python tests/autobahn/echo_server.py PORT
+Usage: python tests/autobahn/echo_server.py PORT [callbacks]
 
 Echoes text as text and binary as binary on ws://127.0.0.1:PORT, with permessage-deflate
 (on by default) and a 32 MiB size limit, since cases 9.* send messages of up to 16 MiB.
+With ``callbacks``, on the callback API (``ws.on_message(ws.send_nowait)``, whose read path
+differs: `_PlainReads`), else with ``async for`` and ``send``.
 Prints whether the compiled extension (fullduplex.protocol._speedups) is in use, which
 tests/test_autobahn.py checks against the pass it runs in.
 """
@@ -26,11 +28,17 @@ async def echo(ws: fullduplex.ServerConnection) -> None:
         await ws.send(message)
 
 
-async def main(port: int) -> None:
+async def echo_by_callback(ws: fullduplex.ServerConnection) -> None:
+    ws.on_message(ws.send_nowait)
+    await ws.wait_closed()
+
+
+async def main(port: int, on_callbacks: bool) -> None:
     print(f"fullduplex.protocol._speedups in use: {speedups_in_use()}", flush=True)
-    async with fullduplex.serve(echo, "127.0.0.1", port, max_size=2**25) as server:
+    handler = echo_by_callback if on_callbacks else echo
+    async with fullduplex.serve(handler, "127.0.0.1", port, max_size=2**25) as server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
-    fullduplex.run(main(int(sys.argv[1])))
+    fullduplex.run(main(int(sys.argv[1]), sys.argv[2:] == ["callbacks"]))

@@ -17,6 +17,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from fullduplex import ServerConnection, connect, serve
+from fullduplex.io.asyncio.plumbing import _PlainReads
+from fullduplex.protocol import _compiled
 
 from ..conftest import TestCA
 from ..wire import close_payload
@@ -178,6 +180,17 @@ async def test_a_message_split_across_reads_is_delivered_whole() -> None:
         assert (await peer.read_frame()).payload == b"first"
         peer.write(frames[-3:])
         assert (await peer.read_frame()).payload == b"second"
+
+
+async def test_the_server_reads_through_the_compiled_protocol_when_it_is_built() -> None:
+    # The pure-Python pass (FULLDUPLEX_NO_SPEEDUPS=1) checks `_PlainReads` the same way.
+    expected = _compiled.PlainReads if _compiled.PlainReads is not None else _PlainReads
+    async with served_peer() as (peer, connection):
+        assert connection.transport is not None
+        assert type(connection.transport.get_protocol()) is expected
+        peer.write(masked(TEXT, b"one") + masked(BINARY, b"two"))
+        assert (await peer.read_frame()).payload == b"one"
+        assert (await peer.read_frame()).payload == b"two"
 
 
 def test_the_fast_read_runs_on_uvloop() -> None:

@@ -23,6 +23,7 @@ def test_protocol_runs_pure_python_when_told_not_to_use_the_extension() -> None:
     assert _compiled.apply_mask is _apply_mask_python
     assert _compiled.unmask_payload is _unmask_payload_python
     assert _compiled.parse_messages is None
+    assert _compiled.PlainReads is None
 
 
 @pytest.mark.skipif(IS_PURE, reason="the compiled pass")
@@ -40,6 +41,7 @@ def test_protocol_uses_the_compiled_extension_by_default() -> None:
     assert _compiled.apply_mask is _speedups.apply_mask
     assert _compiled.unmask_payload is _speedups.unmask_payload
     assert _compiled.parse_messages is _speedups.parse_messages
+    assert _compiled.PlainReads is _speedups.PlainReads
 
 
 def test_pure_apply_mask_is_its_own_inverse() -> None:

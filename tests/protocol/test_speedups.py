@@ -8,10 +8,13 @@ argument checks and reference counts.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import sys
+import weakref
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -273,13 +276,18 @@ class Owner:
         self.state = "open"
 
 
-def deliver_both_ways(
+def deliver_every_way(
     speedups: ModuleType, buffer: bytearray, nbytes: int, max_payload: int, stop_after: int
 ) -> list[tuple[object, list[str | bytes]]]:
-    """Run the compiled and the pure deliver_messages alike; return what each returned and
+    """Run the compiled deliver_messages, the compiled MessageDeliverer (the same, its first
+    five arguments bound) and the pure deliver_messages alike; return what each returned and
     delivered. The callback closes its owner after ``stop_after`` messages."""
+
+    def bound(*arguments: Any) -> object:
+        return speedups.MessageDeliverer(*arguments[:5])(*arguments[5:])
+
     outcomes = []
-    for deliver in (speedups.deliver_messages, _deliver_messages_python):
+    for deliver in (speedups.deliver_messages, bound, _deliver_messages_python):
         owner = Owner()
         delivered: list[str | bytes] = []
 
@@ -313,8 +321,8 @@ def test_deliver_messages_matches_pure_python(
         b"".join(encode_frame(op, data, fin=fin, mask=MASK_KEY) for op, data, fin in frames)
     )
     nbytes = min(cut, len(buffer)) if cut < 400 else len(buffer)
-    compiled, pure = deliver_both_ways(speedups, buffer, nbytes, max_payload, stop_after)
-    assert compiled == pure
+    compiled, bound, pure = deliver_every_way(speedups, buffer, nbytes, max_payload, stop_after)
+    assert compiled == bound == pure
 
 
 def test_deliver_messages_stops_where_parse_messages_stops(speedups: ModuleType) -> None:
@@ -371,6 +379,42 @@ def test_deliver_messages_lets_a_base_exception_through(speedups: ModuleType) ->
 
     with pytest.raises(KeyboardInterrupt):
         speedups.deliver_messages(interrupt, Owner(), "open", 0x80, 100, buffer, len(buffer))
+
+
+def test_message_deliverer_checks_its_arguments_when_made_and_when_called(
+    speedups: ModuleType,
+) -> None:
+    with pytest.raises(ValueError, match="mask_bit"):
+        speedups.MessageDeliverer(print, Owner(), "open", 1, 100)
+    with pytest.raises(TypeError):
+        speedups.MessageDeliverer(print, Owner(), "open", 0x80)
+    deliver = speedups.MessageDeliverer(print, Owner(), "open", 0x80, 100)
+    with pytest.raises(ValueError, match="exceeds the buffer"):
+        deliver(bytearray(4), 5)
+    with pytest.raises(TypeError, match="2 positional arguments"):
+        deliver(bytearray(4))
+    with pytest.raises(TypeError, match="2 positional arguments"):
+        deliver(bytearray(4), nbytes=4)
+
+
+def test_message_deliverer_in_a_reference_cycle_is_collected(speedups: ModuleType) -> None:
+    # A connection holds its deliverer, which holds the connection (its owner).
+    owner = Owner()
+    owner.deliver = speedups.MessageDeliverer(print, owner, "open", 0x80, 100)  # type: ignore[attr-defined]
+    collected = weakref.ref(owner)
+    del owner
+    gc.collect()
+    assert collected() is None
+
+
+def test_plain_reads_in_a_reference_cycle_is_collected(speedups: ModuleType) -> None:
+    # A connection's transport holds its PlainReads, which holds the connection.
+    owner = Owner()
+    owner.reads = speedups.PlainReads(owner)  # type: ignore[attr-defined]
+    collected = weakref.ref(owner)
+    del owner
+    gc.collect()
+    assert collected() is None
 
 
 def test_deliver_messages_rejects_invalid_arguments(speedups: ModuleType) -> None:

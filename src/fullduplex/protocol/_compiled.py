@@ -20,6 +20,8 @@ __all__ = [
     "parse_messages",
     "deliver_messages",
     "frame_message",
+    "MessageDeliverer",
+    "PlainReads",
     "parse_request_head",
 ]
 
@@ -89,6 +91,22 @@ frame_message: Callable[[str | bytes], bytes] | None
 """The compiled `frames.serialize_message` (its Python twin is `frames._serialize_message_python`),
 or None where pure Python runs."""
 
+MessageDeliverer: (
+    Callable[
+        [Callable[[str | bytes], object], object, object, int, int],
+        Callable[[bytes | bytearray | memoryview, int], int | tuple[int, Exception]],
+    ]
+    | None
+)
+"""`deliver_messages` with all but its last two arguments bound, compiled (the twin of
+``functools.partial(deliver_messages, ...)``, see `frames.bind_deliverer`), or None where
+pure Python runs."""
+
+PlainReads: Callable[[Any], Any] | None
+"""The compiled `fullduplex.io.asyncio.plumbing._PlainReads` (the callback API's read, whose
+Python class defines its contract), or None where pure Python runs. It lives in the extension
+because the package has one; it calls only the connection's own methods and attributes."""
+
 parse_request_head: (
     Callable[
         [bytes | bytearray | memoryview, int, int],
@@ -105,10 +123,14 @@ if os.environ.get("FULLDUPLEX_NO_SPEEDUPS") == "1":
     parse_messages = None
     deliver_messages = None
     frame_message = None
+    MessageDeliverer = None
+    PlainReads = None
     parse_request_head = None
 else:
     try:
         from ._speedups import (
+            MessageDeliverer,
+            PlainReads,
             apply_mask,
             deliver_messages,
             frame_message,
@@ -122,4 +144,6 @@ else:
         parse_messages = None
         deliver_messages = None
         frame_message = None
+        MessageDeliverer = None
+        PlainReads = None
         parse_request_head = None

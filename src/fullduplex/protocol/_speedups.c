@@ -32,12 +32,21 @@
  * unmasked frame (a server's) in one bytes object, a str written as its UTF-8 without an
  * intermediate bytes object.
  *
+ * Two types as well. MessageDeliverer is deliver_messages with its first five arguments bound
+ * and checked once (the twin of functools.partial(deliver_messages, ...), see
+ * frames.bind_deliverer). PlainReads is the compiled twin of io/asyncio's _PlainReads
+ * (plumbing.py, which defines its contract): a transport's protocol whose data_received runs
+ * the callback API's read (the connection's deliverer, then one write of the replies) with no
+ * Python call of its own. It knows no event loop and no socket, only the connection's
+ * attributes and methods; it is here because this is the package's one compiled module.
+ *
  * The masking loop XORs 8 bytes at a time with a 64-bit word holding the mask twice. Words are
  * moved with memcpy, which compilers turn into plain (unaligned) loads and stores, so any
  * alignment of `data` is fine; the last 0-7 bytes are done one at a time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <limits.h>
 #include <stdint.h>
@@ -545,51 +554,87 @@ PyDoc_STRVAR(parse_messages_doc,
 "    TypeError, ValueError: an argument has the wrong type or value.\n"
 "    MemoryError: then events for the frames before may already be appended.\n");
 
-static PyObject *
-deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* Where the slot (a `__slots__` member) `name` of `type` lives in its instances, or -1 when the
+   name is something else there (then it is looked up by name). Reading and writing a slot
+   at its offset is what its member descriptor does, without looking the name up through
+   the type's MRO and checking the instance's type against the descriptor's every time. */
+static Py_ssize_t
+slot_offset(PyTypeObject *type, PyObject *name, int writable)
 {
-    static PyObject *state_name = NULL;
-    PyObject *callback, *owner, *open_state, *result = NULL;
-    Py_ssize_t nbytes, position = 0;
+    PyObject *descriptor = _PyType_Lookup(type, name);
+    if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+        if (member->type == T_OBJECT_EX && !(writable && (member->flags & READONLY))) {
+            return member->offset;
+        }
+    }
+    return -1;
+}
+
+/* The attribute `name` of `object` at `offset` (see slot_offset): a new reference, or NULL
+   with an exception set. */
+static PyObject *
+get_slot(PyObject *object, Py_ssize_t offset, PyObject *name)
+{
+    PyObject *value;
+    if (offset < 0) {
+        return PyObject_GetAttr(object, name);
+    }
+    value = *(PyObject **)((char *)object + offset);
+    if (value == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
+                     Py_TYPE(object)->tp_name, name);
+        return NULL;
+    }
+    return Py_NewRef(value);
+}
+
+static int
+set_slot(PyObject *object, Py_ssize_t offset, PyObject *name, PyObject *value)
+{
+    if (offset < 0) {
+        return PyObject_SetAttr(object, name, value);
+    }
+    Py_XSETREF(*(PyObject **)((char *)object + offset), Py_NewRef(value));
+    return 0;
+}
+
+/* "state", interned once (deliver_messages, MessageDeliverer). */
+static PyObject *state_name = NULL;
+
+/* What deliver_messages binds before the buffer: the callback, the owner whose `state` is
+   checked (and where that slot lives, see slot_offset), and the frame limits. */
+typedef struct {
+    PyObject *callback, *owner, *open_state;
+    Py_ssize_t state_offset;
     long mask_bit;
     long long max_payload;
-    const unsigned char *data;
-    Py_buffer buffer;
-    scratch_t scratch;
+} delivery_t;
 
-    (void)module;
-    if (nargs != 7) {
-        PyErr_Format(PyExc_TypeError,
-                     "deliver_messages() takes 7 positional arguments but %zd were given",
-                     nargs);
-        return NULL;
-    }
+/* 0, or -1 with an exception set: the first five arguments of deliver_messages. */
+static int
+delivery_arguments(PyObject *const *args, delivery_t *delivery)
+{
     if (state_name == NULL && (state_name = PyUnicode_InternFromString("state")) == NULL) {
-        return NULL;
+        return -1;
     }
-    callback = args[0];
-    owner = args[1];
-    open_state = args[2];
-    if (frame_limits(args[3], args[4], &mask_bit, &max_payload) != 0) {
-        return NULL;
-    }
-    if ((nbytes = index_argument(args[6], "nbytes")) < 0) {
-        return NULL;
-    }
-    /* Pinned, as in parse_messages: the callback may run arbitrary code. */
-    if (PyObject_GetBuffer(args[5], &buffer, PyBUF_SIMPLE) != 0) {
-        return NULL;
-    }
-    if (nbytes > buffer.len) {
-        PyErr_Format(PyExc_ValueError, "nbytes %zd exceeds the buffer's %zd bytes", nbytes,
-                     buffer.len);
-        PyBuffer_Release(&buffer);
-        return NULL;
-    }
-    data = (const unsigned char *)buffer.buf;
+    delivery->callback = args[0];
+    delivery->owner = args[1];
+    delivery->open_state = args[2];
+    delivery->state_offset = slot_offset(Py_TYPE(args[1]), state_name, 0);
+    return frame_limits(args[3], args[4], &delivery->mask_bit, &delivery->max_payload);
+}
+
+/* deliver_messages over `nbytes` bytes at `data`, which the caller keeps from changing. */
+static PyObject *
+deliver_from(const delivery_t *delivery, const unsigned char *data, Py_ssize_t nbytes)
+{
+    Py_ssize_t position = 0;
+    scratch_t scratch;
+    PyObject *result = NULL;
+
     scratch.large = NULL;
     scratch.large_size = 0;
-
     while (nbytes - position >= 2) {
         PyObject *item, *state, *returned;
         Py_ssize_t frame_size;
@@ -597,17 +642,17 @@ deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
         /* Checked before every message: the previous callback may have closed or failed the
            connection, and then the slow path decides what the rest of the bytes mean. */
-        state = PyObject_GetAttr(owner, state_name);
+        state = get_slot(delivery->owner, delivery->state_offset, state_name);
         if (state == NULL) {
             goto done;
         }
-        is_open = state == open_state;
+        is_open = state == delivery->open_state;
         Py_DECREF(state);
         if (!is_open) {
             break;
         }
-        taken = take_plain_frame(data + position, nbytes - position, mask_bit, max_payload,
-                                 &scratch, &item, &frame_size);
+        taken = take_plain_frame(data + position, nbytes - position, delivery->mask_bit,
+                                 delivery->max_payload, &scratch, &item, &frame_size);
         if (taken < 0) {
             goto done;
         }
@@ -615,7 +660,7 @@ deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
         position += frame_size;
-        returned = PyObject_CallOneArg(callback, item);
+        returned = PyObject_CallOneArg(delivery->callback, item);
         Py_DECREF(item);
         if (returned == NULL) {
             PyObject *type, *value, *traceback;
@@ -637,9 +682,162 @@ deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     result = PyLong_FromSsize_t(position);
 done:
     PyMem_Free(scratch.large);
+    return result;
+}
+
+/* deliver_messages' buffer and nbytes arguments: the buffer is pinned, as in
+   parse_messages, since the callback may run arbitrary code. */
+static PyObject *
+deliver_from_buffer(const delivery_t *delivery, PyObject *buffer_obj, PyObject *nbytes_obj)
+{
+    Py_ssize_t nbytes;
+    Py_buffer buffer;
+    PyObject *result;
+
+    if ((nbytes = index_argument(nbytes_obj, "nbytes")) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(buffer_obj, &buffer, PyBUF_SIMPLE) != 0) {
+        return NULL;
+    }
+    if (nbytes > buffer.len) {
+        PyErr_Format(PyExc_ValueError, "nbytes %zd exceeds the buffer's %zd bytes", nbytes,
+                     buffer.len);
+        PyBuffer_Release(&buffer);
+        return NULL;
+    }
+    result = deliver_from(delivery, (const unsigned char *)buffer.buf, nbytes);
     PyBuffer_Release(&buffer);
     return result;
 }
+
+static PyObject *
+deliver_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    delivery_t delivery;
+
+    (void)module;
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError,
+                     "deliver_messages() takes 7 positional arguments but %zd were given",
+                     nargs);
+        return NULL;
+    }
+    if (delivery_arguments(args, &delivery) != 0) {
+        return NULL;
+    }
+    return deliver_from_buffer(&delivery, args[5], args[6]);
+}
+
+/* --- MessageDeliverer: deliver_messages with its first five arguments bound ------------- */
+
+typedef struct {
+    PyObject_HEAD
+    delivery_t delivery;  /* holds a reference to each of its objects */
+    vectorcallfunc vectorcall;
+} DelivererObject;
+
+static PyTypeObject DelivererType;
+
+static PyObject *
+deliverer_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_Format(PyExc_TypeError,
+                     "MessageDeliverer takes 2 positional arguments (buffer, nbytes)");
+        return NULL;
+    }
+    return deliver_from_buffer(&((DelivererObject *)self)->delivery, args[0], args[1]);
+}
+
+static PyObject *
+deliverer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    DelivererObject *self;
+    delivery_t delivery;
+
+    if ((kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) || PyTuple_GET_SIZE(args) != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "MessageDeliverer(callback, owner, open_state, mask_bit, max_payload)");
+        return NULL;
+    }
+    if (delivery_arguments(&PyTuple_GET_ITEM(args, 0), &delivery) != 0) {
+        return NULL;
+    }
+    self = (DelivererObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->delivery = delivery;
+    Py_INCREF(delivery.callback);
+    Py_INCREF(delivery.owner);
+    Py_INCREF(delivery.open_state);
+    self->vectorcall = deliverer_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+deliverer_traverse(DelivererObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->delivery.callback);
+    Py_VISIT(self->delivery.owner);
+    Py_VISIT(self->delivery.open_state);
+    return 0;
+}
+
+static int
+deliverer_clear(DelivererObject *self)
+{
+    Py_CLEAR(self->delivery.callback);
+    Py_CLEAR(self->delivery.owner);
+    Py_CLEAR(self->delivery.open_state);
+    return 0;
+}
+
+static void
+deliverer_dealloc(DelivererObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    deliverer_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The deliverer's own call on a bytes object, which needs no pinning: what PlainReads does
+   with the bytes of each read. */
+static PyObject *
+deliverer_take_bytes(PyObject *deliverer, PyObject *data)
+{
+    const delivery_t *delivery = &((DelivererObject *)deliverer)->delivery;
+    if (delivery->callback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "MessageDeliverer was cleared");
+        return NULL;
+    }
+    return deliver_from(delivery, (const unsigned char *)PyBytes_AS_STRING(data),
+                        PyBytes_GET_SIZE(data));
+}
+
+PyDoc_STRVAR(deliverer_doc,
+"MessageDeliverer(callback, owner, open_state, mask_bit, max_payload)\n"
+"--\n"
+"\n"
+"``deliver_messages`` with its first five arguments bound: calling it with\n"
+"``(buffer, nbytes)`` is ``deliver_messages(callback, owner, open_state, mask_bit,\n"
+"max_payload, buffer, nbytes)``, without checking those five again on every call.\n");
+
+static PyTypeObject DelivererType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "fullduplex.protocol._speedups.MessageDeliverer",
+    .tp_basicsize = sizeof(DelivererObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = deliverer_doc,
+    .tp_new = deliverer_new,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(DelivererObject, vectorcall),
+    .tp_traverse = (traverseproc)deliverer_traverse,
+    .tp_clear = (inquiry)deliverer_clear,
+    .tp_dealloc = (destructor)deliverer_dealloc,
+};
 
 PyDoc_STRVAR(deliver_messages_doc,
 "deliver_messages(callback, owner, open_state, mask_bit, max_payload, buffer, nbytes, /)\n"
@@ -743,6 +941,333 @@ PyDoc_STRVAR(apply_mask_doc,
 "Raises:\n"
 "    TypeError: an argument is not bytes-like.\n"
 "    ValueError: the mask is not 4 bytes long.\n");
+
+/* --- PlainReads: the compiled twin of io/asyncio's _PlainReads -------------------------- */
+
+/* The names looked up on the connection, interned once by the module's exec slot. */
+static PyObject *name_deliver, *name_receive, *name_replies, *name_transport, *name_is_closing,
+    *name_write, *name_finish_read, *name_eof_received, *name_connection_lost,
+    *name_pause_writing, *name_resume_writing;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *connection;
+    /* The list that each read lends the connection as its ``_replies``: emptied, not freed,
+       after the read. */
+    PyObject *replies;
+    Py_ssize_t deliver_offset, replies_offset, transport_offset;
+} PlainReadsObject;
+
+static int
+plain_reads_init(PlainReadsObject *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *connection, *replies;
+    static char *keywords[] = {"connection", NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:PlainReads", keywords, &connection)) {
+        return -1;
+    }
+    if ((replies = PyList_New(0)) == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->replies, replies);
+    Py_XSETREF(self->connection, Py_NewRef(connection));
+    self->deliver_offset = slot_offset(Py_TYPE(connection), name_deliver, 0);
+    self->replies_offset = slot_offset(Py_TYPE(connection), name_replies, 1);
+    self->transport_offset = slot_offset(Py_TYPE(connection), name_transport, 0);
+    return 0;
+}
+
+static int
+plain_reads_traverse(PlainReadsObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->connection);
+    Py_VISIT(self->replies);
+    return 0;
+}
+
+static int
+plain_reads_clear(PlainReadsObject *self)
+{
+    Py_CLEAR(self->connection);
+    Py_CLEAR(self->replies);
+    return 0;
+}
+
+static void
+plain_reads_dealloc(PlainReadsObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    plain_reads_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The connection, or NULL with RuntimeError set when the object was never initialized. */
+static PyObject *
+plain_reads_connection(PlainReadsObject *self)
+{
+    if (self->connection == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "PlainReads was not initialized");
+    }
+    return self->connection;
+}
+
+/* Write the replies framed during a read: one bytes object, at once, unless the transport is
+   gone or closing (then they are dropped, as _flush drops what comes after the close). */
+static int
+write_replies(PlainReadsObject *self, PyObject *connection, PyObject *replies)
+{
+    PyObject *transport, *closing, *data, *written;
+    int is_closing;
+
+    transport = get_slot(connection, self->transport_offset, name_transport);
+    if (transport == NULL) {
+        return -1;
+    }
+    if (transport == Py_None) {
+        Py_DECREF(transport);
+        return 0;
+    }
+    closing = PyObject_CallMethodNoArgs(transport, name_is_closing);
+    if (closing == NULL) {
+        Py_DECREF(transport);
+        return -1;
+    }
+    is_closing = PyObject_IsTrue(closing);
+    Py_DECREF(closing);
+    if (is_closing != 0) {
+        Py_DECREF(transport);
+        return is_closing < 0 ? -1 : 0;
+    }
+    if (PyList_GET_SIZE(replies) == 1) {
+        data = Py_NewRef(PyList_GET_ITEM(replies, 0));
+    }
+    else {
+        /* Joined: they are small, and one buffer beats a writev of many. */
+        PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+        if (empty == NULL) {
+            Py_DECREF(transport);
+            return -1;
+        }
+        data = _PyBytes_Join(empty, replies);
+        Py_DECREF(empty);
+        if (data == NULL) {
+            Py_DECREF(transport);
+            return -1;
+        }
+    }
+    written = PyObject_CallMethodOneArg(transport, name_write, data);
+    Py_DECREF(data);
+    Py_DECREF(transport);
+    if (written == NULL) {
+        return -1;
+    }
+    Py_DECREF(written);
+    return 0;
+}
+
+static PyObject *
+plain_reads_data_received(PlainReadsObject *self, PyObject *data)
+{
+    PyObject *connection, *deliver, *replies, *lent, *taken = NULL, *nbytes_obj;
+    PyObject *result = NULL, *call_args[2];
+    Py_ssize_t nbytes, taken_bytes;
+    int failed;
+
+    if ((connection = plain_reads_connection(self)) == NULL) {
+        return NULL;
+    }
+    /* Held: a callback may replace this object as the transport's protocol. */
+    Py_INCREF(connection);
+    lent = Py_NewRef(self->replies);
+    deliver = get_slot(connection, self->deliver_offset, name_deliver);
+    if (deliver == NULL) {
+        goto done;
+    }
+    if (deliver == Py_None) {
+        result = PyObject_CallMethodOneArg(connection, name_receive, data);
+        goto done;
+    }
+    if ((nbytes = PyObject_Size(data)) < 0) {
+        goto done;
+    }
+    /* send_nowait frames the callback's replies into this list (_PlainReads.data_received). */
+    if (set_slot(connection, self->replies_offset, name_replies, lent) != 0) {
+        goto done;
+    }
+    if (Py_IS_TYPE(deliver, &DelivererType) && PyBytes_CheckExact(data)) {
+        taken = deliverer_take_bytes(deliver, data);  /* the usual case, without the call */
+    }
+    else if ((nbytes_obj = PyLong_FromSsize_t(nbytes)) != NULL) {
+        call_args[0] = data;
+        call_args[1] = nbytes_obj;
+        taken = PyObject_Vectorcall(deliver, call_args, 2, NULL);
+        Py_DECREF(nbytes_obj);
+    }
+    /* Read back: a write during the read (_flush) may have taken the replies already. */
+    replies = get_slot(connection, self->replies_offset, name_replies);
+    failed = replies == NULL
+             || set_slot(connection, self->replies_offset, name_replies, Py_None) != 0;
+    if (!failed && taken != NULL && replies == lent && PyList_GET_SIZE(lent) > 0) {
+        failed = write_replies(self, connection, lent) != 0;
+    }
+    Py_XDECREF(replies);
+    /* Emptied for the next read, whoever wrote its frames. */
+    if (PyList_GET_SIZE(lent) > 0 && PyList_SetSlice(lent, 0, PyList_GET_SIZE(lent), NULL) != 0) {
+        failed = 1;
+    }
+    if (failed || taken == NULL) {
+        Py_XDECREF(taken);
+        goto done;
+    }
+    if (PyLong_CheckExact(taken)) {
+        taken_bytes = PyLong_AsSsize_t(taken);
+        if (taken_bytes == -1 && PyErr_Occurred()) {
+            Py_DECREF(taken);
+            goto done;
+        }
+        if (taken_bytes == nbytes) {
+            Py_DECREF(taken);
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    result = PyObject_CallMethodObjArgs(connection, name_finish_read, taken, data, NULL);
+    Py_DECREF(taken);
+done:
+    Py_XDECREF(deliver);
+    Py_DECREF(lent);
+    Py_DECREF(connection);
+    return result;
+}
+
+/* The other protocol methods: the connection's own, called with the same arguments. */
+static PyObject *
+plain_reads_forward(PlainReadsObject *self, PyObject *name, PyObject *argument)
+{
+    PyObject *connection = plain_reads_connection(self);
+    if (connection == NULL) {
+        return NULL;
+    }
+    if (argument == NULL) {
+        return PyObject_CallMethodNoArgs(connection, name);
+    }
+    return PyObject_CallMethodOneArg(connection, name, argument);
+}
+
+static PyObject *
+plain_reads_eof_received(PlainReadsObject *self, PyObject *unused)
+{
+    (void)unused;
+    return plain_reads_forward(self, name_eof_received, NULL);
+}
+
+static PyObject *
+plain_reads_connection_lost(PlainReadsObject *self, PyObject *exc)
+{
+    return plain_reads_forward(self, name_connection_lost, exc);
+}
+
+static PyObject *
+plain_reads_pause_writing(PlainReadsObject *self, PyObject *unused)
+{
+    (void)unused;
+    return plain_reads_forward(self, name_pause_writing, NULL);
+}
+
+static PyObject *
+plain_reads_resume_writing(PlainReadsObject *self, PyObject *unused)
+{
+    (void)unused;
+    return plain_reads_forward(self, name_resume_writing, NULL);
+}
+
+static PyMethodDef plain_reads_methods[] = {
+    {"data_received", (PyCFunction)plain_reads_data_received, METH_O,
+     "Deliver the read's whole messages to the callback and write its replies."},
+    {"eof_received", (PyCFunction)plain_reads_eof_received, METH_NOARGS,
+     "``connection.eof_received()``."},
+    {"connection_lost", (PyCFunction)plain_reads_connection_lost, METH_O,
+     "``connection.connection_lost(exc)``."},
+    {"pause_writing", (PyCFunction)plain_reads_pause_writing, METH_NOARGS,
+     "``connection.pause_writing()``."},
+    {"resume_writing", (PyCFunction)plain_reads_resume_writing, METH_NOARGS,
+     "``connection.resume_writing()``."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef plain_reads_members[] = {
+    {"connection", T_OBJECT, offsetof(PlainReadsObject, connection), READONLY,
+     "The connection whose reads this object takes."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyDoc_STRVAR(plain_reads_doc,
+"PlainReads(connection)\n"
+"--\n"
+"\n"
+"A transport's plain protocol for a connection whose messages go to a callback: the\n"
+"compiled twin of ``fullduplex.io.asyncio.plumbing._PlainReads``, which defines its\n"
+"contract. It calls only methods and attributes of ``connection``; it knows no event loop\n"
+"and no socket.\n"
+"\n"
+"``data_received(data)``: with ``connection._deliver`` None, ``connection._receive(data)``.\n"
+"Otherwise sets ``connection._replies`` to a new list, calls\n"
+"``connection._deliver(data, len(data))``, resets ``connection._replies`` to None and, when\n"
+"the list it read back holds frames, writes them with ``connection.transport.write`` in one\n"
+"bytes object unless the transport is None or closing; then, unless every byte was taken,\n"
+"``connection._finish_read(taken, data)``. The other methods call the connection's own.\n");
+
+static PyTypeObject PlainReadsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "fullduplex.protocol._speedups.PlainReads",
+    .tp_basicsize = sizeof(PlainReadsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = plain_reads_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)plain_reads_init,
+    .tp_traverse = (traverseproc)plain_reads_traverse,
+    .tp_clear = (inquiry)plain_reads_clear,
+    .tp_dealloc = (destructor)plain_reads_dealloc,
+    .tp_methods = plain_reads_methods,
+    .tp_members = plain_reads_members,
+};
+
+static int
+speedups_exec(PyObject *module)
+{
+    struct {
+        PyObject **slot;
+        const char *text;
+    } names[] = {
+        {&name_deliver, "_deliver"},
+        {&name_receive, "_receive"},
+        {&name_replies, "_replies"},
+        {&name_transport, "transport"},
+        {&name_is_closing, "is_closing"},
+        {&name_write, "write"},
+        {&name_finish_read, "_finish_read"},
+        {&name_eof_received, "eof_received"},
+        {&name_connection_lost, "connection_lost"},
+        {&name_pause_writing, "pause_writing"},
+        {&name_resume_writing, "resume_writing"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (*names[i].slot == NULL
+            && (*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL) {
+            return -1;
+        }
+    }
+    if (PyType_Ready(&PlainReadsType) != 0 || PyType_Ready(&DelivererType) != 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "MessageDeliverer", (PyObject *)&DelivererType) != 0) {
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, "PlainReads", (PyObject *)&PlainReadsType);
+}
 
 /* --- HTTP/1.1 request heads (protocol/http_server.py) ------------------------------------
  *
@@ -1019,6 +1544,7 @@ static PyMethodDef speedups_methods[] = {
 };
 
 static PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, speedups_exec},
     {0, NULL},
 };
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import codecs
 import enum
-import functools
 import os
 from collections.abc import Callable, Sequence
 
@@ -67,7 +66,7 @@ from .frames import (
     Frame,
     FrameParser,
     Opcode,
-    deliver_messages,
+    bind_deliverer,
     parse_close_payload,
     serialize_close_payload,
     serialize_frame,
@@ -405,8 +404,7 @@ class Connection:
         ):
             return None
         # State OPEN implies that no frame was refused, so the parser skips no bytes either.
-        return functools.partial(
-            deliver_messages,
+        return bind_deliverer(
             callback,
             self,
             _OPEN,
@@ -457,17 +455,9 @@ class Connection:
             InvalidState: the connection is not open, or a fragmented message is unfinished.
             TypeError: ``message`` is neither exactly ``str`` nor ``bytes``.
         """
-        if (
-            self.state is _OPEN  # and so no close frame was sent
-            and not self.is_client
-            and not self.extensions
-            and not self._sending_fragmented
-            and (
-                type(message) is str
-                or (type(message) is bytes and len(message) <= _COPY_BINARY_UP_TO)
-            )
-        ):
-            self._output.append(serialize_message(message))
+        frame = self._plain_frame(message)
+        if frame is not None:
+            self._output.append(frame)
         elif type(message) is str:
             self.send_text(message)
         elif type(message) is bytes:
@@ -481,14 +471,22 @@ class Connection:
 
         A frame is returned only when nothing is queued for the network (`data_to_send`
         would return nothing), so that writing it at once keeps the frames in order, and
-        when `send_message` would frame it in one bytes object: OPEN, a server's, no
-        extension, no fragmented message in progress, ``str`` or a small ``bytes``. The
-        frame is not queued: the caller writes it. This spares the ordinary send its
-        round trip through ``data_to_send``.
+        when `send_message` would frame it in one bytes object (`_plain_frame`). The frame
+        is not queued: the caller writes it. This spares the ordinary send its round trip
+        through ``data_to_send``.
         """
+        if self._output:
+            return None
+        return self._plain_frame(message)
+
+    def _plain_frame(self, message: str | bytes) -> bytes | None:
+        """The frame of ``message`` in one bytes object (`serialize_message`), or None when
+        it cannot be sent that way: the connection is not OPEN (OPEN also means that no
+        close frame was sent), is a client's (which masks) or has an extension, a fragmented
+        message is in progress, or ``message`` is neither ``str`` nor a ``bytes`` of at most
+        ``_COPY_BINARY_UP_TO``. The one place that says when a message is framed plainly."""
         if (
-            not self._output
-            and self.state is _OPEN  # and so no close frame was sent
+            self.state is _OPEN  # and so no close frame was sent
             and not self.is_client
             and not self.extensions
             and not self._sending_fragmented

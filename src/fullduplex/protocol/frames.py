@@ -22,11 +22,13 @@ A header is decoded in one place in Python, `_read_header`; the compiled `parse_
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ..exceptions import InvalidPayload, MessageTooBig, ProtocolViolation
+from ._compiled import MessageDeliverer as _CompiledDeliverer
 from ._compiled import apply_mask, frame_message, parse_messages, unmask_payload
 from ._compiled import deliver_messages as _compiled_deliver
 
@@ -38,6 +40,7 @@ __all__ = [
     "serialize_frame",
     "serialize_message",
     "deliver_messages",
+    "bind_deliverer",
     "parse_close_payload",
     "serialize_close_payload",
     "apply_mask",
@@ -494,7 +497,26 @@ deliver_messages: Callable[
 """Call ``callback(message)`` for each whole message in one plain frame at the head of
 ``buffer[:nbytes]``: ``deliver_messages(callback, owner, open_state, mask_bit, max_payload,
 buffer, nbytes)``, in C when the extension is built (see `_deliver_messages_python`). For
-`Connection.message_deliverer`, which binds every argument but the last two."""
+`Connection.message_deliverer`, which binds every argument but the last two (`bind_deliverer`)."""
+
+
+def bind_deliverer(
+    callback: Callable[[str | bytes], object],
+    owner: Any,
+    open_state: object,
+    mask_bit: int,
+    max_payload: int,
+) -> Callable[[Buffer, int], int | tuple[int, Exception]]:
+    """Return `deliver_messages` with all but its last two arguments bound:
+    ``deliver(buffer, nbytes)``.
+
+    A compiled object where the extension is built (its arguments are checked once, here,
+    not on every read; the callback API's compiled read calls it without a Python call),
+    else ``functools.partial``.
+    """
+    if _CompiledDeliverer is not None:
+        return _CompiledDeliverer(callback, owner, open_state, mask_bit, max_payload)
+    return functools.partial(deliver_messages, callback, owner, open_state, mask_bit, max_payload)
 
 
 def serialize_frame(

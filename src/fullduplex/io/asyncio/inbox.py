@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from ...exceptions import ConnectionClosedOK
 from ...protocol.connection import Connection, State
 from ..options import Options
-from .plumbing import _PlainReads
+from .plumbing import _callback_reads, _PlainReads
 from .writes import WriteBatching
 
 __all__ = ["MessageQueue", "Message", "MessageCallback"]
@@ -148,7 +148,7 @@ class MessageQueue(WriteBatching):
             raise RuntimeError("a coroutine is receiving on this connection with recv")
         if self._callback is None and self.transport is not None:
             # One Python call per read instead of two (see `_PlainReads`).
-            self.transport.set_protocol(_PlainReads(self))
+            self.transport.set_protocol(_callback_reads(self))
         self._callback = callback
         self._is_replying = False
         messages, self._messages = self._messages, None

@@ -1,11 +1,35 @@
 """Transport plumbing: the `asyncio.BufferedProtocol` side of a connection.
 
 Bytes read from the socket go to the sans-I/O `Connection`; the end of the stream and the
-transport's loss are reported to it. While messages go to a callback, the transport reads
-through `_PlainReads`, a plain protocol, instead: the callback API's fast read (a server
-connection's queue has its own, `_QueuedReads` in inbox.py). This layer
-also owns the transport's lifetime: it closes the transport when the protocol asks for it,
-and bounds that close by ``close_timeout``.
+transport's loss are reported to it. This layer also owns the transport's lifetime: it closes
+the transport when the protocol asks for it, and bounds that close by ``close_timeout``.
+
+Three ways to read
+------------------
+The transport's protocol is one of three objects, chosen by what the connection does with
+its messages; each hands what it does not take to the next one down, so the semantics are
+always those of the general path.
+
+1. The general path: `TransportPlumbing` itself, a `BufferedProtocol` (`get_buffer`,
+   `buffer_updated`), which reads into one buffer per thread and runs every frame through
+   `Connection.receive_messages` and `_process_events`. Every connection starts here (the
+   opening handshake, clients, an idle server connection, which allocates nothing more),
+   and every read that the two below do not take ends here.
+2. `_QueuedReads` (inbox.py): a server connection whose messages wait for `recv`, once its
+   queue exists. A plain protocol, one Python call per read: the whole messages at the
+   head of the read go from C into the queue (`Connection.message_deliverer` with
+   ``deque.append``).
+3. `_PlainReads`: a server connection whose messages go to a callback (`on_message`). A
+   plain protocol too, whose read hands each whole message to the callback from C and
+   writes the replies `send_nowait` framed in one call at its end; where the extension is
+   built it is compiled (``_speedups.PlainReads``, `_callback_reads`), so that the read
+   costs no Python call but the callback's.
+
+2 and 3 take a read only while the connection allows it (``_deliver`` is set: OPEN, no
+extension, nothing partly received, a server's; see
+`WebSocketConnection._update_deliverer`), and give the general path whatever follows the
+messages they took (`_finish_read`). Clients keep to the general path: their replies are
+masked, which `send_nowait`'s framing does not do.
 
 A connection is built as a stack of layers, each in a file of its own, each a subclass of the
 one below it (a stack rather than mixins, so that every layer keeps its own ``__slots__``):
@@ -22,6 +46,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, cast
 
+from ...protocol import _compiled
 from ...protocol.connection import Connection, State
 from ..options import Options
 
@@ -188,6 +213,15 @@ class TransportPlumbing(asyncio.BufferedProtocol):
         return str(address or "peer")
 
 
+def _callback_reads(connection: TransportPlumbing) -> asyncio.BaseProtocol:
+    """Return the transport's protocol for a connection whose messages go to a callback:
+    `_PlainReads`, or its compiled twin (``_speedups.PlainReads``), which spares the read
+    its one Python call."""
+    if _compiled.PlainReads is not None:
+        return cast(asyncio.BaseProtocol, _compiled.PlainReads(connection))
+    return _PlainReads(connection)
+
+
 class _PlainReads(asyncio.Protocol):
     """The transport's protocol while messages go to a callback (`MessageQueue.on_message`).
 
@@ -198,7 +232,8 @@ class _PlainReads(asyncio.Protocol):
     The replies that the callback sends (`send_nowait`) are framed into ``_replies`` and
     written at the end of the read, in one call (joined: they are small, and one buffer
     beats a writev of many); whatever follows those messages takes the general path
-    (`_finish_read`).
+    (`_finish_read`). This class defines the contract of its compiled twin,
+    ``_speedups.PlainReads`` (see `_callback_reads`), and runs where it is not built.
     """
 
     __slots__ = ("connection",)
