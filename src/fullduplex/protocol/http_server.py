@@ -377,7 +377,8 @@ class HTTPServerProtocol:
     @property
     def must_close(self) -> bool:
         """Whether the caller must close the transport once the response's bytes are written."""
-        return self._failed or (self._response_state == "done" and not self.keep_alive)
+        # keep_alive's own test, spelled out: the server asks after every response.
+        return self._failed or (self._response_state == "done" and not self._keep_alive)
 
     def next_event(self) -> HTTPEvent | None:
         """Return the next event, or None until more data arrives (or the response ends).
@@ -679,7 +680,7 @@ class HTTPServerProtocol:
         Raises:
             InvalidState: the response has not ended, or the connection must close.
         """
-        if self._response_state != "done" or self.must_close:
+        if self._response_state != "done" or self._failed or not self._keep_alive:
             raise InvalidState("the connection cannot take another request now")
         self._request = None
         self._response_state = "idle"
@@ -725,7 +726,7 @@ class HTTPServerProtocol:
     def _begin_response(self, status: int) -> bool:
         """Settle the request body and keep-alive before a response head; return whether
         the status carries content."""
-        if not self.discard_body():
+        if not self._body_done and not self.discard_body():
             self._keep_alive = False
         return status >= 200 and status not in _NO_CONTENT_STATUSES
 

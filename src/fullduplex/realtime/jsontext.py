@@ -69,7 +69,8 @@ def _with_orjson() -> tuple[Callable[[Any], str], Callable[[str], Any]] | None:
             value = orjson_loads(text)
         except decode_error:
             return _std_loads(text)
-        if _holds_float(value) and _LONG_INTEGER.search(text) is not None:
+        # The search first: it runs in C, and rules the rare case out for most texts.
+        if _LONG_INTEGER.search(text) is not None and _holds_float(value):
             return _std_loads(text)  # perhaps an integer beyond 64 bits, read as a float
         return value
 

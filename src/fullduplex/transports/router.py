@@ -256,8 +256,8 @@ class Router(Endpoint):
         (HTTP routes, static files, 404...) is answered by `handle_http`."""
         if path in self._http_routes:
             return False
-        mounted = self._find_mount(path)
-        return mounted is not None and mounted[0].handle_http_nowait(exchange, mounted[1])
+        found = self._find_mount_prefix(path)
+        return found is not None and found[1].handle_http_nowait(exchange, found[2])
 
     def refuse_websocket(self, request: Request, path: str) -> Response | None:
         """Accept an upgrade for a WebSocket route, ask the mounted endpoint, or refuse 404."""

@@ -149,7 +149,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if self._is_lingering:
             return  # closing: what the client still sends is dropped
         self.parser.receive_data(self._read_view[:nbytes])
-        self._wake_reader()
+        if self._data_waiter is not None:
+            self._wake_reader()
         self._advance()
 
     def eof_received(self) -> bool:

@@ -311,7 +311,7 @@ class EngineIOEndpoint(Endpoint):
         """The answer to a request that no session takes (a handshake opens one), or the
         session whose poll or POST it is, with the CORS fields for its answer."""
         request = exchange.request
-        headers = self._cors_headers(request)
+        headers = () if self._cors is None else self._cors_headers(request)
         if path not in ("", "/"):
             return _Answer(404, TEXT_HEADERS, b"not found")
         method = request.method
