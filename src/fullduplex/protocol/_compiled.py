@@ -110,7 +110,7 @@ because the package has one; it calls only the connection's own methods and attr
 parse_request_head: (
     Callable[
         [bytes | bytearray | memoryview, int, int],
-        tuple[str, str, str, list[str], int, int] | None,
+        tuple[str, str, str, list[str], int, int, str | None] | None,
     ]
     | None
 )

@@ -1274,7 +1274,7 @@ speedups_exec(PyObject *module)
  * parse_request_head(buffer, end, max_headers) parses the request head buffer[:end] (without
  * the empty line that ends it) when it is plainly valid, and returns what
  * `http_server._parse_head_python` returns for it: (method, target, http_version, items,
- * host_count, framing). Anything else (a malformed line, another HTTP version, more than
+ * host_count, framing, content_length). Anything else (a malformed line, another HTTP version, more than
  * max_headers fields) returns None, and the Python parser parses the head again to refuse it
  * with the right status and message: this code never has to say what is wrong, only never
  * accept what the Python parser refuses.
@@ -1366,9 +1366,10 @@ append_text(PyObject *items, const unsigned char *start, const unsigned char *st
    they are plainly valid, 0 when not, -1 on a Python error. */
 static int
 parse_fields(const unsigned char *p, const unsigned char *stop, Py_ssize_t max_headers,
-             PyObject *items, long *host_count, long *framing)
+             PyObject *items, long *host_count, long *framing, PyObject **content_length)
 {
     Py_ssize_t count = 0;
+    int length_fields = 0;
     while (p < stop) {
         const unsigned char *name = p, *colon, *value, *value_end;
         while (p < stop && TOKEN_CHARS[*p]) {
@@ -1404,19 +1405,30 @@ parse_fields(const unsigned char *p, const unsigned char *stop, Py_ssize_t max_h
             (*host_count)++;
         }
         else {
-            *framing |= framing_bit(name, colon - name);
+            int bit = framing_bit(name, colon - name);
+            *framing |= bit;
+            if (bit == FRAMING_CONTENT_LENGTH && ++length_fields == 1) {
+                *content_length = PyUnicode_DecodeLatin1((const char *)value,
+                                                         value_end - value, NULL);
+                if (*content_length == NULL) {
+                    return -1;
+                }
+            }
         }
         if (append_text(items, name, colon) < 0 || append_text(items, value, value_end) < 0) {
             return -1;
         }
+    }
+    if (length_fields > 1) {
+        Py_CLEAR(*content_length);  /* several: the Python side reads them all */
     }
     return 1;
 }
 
 PyDoc_STRVAR(parse_request_head_doc,
 "parse_request_head(buffer, end, max_headers, /)\n--\n\n"
-"Return (method, target, http_version, items, host_count, framing) for the plainly valid\n"
-"request head buffer[:end], else None (see http_server._parse_head_python).");
+"Return (method, target, http_version, items, host_count, framing, content_length) for the\n"
+"plainly valid request head buffer[:end], else None (see http_server._parse_head_python).");
 
 static PyObject *
 parse_request_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -1425,7 +1437,7 @@ parse_request_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t end, max_headers;
     const unsigned char *start, *p, *stop, *method_end, *target, *target_end, *line_end;
     const char *version;
-    PyObject *items = NULL, *result = NULL;
+    PyObject *items = NULL, *result = NULL, *content_length = NULL;
     long host_count = 0, framing = 0;
     int fields;
 
@@ -1485,7 +1497,8 @@ parse_request_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     fields = line_end < stop
-        ? parse_fields(line_end + 2, stop, max_headers, items, &host_count, &framing)
+        ? parse_fields(line_end + 2, stop, max_headers, items, &host_count, &framing,
+                       &content_length)
         : 1;
     if (fields < 0) {
         goto done;
@@ -1498,8 +1511,8 @@ parse_request_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *path = method == NULL ? NULL
             : PyUnicode_DecodeLatin1((const char *)target, target_end - target, NULL);
         if (path != NULL) {
-            result = Py_BuildValue("(O O s O l l)", method, path, version, items, host_count,
-                                   framing);
+            result = Py_BuildValue("(O O s O l l O)", method, path, version, items, host_count,
+                                   framing, content_length == NULL ? Py_None : content_length);
         }
         Py_XDECREF(method);
         Py_XDECREF(path);
@@ -1510,6 +1523,7 @@ invalid:
     result = Py_NewRef(Py_None);
 done:
     Py_XDECREF(items);
+    Py_XDECREF(content_length);
     PyBuffer_Release(&view);
     return result;
 }

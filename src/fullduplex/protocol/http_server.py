@@ -205,28 +205,33 @@ def _body_framing(
         return None
     if not length_fields:
         return 0
-    if len(length_fields) == 1 and "," not in length_fields[0]:
-        value = length_fields[0]  # the usual case; the parser stripped the value
-    else:
-        # RFC 9110 §8.6: a list of identical values may be taken as that value.
-        values = {item.strip() for field in length_fields for item in field.split(",")}
-        if len(values) != 1:
-            raise InvalidRequest("conflicting Content-Length values")
-        (value,) = values
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+    # RFC 9110 §8.6: a list of identical values may be taken as that value.
+    values = {item.strip() for field in length_fields for item in field.split(",")}
+    if len(values) != 1:
+        raise InvalidRequest("conflicting Content-Length values")
+    (value,) = values
+    length = _length(value)
+    if length is None:
         raise InvalidRequest(f"invalid Content-Length: {value[:20]!r}")
-    return int(value)
+    return length
+
+
+def _length(value: str) -> int | None:
+    """A ``Content-Length`` value (RFC 9110 §8.6: digits only; more than 18 exceeds any body
+    this side could accept), or None."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 def _parse_head_python(
     buffer: bytearray, end: int, max_headers: int
-) -> tuple[str, str, str, list[str], int, int]:
+) -> tuple[str, str, str, list[str], int, int, str | None]:
     """Parse the request head ``buffer[:end]`` (without its final empty line).
 
     Returns:
         The method, the target, the HTTP version (``"1.1"`` or ``"1.0"``), the fields as a flat
         list (name, value, name, value...; values without surrounding whitespace), how many
-        ``Host`` fields there are, and which framing fields are there (``_FRAMING_*`` bits).
+        ``Host`` fields there are, which framing fields are there (``_FRAMING_*`` bits), and
+        the value of the ``Content-Length`` field if there is exactly one.
 
     Raises:
         InvalidRequest: the head is malformed (400), has another HTTP version (505), or too
@@ -265,7 +270,12 @@ def _parse_head_python(
     for bit, marker in _FRAMING_MARKERS:
         if marker in lowered:
             framing |= bit
-    return method, target, http_version, items, lowered.count("\nhost:"), framing
+    content_length = None
+    if lowered.count("\ncontent-length:") == 1:
+        for index in range(0, len(items), 2):
+            if items[index].lower() == "content-length":
+                content_length = items[index + 1]
+    return method, target, http_version, items, lowered.count("\nhost:"), framing, content_length
 
 
 def _tokens(values: list[str]) -> list[str]:
@@ -404,18 +414,26 @@ class HTTPServerProtocol:
         )
         if parsed is None:
             parsed = _parse_head_python(buffer, end, self.max_headers)
-        method, target, http_version, items, hosts, framing = parsed
+        method, target, http_version, items, hosts, framing, content_length = parsed
         del buffer[: end + 4]
         headers = Headers.__new__(Headers)
         headers._items = items
         # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host.
         if http_version == "1.1" and hosts != 1:
             raise InvalidRequest("an HTTP/1.1 request needs exactly one Host header")
-        body_length = _body_framing(
-            headers.get_all("transfer-encoding") if framing & _FRAMING_TRANSFER_ENCODING else [],
-            headers.get_all("content-length") if framing & _FRAMING_CONTENT_LENGTH else [],
-            http_version,
+        body_length = (
+            _length(content_length)
+            if content_length is not None and not framing & _FRAMING_TRANSFER_ENCODING
+            else None
         )
+        if body_length is None:
+            body_length = _body_framing(
+                headers.get_all("transfer-encoding")
+                if framing & _FRAMING_TRANSFER_ENCODING
+                else [],
+                headers.get_all("content-length") if framing & _FRAMING_CONTENT_LENGTH else [],
+                http_version,
+            )
         connection = _tokens(headers.get_all("connection")) if framing & _FRAMING_CONNECTION else []
         if http_version == "1.1":
             self._keep_alive = "close" not in connection
@@ -575,6 +593,16 @@ class HTTPServerProtocol:
         """
         self._check_response_state("not_started")
         has_content = self._begin_response(status)
+        if has_content and self._keep_alive and self._http_version == "1.1":
+            # The usual answer: its head up to Content-Length is the same for every response
+            # with these status and fields, and made once.
+            prefix, has_length, connection = _response_prefix(status, tuple(headers))
+            if not has_length and "close" not in connection:
+                self._response_chunked = False
+                self._response_state = "done"
+                if self._head_method == "HEAD":
+                    return b"%bContent-Length: %d\r\n\r\n" % (prefix, len(body))
+                return b"%bContent-Length: %d\r\n\r\n%b" % (prefix, len(body), body)
         head = self._head(status, headers, len(body) if has_content else None, streamed=False)
         self._response_state = "done"
         return head + body if has_content and self._head_method != "HEAD" else head
@@ -772,6 +800,31 @@ def _field_block(fields: tuple[tuple[str, str], ...]) -> tuple[str, bool, list[s
         _FIELD_BLOCKS.clear()
     _FIELD_BLOCKS[fields] = block
     return block
+
+
+def _response_prefix(
+    status: int, fields: tuple[tuple[str, str], ...]
+) -> tuple[bytes, bool, list[str]]:
+    """`_field_block` with the status line before the fields, as bytes."""
+    key = (status, fields)
+    try:
+        return _RESPONSE_PREFIXES[key]
+    except KeyError:
+        pass
+    except TypeError:  # fields given as lists: nothing to cache them by
+        fields = tuple((name, value) for name, value in fields)
+        key = (status, fields)
+    block, has_length, connection = _field_block(fields)
+    prefix = (_status_line(status) + block).encode("latin-1"), has_length, connection
+    if len(_RESPONSE_PREFIXES) >= _MAX_FIELD_BLOCKS:
+        _RESPONSE_PREFIXES.clear()
+    _RESPONSE_PREFIXES[key] = prefix
+    return prefix
+
+
+_RESPONSE_PREFIXES: dict[
+    tuple[int, tuple[tuple[str, str], ...]], tuple[bytes, bool, list[str]]
+] = {}
 
 
 @functools.lru_cache(maxsize=64)

@@ -59,6 +59,7 @@ from .session import (
     TEXT_HEADERS,
     WEBSOCKET,
     EngineIOSession,
+    Fields,
     SessionOptions,
     _Answer,
     _refusal,
@@ -265,18 +266,18 @@ class EngineIOEndpoint(Endpoint):
             return ServerError.FORBIDDEN
         return None
 
-    def _cors_headers(self, request: Request) -> list[tuple[str, str]]:
+    def _cors_headers(self, request: Request) -> Fields:
         cors = self._cors
         if cors is None:
-            return []
+            return ()
         origin = request.headers.get("Origin")
         if cors == "*" and not self._cors_credentials:
-            return [("Access-Control-Allow-Origin", "*")]
+            return (("Access-Control-Allow-Origin", "*"),)
         if origin is None or (isinstance(cors, frozenset) and origin not in cors):
-            return []
-        headers = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+            return ()
+        headers: Fields = (("Access-Control-Allow-Origin", origin), ("Vary", "Origin"))
         if self._cors_credentials:
-            headers.append(("Access-Control-Allow-Credentials", "true"))
+            headers += (("Access-Control-Allow-Credentials", "true"),)
         return headers
 
     def _preflight_headers(self, request: Request) -> list[tuple[str, str]]:
@@ -306,9 +307,7 @@ class EngineIOEndpoint(Endpoint):
             options.max_payload_bytes,
         )
 
-    def _route(
-        self, exchange: HTTPExchange, path: str
-    ) -> _Answer | tuple[EngineIOSession, list[tuple[str, str]]]:
+    def _route(self, exchange: HTTPExchange, path: str) -> _Answer | tuple[EngineIOSession, Fields]:
         """The answer to a request that no session takes (a handshake opens one), or the
         session whose poll or POST it is, with the CORS fields for its answer."""
         request = exchange.request
@@ -329,13 +328,13 @@ class EngineIOEndpoint(Endpoint):
             return _refusal(headers, ServerError.BAD_REQUEST)
         return self._sessions[sid], headers
 
-    def _open_polling(self, exchange: HTTPExchange, headers: list[tuple[str, str]]) -> _Answer:
+    def _open_polling(self, exchange: HTTPExchange, headers: Fields) -> _Answer:
         session = self._new_session(exchange.request, exchange.remote_address, POLLING)
         upgrades = [WEBSOCKET] if WEBSOCKET in self._transports else []
         opening = encode_payload((self._open_packet(session, upgrades),))
         session._start()
         self._run_handler(session)
-        return _Answer(200, [*TEXT_HEADERS, *headers], opening)
+        return _Answer(200, TEXT_HEADERS + headers, opening)
 
     async def _open_websocket(self, websocket: Session) -> None:
         session = self._new_session(websocket.request, websocket.remote_address, WEBSOCKET)

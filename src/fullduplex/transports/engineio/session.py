@@ -84,7 +84,10 @@ __all__ = ["EngineIOSession", "SessionOptions"]
 POLLING = "polling"
 WEBSOCKET = "websocket"
 
-TEXT_HEADERS = (("Content-Type", "text/plain; charset=UTF-8"),)
+Fields = tuple[tuple[str, str], ...]
+"""Response header fields: a tuple, so that the server caches the head made of them."""
+
+TEXT_HEADERS: Fields = (("Content-Type", "text/plain; charset=UTF-8"),)
 
 # The close codes a WebSocket close frame may carry (RFC 6455 §7.4); a session's other codes
 # (1006: nothing was sent) close the WebSocket with 1000.
@@ -92,6 +95,8 @@ _SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 101
 
 # How long after the probe a poll is ended with NOOP (engine.io checks every 100 ms).
 NOOP_DELAY_S = 0.05
+
+_JSON_HEADERS: Fields = (("Content-Type", "application/json"),)
 
 _PING = Packet(PacketType.PING)
 _CLOSE = Packet(PacketType.CLOSE)
@@ -400,7 +405,7 @@ class EngineIOSession(Session):
         """Arm the heartbeat; called once the OPEN packet is on its way."""
         self._schedule_ping()
 
-    async def _serve_poll(self, exchange: HTTPExchange, headers: list[tuple[str, str]]) -> None:
+    async def _serve_poll(self, exchange: HTTPExchange, headers: Fields) -> None:
         """Answer one GET: queued packets now, or hold it until there are some."""
         answer = self._overlapping_poll(headers) or self._poll_answer(headers)
         while answer is None:
@@ -418,7 +423,7 @@ class EngineIOSession(Session):
             answer = self._poll_answer(headers)
         await exchange.respond(*answer)
 
-    def _serve_poll_nowait(self, exchange: NativeExchange, headers: list[tuple[str, str]]) -> None:
+    def _serve_poll_nowait(self, exchange: NativeExchange, headers: Fields) -> None:
         """`_serve_poll` with no coroutine: a held poll is answered from the callback of the
         future that wakes it."""
         answer = self._overlapping_poll(headers) or self._poll_answer(headers)
@@ -433,7 +438,7 @@ class EngineIOSession(Session):
     def _poll_settled(
         self,
         exchange: NativeExchange,
-        headers: list[tuple[str, str]],
+        headers: Fields,
         forget: Callable[[], object],
         poll: asyncio.Future[bool],
     ) -> None:
@@ -446,14 +451,14 @@ class EngineIOSession(Session):
             else:
                 exchange.respond_nowait(*answer)
 
-    def _overlapping_poll(self, headers: list[tuple[str, str]]) -> _Answer | None:
+    def _overlapping_poll(self, headers: Fields) -> _Answer | None:
         """engine.io-protocol: overlapping polls are an error; the held one gets CLOSE."""
         if self._pending_poll is None:
             return None
         self._end(1008, "transport error")
         return _refusal(headers, ServerError.BAD_REQUEST)
 
-    def _poll_answer(self, headers: list[tuple[str, str]]) -> _Answer | None:
+    def _poll_answer(self, headers: Fields) -> _Answer | None:
         """What a poll gets now, or None while it waits for packets.
 
         Taken when the poll runs, not when it was woken: the WebSocket's probe and UPGRADE
@@ -471,9 +476,9 @@ class EngineIOSession(Session):
             body = self._take_payload(None)
         else:
             return None
-        return _Answer(200, [*TEXT_HEADERS, *headers], body)
+        return _Answer(200, TEXT_HEADERS + headers, body)
 
-    async def _serve_post(self, exchange: HTTPExchange, headers: list[tuple[str, str]]) -> None:
+    async def _serve_post(self, exchange: HTTPExchange, headers: Fields) -> None:
         """Take one POST's payload and answer ``ok`` once the inbox has taken every message."""
         if self._is_posting:
             await exchange.respond(*self._overlapping_post(headers))
@@ -498,9 +503,9 @@ class EngineIOSession(Session):
                     await self._receive(packet)
         finally:
             self._is_posting = False
-        await exchange.respond(200, [*TEXT_HEADERS, *headers], b"ok")
+        await exchange.respond(200, TEXT_HEADERS + headers, b"ok")
 
-    def _serve_post_nowait(self, exchange: NativeExchange, headers: list[tuple[str, str]]) -> bool:
+    def _serve_post_nowait(self, exchange: NativeExchange, headers: Fields) -> bool:
         """`_serve_post` with no coroutine, if the whole body is here and the inbox has room
         for every message in it; else False, having changed nothing."""
         if self._is_posting:
@@ -523,21 +528,19 @@ class EngineIOSession(Session):
             if self._state is _CLOSED:
                 break
             self._receive_nowait(packet)  # room was checked: it takes each packet
-        exchange.respond_nowait(200, [*TEXT_HEADERS, *headers], b"ok")
+        exchange.respond_nowait(200, TEXT_HEADERS + headers, b"ok")
         return True
 
-    def _overlapping_post(self, headers: list[tuple[str, str]]) -> _Answer:
+    def _overlapping_post(self, headers: Fields) -> _Answer:
         """A second concurrent POST is an error, as a second poll is."""
         self._end(1008, "transport error")
         return _refusal(headers, ServerError.BAD_REQUEST)
 
-    def _too_large(self, headers: list[tuple[str, str]]) -> _Answer:
+    def _too_large(self, headers: Fields) -> _Answer:
         self._end(1009, "transport error")
-        return _Answer(413, [*TEXT_HEADERS, *headers], b"payload too large")
+        return _Answer(413, TEXT_HEADERS + headers, b"payload too large")
 
-    def _posted_packets(
-        self, body: bytes, headers: list[tuple[str, str]]
-    ) -> list[Packet] | _Answer:
+    def _posted_packets(self, body: bytes, headers: Fields) -> list[Packet] | _Answer:
         """The packets of a POST's payload, or the answer to an invalid one (which ends the
         session)."""
         try:
@@ -916,6 +919,6 @@ class _Answer(NamedTuple):
     body: bytes = b""
 
 
-def _refusal(headers: list[tuple[str, str]], error: ServerError) -> _Answer:
+def _refusal(headers: Fields, error: ServerError) -> _Answer:
     """``error``'s status and JSON body."""
-    return _Answer(error.http_status, [("Content-Type", "application/json"), *headers], error.body)
+    return _Answer(error.http_status, _JSON_HEADERS + headers, error.body)
