@@ -1,6 +1,6 @@
 """What the Socket.IO and Engine.IO protocol suites expect, served by fullduplex.
 
-The same as the reference server (``../shared/tools/socketio/node/server.mjs``) on one port:
+The same as the reference server (engine.io and socket.io on Node) on one port:
 
 - ``/engine.io/``: an Engine.IO echo (every message back to its sender);
 - ``/socket.io/``: Socket.IO with namespaces ``/`` and ``/custom``, each emitting ``auth`` (the
@@ -16,7 +16,8 @@ Settings as the suites hard-code them: ping interval 300 ms, ping timeout 200 ms
 
 Usage: python examples/socketio_test_server.py [PORT [--heartbeat INTERVAL_MS TIMEOUT_MS]]
        (127.0.0.1, default port 9700; the heartbeat defaults to the suites' 300 and 200 ms)
-Then:  ../shared/tools/socketio/run.sh http://127.0.0.1:9700 /tmp/results
+Then:  scripts/socketio-suites/run.sh http://127.0.0.1:9700
+       (the suites installed once by scripts/install-socketio-suites.sh)
 """
 
 from __future__ import annotations

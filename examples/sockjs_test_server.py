@@ -3,7 +3,8 @@
 Run ``python examples/sockjs_test_server.py [PORT]`` (default 8081), then the public SockJS
 protocol suite against it (see docs/transports.md)::
 
-    ../shared/tools/sockjs/run.sh http://127.0.0.1:8081
+    scripts/install-sockjs-suite.sh     # once
+    scripts/sockjs-suite/run.sh http://127.0.0.1:8081
 
 The handler is an ordinary session handler, the same kind of function that serves raw
 WebSocket connections: here ``echo`` serves SockJS sessions under four prefixes, and raw

@@ -6,8 +6,8 @@
 #     scripts/install-socketio-suites.sh     # into /tmp/socketio-node/suites
 #     SOCKETIO_NODE_DIR=DIR scripts/install-socketio-suites.sh
 #
-# then run the tests with SOCKETIO_TOOLS=scripts/socketio-suites (the runner, run.sh) and the
-# same SOCKETIO_NODE_DIR. Needs node (>= 18), npm, curl and python3. The suites are fetched at
+# (then run the tests with the same SOCKETIO_NODE_DIR); scripts/socketio-suites/run.sh runs
+# them. Needs node (>= 18), npm, curl and python3. The suites are fetched at
 # the commits pinned below and changed in three places, none of them a test's assertion:
 #   1. the server's URL comes from SERVER_URL (upstream: http://localhost:3000);
 #   2. node-imports.js is ours: its WebSocket is the `ws` package's with

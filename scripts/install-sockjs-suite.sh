@@ -6,8 +6,8 @@
 #     scripts/install-sockjs-suite.sh        # into /tmp/sockjs-harness-venv
 #     SOCKJS_VENV=DIR scripts/install-sockjs-suite.sh
 #
-# then run the tests with SOCKJS_SUITE_DIR=scripts/sockjs-suite (the runner, run.sh) and the
-# same SOCKJS_VENV. Needs python3 with venv and curl. The result is a virtualenv with the
+# (then run the tests with the same SOCKJS_VENV); scripts/sockjs-suite/run.sh runs it. Needs
+# python3 with venv and curl. The result is a virtualenv with the
 # suite's clients (websocket-client, ws4py) and, in its folder suite/, the suite's three files
 # at the commit pinned below. Upstream is Python 2; they are ported to Python 3 here, with
 # no change to what a test sends or checks: Python 3's module names (urllib.parse, http.client

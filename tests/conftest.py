@@ -58,20 +58,14 @@ HOW_TO_INSTALL = {
     "node": "sudo apt-get install -y nodejs npm",
     "ws": "npm ci --prefix tests (or make test)",
     "socket.io-client": "npm ci --prefix tests (or make test)",
-    # The public protocol suites: the scripts fetch them, the runners beside them run them.
-    # The tests look for a runner in shared/tools beside the repository (CI's) unless told.
+    # The public protocol suites, which the repository's runners run (scripts/).
     "sockjs-suite": (
-        "scripts/install-sockjs-suite.sh, then run the tests with "
-        "SOCKJS_SUITE_DIR=scripts/sockjs-suite (and, to install elsewhere than "
-        "/tmp/sockjs-harness-venv, the same SOCKJS_VENV=DIR for both)"
+        "scripts/install-sockjs-suite.sh (to install elsewhere than /tmp/sockjs-harness-venv, "
+        "the same SOCKJS_VENV=DIR for it and the tests)"
     ),
     "sockjs-client": "make src/fullduplex/transports/sockjs/client/node_modules/.installed",
     "chat-client": "make examples/chat/node_modules/.installed",
     "engine.io-client": "npm ci --prefix tests (or make test)",
-    "socketio-tools": (
-        "scripts/install-socketio-suites.sh, then run the tests with "
-        "SOCKETIO_TOOLS=scripts/socketio-suites"
-    ),
     "socketio-suites": (
         "scripts/install-socketio-suites.sh (to install elsewhere than /tmp/socketio-node, "
         "the same SOCKETIO_NODE_DIR=DIR for it and the tests)"

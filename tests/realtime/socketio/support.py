@@ -12,15 +12,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "examples" / "socketio_test_server.py"
-SOCKETIO_TOOLS = Path(
-    os.environ.get("SOCKETIO_TOOLS", REPO.parent / "shared" / "tools" / "socketio")
-)
+# The protocol suites' runner; scripts/install-socketio-suites.sh installs the suites (CI
+# installs them with shared/tools/socketio/setup.sh beside the repository: the same layout).
+SOCKETIO_RUNNER = REPO / "scripts" / "socketio-suites" / "run.sh"
 SOCKETIO_NODE_DIR = Path(os.environ.get("SOCKETIO_NODE_DIR", "/tmp/socketio-node"))
 
 __all__ = [
     "REPO",
     "EXAMPLE",
-    "SOCKETIO_TOOLS",
+    "SOCKETIO_RUNNER",
     "SOCKETIO_NODE_DIR",
     "CLIENT_TEST_HEARTBEAT",
     "example_server",

@@ -19,7 +19,8 @@ import pytest
 
 from fullduplex.asgi import mount
 
-from .support import EXAMPLE, SOCKETIO_NODE_DIR, SOCKETIO_TOOLS
+from ...asgi.uvicorn_server import uvicorn_serving
+from .support import EXAMPLE, SOCKETIO_NODE_DIR, SOCKETIO_RUNNER
 
 uvicorn = pytest.importorskip("uvicorn", reason="pip install -e '.[test]'")
 starlette_applications = pytest.importorskip("starlette.applications")
@@ -50,29 +51,13 @@ async def under_uvicorn(**settings: Any) -> AsyncIterator[str]:
     )
     # Engine.IO without permessage-deflate, as engine.io: under uvicorn that is uvicorn's
     # setting, not the endpoint's (see EngineIOEndpoint).
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        ws_per_message_deflate=False,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:  # polled: uvicorn has no event for it
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await sio.close()
-        for endpoint in endpoints:
-            await endpoint.aclose()
-        server.should_exit = True
-        await task
+    async with uvicorn_serving(app, ws_per_message_deflate=False) as (_, port):
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            await sio.close()
+            for endpoint in endpoints:
+                await endpoint.aclose()
 
 
 async def run(*command: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -92,7 +77,6 @@ async def run(*command: str, env: dict[str, str] | None = None) -> tuple[int, st
 async def test_socket_io_suite_passes_under_uvicorn(
     require_tool: Callable[[str, str | os.PathLike[str]], str], tmp_path: Path
 ) -> None:
-    run_sh = require_tool("socketio-tools", SOCKETIO_TOOLS / "run.sh")
     require_tool(
         "socketio-suites", SOCKETIO_NODE_DIR / "suites" / "node_modules" / ".bin" / "mocha"
     )
@@ -102,7 +86,7 @@ async def test_socket_io_suite_passes_under_uvicorn(
             "SOCKETIO_NODE_DIR": str(SOCKETIO_NODE_DIR),
             "SOCKETIO_ONLY": "socket.io",
         }
-        _, report = await run("bash", run_sh, url, str(tmp_path), env=env)
+        _, report = await run("bash", str(SOCKETIO_RUNNER), url, str(tmp_path), env=env)
     results = json.loads((tmp_path / "socket.io-suite.json").read_text())
     failed = {test["title"] for test in results["tests"] if test["state"] != "passed"}
     assert not failed, report

@@ -1,5 +1,5 @@
 """The official engine.io-protocol (24 tests) and socket.io-protocol (32 tests) suites against
-examples/socketio_test_server.py, run with ``../shared/tools/socketio/run.sh``."""
+examples/socketio_test_server.py, run with ``scripts/socketio-suites/run.sh``."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from .support import SOCKETIO_NODE_DIR, SOCKETIO_TOOLS, example_server
+from .support import SOCKETIO_NODE_DIR, SOCKETIO_RUNNER, example_server
 
 TIMEOUT_S = 400
 pytestmark = pytest.mark.timeout_s(TIMEOUT_S)
 
 
-async def run_suites(run_sh: str, outdir: Path) -> tuple[dict[str, tuple[int, int]], str]:
+async def run_suites(outdir: Path) -> tuple[dict[str, tuple[int, int]], str]:
     """Start the example, run both suites against it; returns (passed, failed) per suite."""
     async with example_server() as url:
         process = await asyncio.create_subprocess_exec(
             "bash",
-            run_sh,
+            str(SOCKETIO_RUNNER),
             url,
             str(outdir),
             env={**os.environ, "SOCKETIO_NODE_DIR": str(SOCKETIO_NODE_DIR)},
@@ -55,14 +55,13 @@ async def test_both_protocol_suites_pass_in_full(
     a real failure fails both, and the message shows both reports.
     """
     require_tool("node", shutil.which("node") or "/usr/bin/node")
-    run_sh = require_tool("socketio-tools", SOCKETIO_TOOLS / "run.sh")
     require_tool(
         "socketio-suites", SOCKETIO_NODE_DIR / "suites" / "node_modules" / ".bin" / "mocha"
     )
     expected = {"engine.io": (24, 0), "socket.io": (32, 0)}
-    counts, first_report = await run_suites(run_sh, tmp_path / "first")
+    counts, first_report = await run_suites(tmp_path / "first")
     if counts == expected:
         return
     print(f"first run {counts}; running the suites again:\n{first_report}")
-    counts, report = await run_suites(run_sh, tmp_path / "second")
+    counts, report = await run_suites(tmp_path / "second")
     assert counts == expected, f"{first_report}\n--- second run ---\n{report}"

@@ -1,7 +1,7 @@
 """The Engine.IO echo server the official engine.io-protocol suite expects, on fullduplex.
 
-Serves an echo at ``/engine.io/`` with the suite's settings (the reference server's,
-``../shared/tools/socketio/node/server.mjs``): ping interval 300 ms, ping timeout 200 ms,
+Serves an echo at ``/engine.io/`` with the suite's settings (those of the reference server,
+engine.io on Node): ping interval 300 ms, ping timeout 200 ms,
 ``maxPayload`` 1000000, CORS ``*``, and no permessage-deflate.
 
 Usage: python tests/transports/engineio/server.py [PORT]   (127.0.0.1, default port 9600)

@@ -20,9 +20,10 @@ import pytest
 from fullduplex.asgi import mount
 from fullduplex.transports.engineio import EngineIOEndpoint
 
+from ...asgi.uvicorn_server import uvicorn_serving
 from .server import echo
 from .test_node_client import CLIENT, NODE_MODULES
-from .test_suite import NODE_DIR, SOCKETIO_TOOLS
+from .test_suite import NODE_DIR, SOCKETIO_RUNNER
 
 uvicorn = pytest.importorskip("uvicorn", reason="pip install -e '.[test]'")
 starlette_applications = pytest.importorskip("starlette.applications")
@@ -37,28 +38,11 @@ async def under_uvicorn(endpoint: EngineIOEndpoint) -> AsyncIterator[str]:
     app = starlette_applications.Starlette(
         routes=[starlette_routing.Mount("/engine.io", app=mount(endpoint))]
     )
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        ws_per_message_deflate=False,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:  # polled: uvicorn has no event for it
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await endpoint.aclose()
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with uvicorn_serving(app, ws_per_message_deflate=False) as (_, port):
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            await endpoint.aclose()
 
 
 async def run(*command: str, env: dict[str, str] | None = None, timeout: float) -> str:
@@ -79,14 +63,15 @@ async def test_engine_io_protocol_suite_passes_all_24_tests_under_uvicorn(
     require_tool: RequireTool, tmp_path: Path
 ) -> None:
     require_tool("node", shutil.which("node") or "/usr/bin/node")
-    run_sh = require_tool("socketio-tools", SOCKETIO_TOOLS / "run.sh")
     require_tool("socketio-suites", NODE_DIR / "suites" / "node_modules" / ".bin" / "mocha")
     endpoint = EngineIOEndpoint(
         echo, ping_interval_ms=300, ping_timeout_ms=200, max_payload_bytes=1_000_000, cors="*"
     )
     async with under_uvicorn(endpoint) as origin:
         env = {**os.environ, "SOCKETIO_ONLY": "engine.io", "SOCKETIO_NODE_DIR": str(NODE_DIR)}
-        report = await run("bash", run_sh, origin, str(tmp_path), env=env, timeout=320)
+        report = await run(
+            "bash", str(SOCKETIO_RUNNER), origin, str(tmp_path), env=env, timeout=320
+        )
     results = json.loads((tmp_path / "engine.io-suite.json").read_text())
     assert (results["passed"], results["failed"]) == (24, 0), report
 

@@ -1,8 +1,8 @@
 """The official engine.io-protocol test suite (24 tests) against fullduplex's Engine.IO echo.
 
-The suite and its runner are in ``../shared/tools/socketio/`` (installed by its ``setup.sh``
-into ``$SOCKETIO_NODE_DIR``, default ``/tmp/socketio-node``); the server is `server.suite_app`,
-with the settings the suite hard-codes. Every one of the 24 tests must pass.
+The suite is installed by ``scripts/install-socketio-suites.sh`` into ``$SOCKETIO_NODE_DIR``
+(default ``/tmp/socketio-node``) and run by ``scripts/socketio-suites/run.sh``; the server is
+`server.suite_app`, with the settings the suite hard-codes. Every one of the 24 tests must pass.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ import fullduplex
 from .server import suite_app
 
 REPO = Path(__file__).resolve().parents[3]
-SOCKETIO_TOOLS = Path(
-    os.environ.get("SOCKETIO_TOOLS", REPO.parent / "shared" / "tools" / "socketio")
-)
+SOCKETIO_RUNNER = REPO / "scripts" / "socketio-suites" / "run.sh"
 NODE_DIR = Path(os.environ.get("SOCKETIO_NODE_DIR", "/tmp/socketio-node"))
 
 
@@ -29,13 +27,12 @@ async def test_engine_io_protocol_suite_passes_all_24_tests(
     require_tool: Callable[[str, str | os.PathLike[str]], str], tmp_path: Path
 ) -> None:
     require_tool("node", shutil.which("node") or "/usr/bin/node")
-    run_sh = require_tool("socketio-tools", SOCKETIO_TOOLS / "run.sh")
     require_tool("socketio-suites", NODE_DIR / "suites" / "node_modules" / ".bin" / "mocha")
     app, endpoint = suite_app()
     async with fullduplex.serve(app, "127.0.0.1", 0) as server:
         process = await asyncio.create_subprocess_exec(
             "bash",
-            run_sh,
+            str(SOCKETIO_RUNNER),
             f"http://127.0.0.1:{server.port}",
             str(tmp_path),
             env={**os.environ, "SOCKETIO_ONLY": "engine.io", "SOCKETIO_NODE_DIR": str(NODE_DIR)},
