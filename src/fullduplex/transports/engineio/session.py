@@ -716,19 +716,7 @@ class EngineIOSession(Session):
         else:
             data = message  # a binary frame is a MESSAGE with no prefix
         if self._is_consumer_idle:
-            # `_consume_inline` written out: this runs for every message.
-            consumer = self._consumer
-            assert consumer is not None
-            self._is_consumer_idle = False  # a message it causes to be read waits in the inbox
-            try:
-                pending = consumer(data)
-            except Exception as exc:
-                pending = _reraise(exc)
-            if pending is None:
-                self._is_consumer_idle = True
-            else:
-                self._consumer_pending = pending
-                self._inbox_ready.notify()
+            self._consume_inline(data)
         elif len(self._inbox) < self._options.max_queue_messages:
             self._inbox.append(data)
             self._inbox_ready.notify()
