@@ -346,7 +346,9 @@ class SockJSEndpoint(Endpoint):
             await _answer_once(exchange, receiver, headers, _close_frame(session))
             return
         self._receiving[session] = exchange
-        gone = asyncio.ensure_future(exchange.wait_disconnected())
+        # Done once the client has gone away: settled by the exchange itself, no watcher task.
+        gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        forget = exchange.call_on_disconnect(functools.partial(_settle, gone))
         try:
             if receiver.is_streaming:
                 await self._stream(exchange, session, receiver, headers, gone)
@@ -358,7 +360,7 @@ class SockJSEndpoint(Endpoint):
         except HTTPDisconnect:
             session.interrupt()
         finally:
-            gone.cancel()
+            forget()
             del self._receiving[session]
             session.detach()
 
@@ -452,6 +454,11 @@ class SockJSEndpoint(Endpoint):
             await self._serve(sockjs)
         finally:
             await sockjs.stop()
+
+
+def _settle(gone: asyncio.Future[None]) -> None:
+    if not gone.done():
+        gone.set_result(None)
 
 
 async def _pull(session: SockJSSession, gone: asyncio.Future[None]) -> str | None:
