@@ -682,6 +682,38 @@ async def test_nowait_application_leaves_a_body_still_arriving_to_serve_http() -
     assert len(app.tasks) == 1 and app.tasks[0] is not None
 
 
+async def test_nowait_answers_wait_for_a_client_that_reads_slowly() -> None:
+    # Pipelined requests whose answers go out without waiting: the server parses the next one
+    # only once the client has taken most of what it was sent.
+    big = b"x" * (1 << 20)
+    answered = 0
+    largest_buffer = 0
+
+    class BigApp(NowaitApp):
+        def serve_http_nowait(self, exchange: NativeExchange) -> bool:
+            nonlocal answered, largest_buffer
+            transport = exchange._connection.transport
+            assert transport is not None
+            exchange.respond_nowait(200, [], big)
+            answered += 1
+            largest_buffer = max(largest_buffer, transport.get_write_buffer_size())
+            return True
+
+    async with serve(BigApp(hello), "127.0.0.1", 0, write_limit=65536) as server:
+        peer = await RawPeer.open(server.port, rcvbuf=65536)
+        peer.write(b"".join(get(f"/{i}") for i in range(40)))  # 40 MiB of answers
+        previous = -1
+        while answered != previous:  # stalled for 0.1 s: the client reads nothing
+            previous = answered
+            await asyncio.sleep(0.1)
+        assert answered < 40
+        assert largest_buffer <= 3 * len(big)
+        for _ in range(40):
+            assert (await read_response(peer)).body == big
+        assert answered == 40
+        await peer.close()
+
+
 async def test_held_nowait_request_answered_later_lets_the_next_one_through() -> None:
     app = NowaitApp(hello)
     async with serve(app, "127.0.0.1", 0) as server:
