@@ -654,6 +654,15 @@ class NowaitApp(App):
         self.held.pop(0).respond_nowait(200, [], body)
 
 
+async def held_request(app: NowaitApp, port: int) -> RawPeer:
+    """A client whose request ``/held`` the application holds."""
+    peer = await RawPeer.open(port)
+    peer.write(get("/held"))
+    while not app.held:  # polled, bounded by the test's timeout
+        await asyncio.sleep(0.01)
+    return peer
+
+
 async def test_nowait_application_answers_pipelined_requests_in_order() -> None:
     # Hundreds of pipelined requests answered without a coroutine: each starts from the loop
     # once the one before it was answered, never nested inside it.
@@ -730,10 +739,7 @@ async def test_held_nowait_request_answered_later_lets_the_next_one_through() ->
 async def test_held_nowait_request_is_dropped_when_its_client_half_closes() -> None:
     app = NowaitApp(hello)
     async with serve(app, "127.0.0.1", 0) as server:
-        peer = await RawPeer.open(server.port)
-        peer.write(get("/held"))
-        while not app.held:
-            await asyncio.sleep(0.01)
+        peer = await held_request(app, server.port)
         peer.writer.write_eof()
         # Nothing will answer the held request: the server closes the connection.
         assert await peer.reader.read() == b""
@@ -744,10 +750,7 @@ async def test_held_nowait_request_is_dropped_when_its_client_half_closes() -> N
 async def test_server_shutdown_closes_a_connection_holding_a_nowait_request() -> None:
     app = NowaitApp(hello)
     async with serve(app, "127.0.0.1", 0) as server:
-        peer = await RawPeer.open(server.port)
-        peer.write(get("/held"))
-        while not app.held:
-            await asyncio.sleep(0.01)
+        peer = await held_request(app, server.port)
         started = asyncio.get_running_loop().time()
         server.close()
         await server.wait_closed()

@@ -39,6 +39,7 @@ import functools
 import re
 from collections.abc import Iterable
 from http import HTTPStatus
+from typing import TypeVar
 
 from ..exceptions import InvalidRequest, InvalidState
 from ._compiled import parse_request_head
@@ -51,6 +52,9 @@ from .http11 import (
     _parse_fields,
     _split_head,
 )
+
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
 
 __all__ = [
     "HTTPServerProtocol",
@@ -774,7 +778,10 @@ class HTTPServerProtocol:
 # Response heads are mostly the same few field lists (an endpoint's content type, its CORS
 # fields): each is turned into text once. Bounded: emptied when full.
 _FIELD_BLOCKS: dict[tuple[tuple[str, str], ...], tuple[str, bool, list[str]]] = {}
-_MAX_FIELD_BLOCKS = 256
+_RESPONSE_PREFIXES: dict[
+    tuple[int, tuple[tuple[str, str], ...]], tuple[bytes, bool, list[str]]
+] = {}
+_MAX_CACHED = 256
 
 
 def _field_block(fields: tuple[tuple[str, str], ...]) -> tuple[str, bool, list[str]]:
@@ -784,8 +791,8 @@ def _field_block(fields: tuple[tuple[str, str], ...]) -> tuple[str, bool, list[s
         return _FIELD_BLOCKS[fields]
     except KeyError:
         pass
-    except TypeError:  # fields given as lists: nothing to cache them by
-        fields = tuple((name, value) for name, value in fields)
+    except TypeError:  # fields given as lists: cached as tuples
+        return _field_block(_as_tuples(fields))
     lines = []
     has_length = False
     connection: list[str] = []
@@ -796,36 +803,34 @@ def _field_block(fields: tuple[tuple[str, str], ...]) -> tuple[str, bool, list[s
         elif lowered == "connection":
             connection.append(value)
         lines.append(f"{name}: {value}\r\n")
-    block = "".join(lines), has_length, _tokens(connection)
-    if len(_FIELD_BLOCKS) >= _MAX_FIELD_BLOCKS:
-        _FIELD_BLOCKS.clear()
-    _FIELD_BLOCKS[fields] = block
-    return block
+    return _remember(_FIELD_BLOCKS, fields, ("".join(lines), has_length, _tokens(connection)))
 
 
 def _response_prefix(
     status: int, fields: tuple[tuple[str, str], ...]
 ) -> tuple[bytes, bool, list[str]]:
     """`_field_block` with the status line before the fields, as bytes."""
-    key = (status, fields)
     try:
-        return _RESPONSE_PREFIXES[key]
+        return _RESPONSE_PREFIXES[status, fields]
     except KeyError:
         pass
-    except TypeError:  # fields given as lists: nothing to cache them by
-        fields = tuple((name, value) for name, value in fields)
-        key = (status, fields)
+    except TypeError:
+        return _response_prefix(status, _as_tuples(fields))
     block, has_length, connection = _field_block(fields)
-    prefix = (_status_line(status) + block).encode("latin-1"), has_length, connection
-    if len(_RESPONSE_PREFIXES) >= _MAX_FIELD_BLOCKS:
-        _RESPONSE_PREFIXES.clear()
-    _RESPONSE_PREFIXES[key] = prefix
-    return prefix
+    prefix = (_status_line(status) + block).encode("latin-1")
+    return _remember(_RESPONSE_PREFIXES, (status, fields), (prefix, has_length, connection))
 
 
-_RESPONSE_PREFIXES: dict[
-    tuple[int, tuple[tuple[str, str], ...]], tuple[bytes, bool, list[str]]
-] = {}
+def _as_tuples(fields: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((name, value) for name, value in fields)
+
+
+def _remember(cache: dict[_Key, _Value], key: _Key, value: _Value) -> _Value:
+    """Put ``value`` in a bounded cache (emptied when full) and return it."""
+    if len(cache) >= _MAX_CACHED:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 @functools.lru_cache(maxsize=64)
