@@ -45,7 +45,7 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from ..exceptions import FullDuplexError, InvalidRequest, InvalidState
-from ..io.asyncio.writes import _LoopTurns as LoopTurns
+from ..io.asyncio.writes import LoopTurns
 from ..protocol.events import (
     BinaryReceived,
     CloseReceived,

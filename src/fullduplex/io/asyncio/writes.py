@@ -14,7 +14,7 @@ messages go to a callback, the read that delivers them holds the flush
 (`_PlainReads.data_received`), replies are framed into ``_replies`` instead, and any
 other write during that read writes them first, so that frames keep their order.
 
-Turns are counted per event loop (`_LoopTurns`), not per connection: a connection notes the
+Turns are counted per event loop (`LoopTurns`), not per connection: a connection notes the
 turn of its last direct write, and the first direct write of a turn, by any connection,
 schedules the one callback that starts the next turn. A broadcast to 10,000 connections thus
 writes each at once and schedules a single callback, whatever each connection did before.
@@ -36,7 +36,7 @@ from ...protocol.connection import Connection, State
 from ..options import Options
 from .plumbing import TransportPlumbing
 
-__all__ = ["WriteBatching"]
+__all__ = ["WriteBatching", "LoopTurns"]
 
 _OPEN = State.OPEN
 
@@ -64,7 +64,7 @@ class WriteBatching(TransportPlumbing):
         # docstring).
         self._unflushed = 0
         self._flush_scheduled = False
-        self._turns = _LoopTurns.of(self._loop)
+        self._turns = LoopTurns.of(self._loop)
         self._direct_write_turn = -1
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -184,7 +184,7 @@ class WriteBatching(TransportPlumbing):
         await asyncio.shield(self._drain_waiter)
 
 
-class _LoopTurns:
+class LoopTurns:
     """Counts the turns of one event loop in which some connection wrote at once.
 
     `count` has the loop start a new turn (``number`` + 1) with one callback, scheduled by
@@ -200,11 +200,11 @@ class _LoopTurns:
         self._loop = loop
 
     @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> _LoopTurns:
+    def of(cls, loop: asyncio.AbstractEventLoop) -> LoopTurns:
         """Return the counter of ``loop``, which this thread runs."""
         # Kept per thread, as uvloop's loops take no attributes: a thread runs one loop at
         # a time.
-        turns: _LoopTurns | None = getattr(_thread_state, "turns", None)
+        turns: LoopTurns | None = getattr(_thread_state, "turns", None)
         if turns is None or turns._loop is not loop:
             turns = _thread_state.turns = cls(loop)
         return turns
